@@ -1,0 +1,48 @@
+# Every command a developer needs. The first target that needs the virtualenv builds it.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+UV      := $(BIN)/uv
+STAMP   := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
+DAYS    ?= 14
+SEED    ?= 7
+
+.PHONY: install lint test test-fast demo bench build train lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements/dev.lock pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.8
+	$(UV) pip sync -q --python $(BIN)/python requirements/dev.lock
+	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+lock:  ## re-resolve the pinned dependencies into the hashed lock file
+	$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements/dev.lock
+
+lint: install
+	$(BIN)/ruff check functions models infra tests
+	$(BIN)/ruff format --check functions models infra tests
+	$(BIN)/mypy functions models infra
+
+test: install
+	$(BIN)/pytest -n 2 -q
+
+test-fast: install
+	$(BIN)/pytest -q -x tests/unit
+
+demo: install
+	$(BIN)/dozor demo --days $(DAYS) --seed $(SEED)
+
+bench: install
+	$(BIN)/python -m dozor_training.bench
+
+train: install
+	$(BIN)/dozor train-fraud --days 60 --seed 7 --install
+
+build: install
+	bash infra/build_layer.sh
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
