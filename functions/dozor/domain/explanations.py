@@ -1,0 +1,125 @@
+"""Reasons a reviewer can read: the features that pushed an order's score, as sentences."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from dozor.domain.contracts import Reason
+from dozor.domain.features import FEATURE_NAMES
+
+_WHO = {
+    "buyer": "The buyer",
+    "card": "This card",
+    "device": "This device",
+    "ip": "This IP address",
+    "email": "This email address",
+    "address": "This shipping address",
+    "seller": "The seller",
+}
+_WINDOW = {"1h": "hour", "24h": "24 hours", "7d": "7 days", "30d": "30 days"}
+_PAYMENT = {1: "a card", 2: "SBP", 3: "a wallet", 4: "cash on delivery", 5: "installments"}
+_REMOTENESS = {
+    0: "Moscow or St Petersburg",
+    1: "a well-served region",
+    2: "a remote region",
+    3: "a very remote region",
+}
+
+_ENTITY_FEATURE = re.compile(
+    r"^(?P<kind>[a-z]+)_(?P<what>orders|amount|age|lifetime|distinct)_?(?P<rest>.*)$"
+)
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _yes(value: float) -> bool:
+    return value >= 0.5
+
+
+def _order_sentence(feature: str, v: float) -> str | None:
+    texts = {
+        "amount_rub": f"The order is worth {_n(v)} RUB",
+        "item_quantity": f"The order has {_n(v)} items",
+        "item_lines": f"The order has {_n(v)} different lines",
+        "item_categories": f"The order spans {_n(v)} categories",
+        "max_unit_price_rub": f"The most expensive item costs {_n(v)} RUB",
+        "high_risk_category_share": f"{v:.0%} of the order is in resale-prone categories",
+        "account_age_days": "The account was created less than a day ago"
+        if v < 1
+        else f"The account is {_n(v)} days old",
+        "local_hour": f"The order was placed at {int(v):02d}:{int(v % 1 * 60):02d} the buyer's local time",
+        "day_of_week": "The order was placed on a weekend" if v >= 5 else "The order was placed on a weekday",
+        "payment_method": f"Paid with {_PAYMENT.get(int(v), 'an unusual method')}",
+        "channel": "Placed "
+        + {1: "on the website", 2: "in the app", 3: "through the API"}.get(int(v), "elsewhere"),
+        "foreign_card": "The card was issued abroad" if _yes(v) else "The card was issued in Russia",
+        "card_shipping_country_mismatch": "The card's country differs from the shipping country"
+        if _yes(v)
+        else "The card's country matches the shipping country",
+        "ip_shipping_country_mismatch": "The IP address is in another country than the shipping address"
+        if _yes(v)
+        else "The IP address is in the shipping country",
+        "card_ip_country_mismatch": "The card's country differs from the IP address's country"
+        if _yes(v)
+        else "The card and the IP address are in the same country",
+        "shipping_remoteness": f"Shipping to {_REMOTENESS.get(int(v), 'an unknown region')}",
+        "email_disposable": "The email address is on a disposable-mail domain"
+        if _yes(v)
+        else "The email address is on a regular domain",
+        "email_digit_share": f"{v:.0%} of the email's name is digits",
+        "amount_vs_buyer_avg_30d": f"The order is {v:.1f}x the buyer's average over 30 days",
+        "amount_vs_seller_avg_30d": f"The order is {v:.1f}x the seller's average order over 30 days",
+        "seller_spike_24h": f"The seller's last 24 hours are {v:.1f}x its daily average",
+    }
+    return texts.get(feature)
+
+
+def _entity_sentence(feature: str, v: float) -> str | None:
+    m = _ENTITY_FEATURE.match(feature)
+    if not m or m["kind"] not in _WHO:
+        return None
+    who, what, rest = _WHO[m["kind"]], m["what"], m["rest"]
+    if what == "orders":
+        return f"{who} was in {_n(v)} earlier orders in the last {_WINDOW[rest]}"
+    if what == "amount":
+        return f"{who} was in {_n(v)} RUB of orders in the last {_WINDOW[rest]}"
+    if what == "age":
+        return (
+            f"{who} has never been seen before" if v < 1 / 24 else f"{who} was first seen {v:,.1f} days ago"
+        )
+    if what == "lifetime":
+        return f"{who} was in {_n(v)} earlier orders in all"
+    other = rest.removeprefix("distinct_").removesuffix("s_2mo")
+    return f"{who} was used with {_n(v)} different {other}s in the last two months"
+
+
+def describe(feature: str, value: float) -> str:
+    """One sentence about a feature's value."""
+    if math.isnan(value):
+        return f"No {feature.replace('_', ' ')} was available"
+    return _order_sentence(feature, value) or _entity_sentence(feature, value) or f"{feature} is {value:g}"
+
+
+def explain(row: np.ndarray, contributions: np.ndarray, top: int = 5) -> list[Reason]:
+    """The features that pushed the score up most; if none did, the ones that pulled it down most."""
+    order = np.argsort(-contributions)
+    picked = [i for i in order[:top] if contributions[i] > 0]
+    if not picked:
+        picked = list(np.argsort(contributions)[:top])
+    reasons = []
+    for i in picked:
+        value = float(row[i])
+        reasons.append(
+            Reason(
+                feature=FEATURE_NAMES[i],
+                value=None if math.isnan(value) else round(value, 4),
+                contribution=round(float(contributions[i]), 4),
+                text=describe(FEATURE_NAMES[i], value),
+            )
+        )
+    return reasons

@@ -1,0 +1,253 @@
+"""Order features: one module for serving and for training replay, so the two cannot drift.
+
+An order is turned into the entities it touches (`identify`), those entities' aggregates are read
+as they stood just before the order (`aggregates.summarise`), and `compute` folds order fields and
+aggregates into one float vector in `FEATURE_NAMES` order. Missing data is NaN, which XGBoost
+routes down its learned default branch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+
+import numpy as np
+
+from dozor.domain import aggregates as agg
+from dozor.domain.contracts import RUB_PER_UNIT, Order
+from dozor.domain.geography import REGIONS, normalise_region, remoteness_tier
+
+NAN = math.nan
+
+# Entities whose history says something about an order. Personal ones are stored hashed.
+ENTITY_KINDS = ("buyer", "card", "device", "ip", "email", "address", "seller")
+PERSONAL_KINDS = frozenset({"card", "ip", "email", "address", "phone"})
+
+# Which distinct neighbours each entity remembers (per month): a card used by many buyers, or an
+# address receiving for many buyers, is the classic stolen-card / drop-address shape.
+LINKS: dict[str, tuple[str, ...]] = {
+    "buyer": ("card", "address", "device"),
+    "card": ("buyer",),
+    "device": ("buyer",),
+    "ip": ("buyer",),
+    "address": ("buyer",),
+}
+
+HIGH_RISK_CATEGORIES = frozenset({"electronics", "phones", "gift_cards", "jewelry"})
+DISPOSABLE_EMAIL_DOMAINS = frozenset(
+    {
+        "mailinator.com",
+        "tempmail.com",
+        "10minutemail.com",
+        "guerrillamail.com",
+        "yopmail.com",
+        "trashmail.com",
+    }
+)
+PAYMENT_METHODS = {"card": 1, "sbp": 2, "wallet": 3, "cod": 4, "installments": 5}
+CHANNELS = {"web": 1, "app": 2, "api": 3}
+MOSCOW = timedelta(hours=3)
+
+
+def _entity_feature_names() -> list[str]:
+    names = []
+    for kind in ENTITY_KINDS:
+        names += [f"{kind}_orders_{w.name}" for w in agg.WINDOWS]
+        names += [f"{kind}_amount_24h", f"{kind}_amount_30d", f"{kind}_age_days", f"{kind}_lifetime_orders"]
+        names += [f"{kind}_distinct_{other}s_2mo" for other in LINKS.get(kind, ())]
+    return names
+
+
+ORDER_FEATURES = [
+    "amount_rub",
+    "item_quantity",
+    "item_lines",
+    "item_categories",
+    "max_unit_price_rub",
+    "high_risk_category_share",
+    "account_age_days",
+    "local_hour",
+    "day_of_week",
+    "payment_method",
+    "channel",
+    "foreign_card",
+    "card_shipping_country_mismatch",
+    "ip_shipping_country_mismatch",
+    "card_ip_country_mismatch",
+    "shipping_remoteness",
+    "email_disposable",
+    "email_digit_share",
+    "amount_vs_buyer_avg_30d",
+    "amount_vs_seller_avg_30d",
+    "seller_spike_24h",
+]
+
+FEATURE_NAMES: tuple[str, ...] = tuple(ORDER_FEATURES + _entity_feature_names())
+FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+class PiiHasher:
+    """Keyed hash (HMAC-SHA256) for personal data: stable for joins, useless without the key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __call__(self, kind: str, value: str) -> str:
+        return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def _normalise(value: str) -> str:
+    return _SPACES.sub(" ", value.strip().lower())
+
+
+def identify(order: Order, hasher: PiiHasher) -> dict[str, agg.Entity]:
+    """The entities this order touches, keyed by kind; personal values hashed."""
+    raw: dict[str, str | None] = {
+        "buyer": order.buyer.id,
+        "seller": order.seller.id,
+        "device": order.device_id,
+        "card": order.payment.card_fingerprint if order.payment else None,
+        "ip": order.ip,
+        "email": _normalise(order.buyer.email) if order.buyer.email else None,
+        "address": _address_key(order),
+    }
+    entities = {}
+    for kind, value in raw.items():
+        if value:
+            stored = hasher(kind, value) if kind in PERSONAL_KINDS else value
+            entities[kind] = agg.Entity(kind, stored)
+    return entities
+
+
+def _address_key(order: Order) -> str | None:
+    s = order.shipping
+    if s is None or not s.address:
+        return None
+    parts = (s.country, s.region, s.city, s.postal_code, s.address)
+    return "|".join(_normalise(p) for p in parts if p)
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """An order with its entities and their aggregates just before it."""
+
+    order: Order
+    entities: dict[str, agg.Entity]
+    aggregates: dict[str, agg.EntityAggregates]
+
+
+def view(order: Order, entities: dict[str, agg.Entity], snapshot: agg.Snapshot) -> OrderView:
+    return OrderView(
+        order=order,
+        entities=entities,
+        aggregates={kind: agg.summarise(e, order.created_at, snapshot) for kind, e in entities.items()},
+    )
+
+
+def updates(order: Order, entities: Mapping[str, agg.Entity]) -> list[agg.ContainerUpdate]:
+    """The counter updates that record this order for every entity it touches."""
+    result: list[agg.ContainerUpdate] = []
+    amount = order.amount_rub
+    for kind, entity in entities.items():
+        links = {other: entities[other].value for other in LINKS.get(kind, ()) if other in entities}
+        result += agg.updates_for(entity, order.created_at, amount, links)
+    return result
+
+
+def compute(v: OrderView) -> np.ndarray:
+    """The feature vector (float32, `FEATURE_NAMES` order) of one order."""
+    values = dict(_order_features(v))
+    for kind in ENTITY_KINDS:
+        a = v.aggregates.get(kind)
+        if a is None:
+            continue  # entity absent from the order: its features stay missing
+        for window, n in a.counts.items():
+            values[f"{kind}_orders_{window}"] = n
+        values[f"{kind}_amount_24h"] = a.amounts["24h"]
+        values[f"{kind}_amount_30d"] = a.amounts["30d"]
+        values[f"{kind}_age_days"] = (
+            _days(v.order.created_at.timestamp() - a.first_seen) if a.first_seen else 0.0
+        )
+        values[f"{kind}_lifetime_orders"] = a.lifetime_orders
+        for other in LINKS.get(kind, ()):
+            values[f"{kind}_distinct_{other}s_2mo"] = float(a.links.get(other, 0))
+    row = np.full(len(FEATURE_NAMES), np.nan, dtype=np.float32)
+    for name, value in values.items():
+        row[FEATURE_INDEX[name]] = value
+    return row
+
+
+def _days(seconds: float) -> float:
+    return max(seconds, 0.0) / 86400.0
+
+
+def _ratio(amount: float, total: float, count: float) -> float:
+    return amount / (total / count) if count > 0 and total > 0 else NAN
+
+
+def _flag(condition: bool | None) -> float:
+    return NAN if condition is None else float(condition)
+
+
+def _mismatch(a: str | None, b: str | None) -> float:
+    return NAN if not a or not b else float(a != b)
+
+
+def _order_features(v: OrderView) -> dict[str, float]:
+    o = v.order
+    rate = RUB_PER_UNIT[o.currency]
+    items = o.items
+    lines_rub = [(i.unit_price or 0.0) * i.quantity * rate for i in items]
+    total_lines = sum(lines_rub)
+    risky = sum(
+        x for x, i in zip(lines_rub, items, strict=True) if (i.category or "").lower() in HIGH_RISK_CATEGORIES
+    )
+    payment = o.payment
+    shipping = o.shipping
+    region = normalise_region(shipping.region) if shipping else None
+    offset = timedelta(hours=REGIONS[region].utc_offset) if region in REGIONS else MOSCOW
+    local = o.created_at.astimezone(UTC) + offset
+    email = o.buyer.email or ""
+    local_part, _, domain = email.rpartition("@")
+    ship_country = shipping.country if shipping else None
+    card_country = payment.card_country if payment else None
+    tier = remoteness_tier(region)
+    buyer = v.aggregates.get("buyer")
+    seller = v.aggregates.get("seller")
+    return {
+        "amount_rub": o.amount_rub,
+        "item_quantity": float(sum(i.quantity for i in items)) if items else NAN,
+        "item_lines": float(len(items)) if items else NAN,
+        "item_categories": float(len({i.category for i in items if i.category})) if items else NAN,
+        "max_unit_price_rub": max((i.unit_price or 0.0) * rate for i in items) if items else NAN,
+        "high_risk_category_share": risky / total_lines if total_lines > 0 else NAN,
+        "account_age_days": _days((o.created_at - o.buyer.account_created_at).total_seconds())
+        if o.buyer.account_created_at
+        else NAN,
+        "local_hour": local.hour + local.minute / 60.0,
+        "day_of_week": float(local.weekday()),
+        "payment_method": float(PAYMENT_METHODS[payment.method]) if payment and payment.method else NAN,
+        "channel": float(CHANNELS[o.channel]) if o.channel else NAN,
+        "foreign_card": _flag(card_country != "RU" if card_country else None),
+        "card_shipping_country_mismatch": _mismatch(card_country, ship_country),
+        "ip_shipping_country_mismatch": _mismatch(o.ip_country, ship_country),
+        "card_ip_country_mismatch": _mismatch(card_country, o.ip_country),
+        "shipping_remoteness": float(tier) if tier is not None else NAN,
+        "email_disposable": _flag(domain.lower() in DISPOSABLE_EMAIL_DOMAINS if domain else None),
+        "email_digit_share": sum(c.isdigit() for c in local_part) / len(local_part) if local_part else NAN,
+        "amount_vs_buyer_avg_30d": _ratio(o.amount_rub, buyer.amounts["30d"], buyer.counts["30d"])
+        if buyer
+        else NAN,
+        "amount_vs_seller_avg_30d": _ratio(o.amount_rub, seller.amounts["30d"], seller.counts["30d"])
+        if seller
+        else NAN,
+        "seller_spike_24h": seller.counts["24h"] / max(1.0, seller.counts["30d"] / 30.0) if seller else NAN,
+    }

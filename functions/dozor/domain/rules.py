@@ -1,0 +1,121 @@
+"""Hard rules and ops lists, evaluated beside the model.
+
+Rules encode what the business already knows for sure (a card shared by several buyers, an
+address receiving for many new accounts) and what ops decided by hand (allow/block/review lists,
+keyed by hashed card, email, device, ip, address, or by buyer). Each rule names the least severe
+decision it forces; the policy in `decisions` combines them with the model's score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from dozor.domain.contracts import DecisionKind
+from dozor.domain.features import FEATURE_INDEX, OrderView
+
+Facts = Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    action: DecisionKind
+    description: str
+    matches: Callable[[Facts], bool]
+
+
+def _at_least(feature: str, limit: float) -> Callable[[Facts], bool]:
+    return lambda f: f[feature] >= limit  # NaN compares False: a missing value never matches
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "CARD_SHARED_BY_BUYERS",
+        DecisionKind.DECLINE,
+        "card used by 3+ buyers in two months",
+        _at_least("card_distinct_buyers_2mo", 3),
+    ),
+    Rule(
+        "CARD_VELOCITY_1H",
+        DecisionKind.REVIEW,
+        "card used 3+ times in the last hour",
+        _at_least("card_orders_1h", 3),
+    ),
+    Rule(
+        "DEVICE_BURST_1H",
+        DecisionKind.REVIEW,
+        "device placed 5+ orders in the last hour",
+        _at_least("device_orders_1h", 5),
+    ),
+    Rule(
+        "DROP_ADDRESS",
+        DecisionKind.REVIEW,
+        "shipping address used by 4+ buyers in two months",
+        _at_least("address_distinct_buyers_2mo", 4),
+    ),
+    Rule(
+        "NEW_ACCOUNT_HIGH_VALUE",
+        DecisionKind.REVIEW,
+        "account under a day old, order of 50,000 RUB+",
+        lambda f: f["account_age_days"] < 1 and f["amount_rub"] >= 50_000,
+    ),
+    Rule(
+        "FOREIGN_CARD_HIGH_VALUE",
+        DecisionKind.REVIEW,
+        "card country differs from shipping, 30,000 RUB+",
+        lambda f: f["card_shipping_country_mismatch"] == 1 and f["amount_rub"] >= 30_000,
+    ),
+    Rule(
+        "DISPOSABLE_EMAIL",
+        DecisionKind.REVIEW,
+        "disposable email domain, order of 10,000 RUB+",
+        lambda f: f["email_disposable"] == 1 and f["amount_rub"] >= 10_000,
+    ),
+)
+
+_LIST_ACTIONS = {"block": DecisionKind.DECLINE, "review": DecisionKind.REVIEW, "allow": DecisionKind.APPROVE}
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    rule_id: str
+    action: DecisionKind
+
+
+class _RowFacts(Mapping[str, float]):
+    """A feature row read by name, without building a dict per order."""
+
+    def __init__(self, row: np.ndarray) -> None:
+        self._row = row
+
+    def __getitem__(self, name: str) -> float:
+        return float(self._row[FEATURE_INDEX[name]])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FEATURE_INDEX)
+
+    def __len__(self) -> int:
+        return len(FEATURE_INDEX)
+
+
+def evaluate(view: OrderView, row: np.ndarray) -> list[RuleHit]:
+    """Every list entry and rule this order matches."""
+    hits = [
+        RuleHit(f"LIST_{status.upper()}_{kind.upper()}", _LIST_ACTIONS[status])
+        for kind, aggregates in sorted(view.aggregates.items())
+        if (status := aggregates.list_status) in _LIST_ACTIONS
+    ]
+    facts = _RowFacts(row)
+    hits += [RuleHit(rule.id, rule.action) for rule in RULES if rule.matches(facts)]
+    return hits
+
+
+_SEVERITY = {DecisionKind.APPROVE: 0.0, DecisionKind.REVIEW: 1.0, DecisionKind.DECLINE: 2.0}
+
+
+def rules_only_score(hits: list[RuleHit]) -> float:
+    """The rules-only baseline's risk score: how much and how severely the order matched."""
+    return sum(_SEVERITY[h.action] for h in hits)

@@ -1,0 +1,156 @@
+"""Order scoring: the one domain service behind both the HTTP API and the order-event queue.
+
+For a batch of orders (one, for the API) it makes one batched read of the entities' aggregates
+and of any decisions already made, scores all new orders in one model call, and then commits each
+order on its own: the decision write is conditional and carries the order's counter updates, so a
+replayed order is counted once and gets its first decision back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import numpy as np
+
+from dozor.domain import aggregates as agg
+from dozor.domain import features, rules
+from dozor.domain.contracts import Decision, DecisionKind, Order
+from dozor.domain.decisions import decide
+from dozor.domain.explanations import explain
+from dozor.domain.model import FraudModel
+
+
+class AlreadyDecidedError(Exception):
+    """The order was decided before (a replay or a concurrent delivery)."""
+
+
+class StoreUnavailableError(Exception):
+    """The feature store could not be read in time (throttling, outage)."""
+
+
+class DecisionStore(Protocol):
+    def load(
+        self, order_ids: Sequence[str], keys: Iterable[agg.Key]
+    ) -> tuple[dict[str, Decision], dict[agg.Key, dict[str, object]]]:
+        """Decisions already made for these orders, and the aggregate containers: one batched read."""
+        ...
+
+    def commit(self, decision: Decision, updates: list[agg.ContainerUpdate]) -> None:
+        """Store a new decision and apply its counter updates atomically; AlreadyDecidedError if it exists."""
+        ...
+
+    def get_decision(self, order_id: str) -> Decision | None: ...
+
+
+class ReviewQueue(Protocol):
+    def submit(self, decision: Decision, order: Order) -> None: ...
+
+
+@dataclass
+class ScoredOrder:
+    """A decision made but not yet stored (``replay`` when it was stored before)."""
+
+    order: Order
+    decision: Decision
+    updates: list[agg.ContainerUpdate] = field(default_factory=list)
+    replay: bool = False
+    features: np.ndarray | None = None
+
+
+class OrderScoring:
+    def __init__(
+        self,
+        store: DecisionStore,
+        review_queue: ReviewQueue,
+        model: FraudModel,
+        hasher: features.PiiHasher,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._review_queue = review_queue
+        self._model = model
+        self._hasher = hasher
+        self._clock = clock
+
+    def score(self, order: Order) -> Decision:
+        """Decide one order and store the decision (or return the one stored before)."""
+        return self.commit(self.prepare([order])[0])
+
+    def prepare(self, orders: Sequence[Order]) -> list[ScoredOrder]:
+        """Score orders together; results come back in input order.
+
+        Orders are scored in time order, each seeing the ones before it in the batch, exactly as
+        if they had arrived one by one. A repeated order id in the batch is scored once.
+        """
+        entities = [features.identify(o, self._hasher) for o in orders]
+        keys = {
+            k for o, e in zip(orders, entities, strict=True) for k in agg.keys_for(e.values(), o.created_at)
+        }
+        degraded = False
+        try:
+            existing, snapshot = self._store.load([o.order_id for o in orders], keys)
+        except StoreUnavailableError:
+            # Checkout must not stall on the feature store: decide from the order alone, say so.
+            existing, snapshot, degraded = {}, {}, True
+        working = {k: dict(v) for k, v in snapshot.items()}
+
+        results: dict[int, ScoredOrder] = {}
+        fresh: list[tuple[int, features.OrderView, np.ndarray, list[agg.ContainerUpdate]]] = []
+        first_index: dict[str, int] = {}
+        for i in sorted(range(len(orders)), key=lambda j: orders[j].created_at):
+            order = orders[i]
+            if order.order_id in existing:
+                results[i] = ScoredOrder(order, existing[order.order_id], replay=True)
+                continue
+            if order.order_id in first_index:
+                continue  # a duplicate inside the batch: filled in from its first copy below
+            first_index[order.order_id] = i
+            view = features.view(order, entities[i], working)
+            updates = features.updates(order, entities[i])
+            agg.apply_updates(working, updates)
+            fresh.append((i, view, features.compute(view), updates))
+
+        if fresh:
+            rows = np.vstack([row for _, _, row, _ in fresh])
+            scores = self._model.scores(rows)
+            contributions = self._model.contributions(rows)
+            decided_at = self._clock()
+            for (i, view, row, updates), score, contrib in zip(fresh, scores, contributions, strict=True):
+                decision = decide(
+                    order_id=view.order.order_id,
+                    score=float(score),
+                    hits=rules.evaluate(view, row),
+                    reasons=explain(row, contrib),
+                    thresholds=self._model.thresholds,
+                    model_version=self._model.version,
+                    degraded=degraded,
+                    decided_at=decided_at,
+                )
+                results[i] = ScoredOrder(view.order, decision, updates, features=row)
+        for i, order in enumerate(orders):
+            if i not in results:
+                first = results[first_index[order.order_id]]
+                results[i] = ScoredOrder(order, first.decision, replay=True)
+        return [results[i] for i in range(len(orders))]
+
+    def commit(self, scored: ScoredOrder) -> Decision:
+        """Store a prepared decision once and send it to review if it needs a human.
+
+        A replayed REVIEW decision is sent to review again: the queue is at-least-once (the first
+        send may have failed after the write), and reviewers' tooling dedupes by order id.
+        """
+        decision = scored.decision
+        if not scored.replay:
+            try:
+                self._store.commit(decision, scored.updates)
+            except AlreadyDecidedError:
+                stored = self._store.get_decision(decision.order_id)
+                if stored is None:  # pragma: no cover - the write failed on an item that exists
+                    raise
+                decision = stored
+        if decision.decision is DecisionKind.REVIEW:
+            self._review_queue.submit(decision, scored.order)
+        return decision

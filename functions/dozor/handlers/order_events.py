@@ -1,0 +1,69 @@
+"""OrderEventsFunction: scores order events from SQS in batches, reporting partial failures.
+
+A record body is an order, or an EventBridge event whose ``detail`` is the order (the order bus
+delivering to the queue). Valid orders of the batch are scored together in one model call; each
+is then stored on its own, so a bad record or a failed write only retries that record, and
+after maxReceiveCount a poison record moves to the DLQ.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from dozor.domain.contracts import Order
+from dozor.handlers.wiring import dependencies, logger, metrics, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+class InvalidOrderEventError(ValueError):
+    """A record that can never be scored: it is reported, retried and ends in the DLQ."""
+
+
+def parse_order(body: str) -> Order:
+    try:
+        payload = json.loads(body)
+        if isinstance(payload, dict) and "detail" in payload and "detail-type" in payload:
+            payload = payload["detail"]
+        return Order.model_validate(payload)
+    except json.JSONDecodeError as error:
+        raise InvalidOrderEventError(f"body is not JSON: {error.msg} at {error.pos}") from error
+    except ValidationError as error:
+        fields = ", ".join(".".join(map(str, e["loc"])) + f" ({e['msg']})" for e in error.errors())
+        raise InvalidOrderEventError(f"invalid order: {fields}") from error
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    records = [SQSRecord(r) for r in event.get("Records", [])]
+    orders: dict[str, Order] = {}
+    invalid: dict[str, InvalidOrderEventError] = {}
+    for record in records:
+        try:
+            orders[record.message_id] = parse_order(record.body)
+        except InvalidOrderEventError as error:
+            invalid[record.message_id] = error
+    scoring = dependencies().scoring
+    scored = dict(zip(orders, scoring.prepare(list(orders.values())), strict=True))
+
+    def store(record: SQSRecord) -> None:
+        if record.message_id in invalid:
+            logger.error(
+                "poison order event",
+                extra={"message_id": record.message_id, "error": str(invalid[record.message_id])},
+            )
+            raise invalid[record.message_id]
+        decision = scoring.commit(scored[record.message_id])
+        metrics.add_metric(name=f"Decision{decision.decision.value.title()}", unit=MetricUnit.Count, value=1)
+
+    return process_partial_response(event=event, record_handler=store, processor=processor, context=context)

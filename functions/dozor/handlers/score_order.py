@@ -1,0 +1,77 @@
+"""ScoreOrderFunction: the checkout's real-time risk decision over the HTTP API.
+
+POST /v1/orders/score                  an order in, a Decision out (replays return the first one)
+GET  /v1/orders/{order_id}/decision    the stored decision
+GET  /v1/openapi.json, /v1/docs        the OpenAPI document and its Swagger UI
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dozor.domain.contracts import Decision, Order
+from dozor.domain.scoring import StoreUnavailableError
+from dozor.handlers.http_errors import error_response, oversize_response, validation_response
+from dozor.handlers.wiring import dependencies, logger, metrics, tracer
+
+app = APIGatewayHttpResolver(enable_validation=True)
+app.enable_swagger(path="/v1/docs", title="Dozor risk API", version="1.0.0")
+
+
+@app.post("/v1/orders/score", summary="Score an order", responses={422: {"description": "Invalid order"}})
+@tracer.capture_method
+def score_order(order: Annotated[Order, Body()]) -> Decision:
+    decision = dependencies().scoring.score(order)
+    metrics.add_metric(name=f"Decision{decision.decision.value.title()}", unit=MetricUnit.Count, value=1)
+    return decision
+
+
+@app.get("/v1/orders/<order_id>/decision", summary="The stored decision for an order")
+@tracer.capture_method
+def get_decision(order_id: Annotated[str, Path(min_length=1, max_length=128)]) -> Decision:
+    decision = dependencies().store.get_decision(order_id)
+    if decision is None:
+        raise NotFoundError(f"no decision for order {order_id}")
+    return decision
+
+
+@app.get("/v1/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(title="Dozor risk API"))
+
+
+@app.exception_handler(RequestValidationError)
+def invalid_request(error: RequestValidationError) -> Response[str]:
+    return validation_response(error.errors())
+
+
+@app.exception_handler(StoreUnavailableError)
+def store_unavailable(error: StoreUnavailableError) -> Response[str]:
+    logger.warning("decision store unavailable", extra={"error": str(error)})
+    return error_response(503, "the decision store is busy; retry the same request", {"Retry-After": "1"})
+
+
+@lambda_handler_decorator
+def reject_oversize(handler: Any, event: dict[str, Any], context: LambdaContext) -> Any:
+    """413 before anything parses a body far larger than any real order."""
+    body = event.get("body") or ""
+    if len(body) > dependencies().settings.max_body_bytes:
+        return oversize_response(len(body), dependencies().settings.max_body_bytes)
+    return handler(event, context)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+@reject_oversize
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
