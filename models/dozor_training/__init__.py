@@ -1,0 +1,1 @@
+"""Training, evaluation and simulation for Dozor's models (not deployed to Lambda)."""
