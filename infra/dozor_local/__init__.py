@@ -1,5 +1,6 @@
-"""Run Dozor locally: template.yaml deployed on moto, handlers invoked in-process (`dozor invoke`)."""
+"""Run Dozor locally without Docker or AWS.
 
-from dozor_local.stack import DEFAULT_TEMPLATE, EventSource, FunctionSpec, LocalStack, Resource
-
-__all__ = ["DEFAULT_TEMPLATE", "EventSource", "FunctionSpec", "LocalStack", "Resource"]
+`dozor_local.stack.LocalStack` deploys template.yaml on moto; `dozor_local.invoke` runs a
+function's handler in-process the way Lambda would (`dozor invoke`); `dozor_local.cli` is the
+`dozor` command. Nothing is imported here, so `dozor --help` stays instant.
+"""

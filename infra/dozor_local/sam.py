@@ -8,6 +8,7 @@ version: a cache hit cannot be stale.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -35,6 +36,9 @@ _ARTIFACT_PROPERTIES = {
     "AWS::Serverless::HttpApi": "DefinitionUri",
     "AWS::Serverless::StateMachine": "DefinitionUri",
 }
+
+# Translations made or read from disk by this process, by cache key.
+_TRANSLATED: dict[str, dict[str, Any]] = {}
 
 _YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -64,9 +68,18 @@ _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a CloudFormation/SAM template (YAML or JSON) into plain dicts with long-form intrinsics."""
-    text = Path(path).read_text(encoding="utf-8")
-    loaded = yaml.load(text, Loader=_CfnLoader)  # a SafeLoader subclass: no arbitrary objects
+    """Parse a CloudFormation/SAM template (YAML or JSON) into plain dicts with long-form intrinsics.
+
+    Parsed once per file version and process; callers get their own copy.
+    """
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    return copy.deepcopy(_parse(resolved, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # a SafeLoader subclass
     if not isinstance(loaded, dict) or "Resources" not in loaded:
         raise ValueError(f"{path} is not a CloudFormation template (no Resources)")
     return loaded
@@ -103,15 +116,20 @@ def translate(
         sort_keys=True,
         default=str,
     )
-    cache_file = _cache_dir() / f"{hashlib.sha256(key_material.encode()).hexdigest()}.json"
+    digest = hashlib.sha256(key_material.encode()).hexdigest()
+    if digest in _TRANSLATED:
+        return copy.deepcopy(_TRANSLATED[digest])
+    cache_file = _cache_dir() / f"{digest}.json"
     try:
         cached: dict[str, Any] = json.loads(cache_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         pass
     else:
+        _TRANSLATED[digest] = copy.deepcopy(cached)
         return cached
 
     translated = _translate_uncached(_prepare_for_translation(dict(template)), region=region, params=params)
+    _TRANSLATED[digest] = copy.deepcopy(translated)
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_suffix(f".{os.getpid()}.tmp")

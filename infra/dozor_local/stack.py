@@ -203,7 +203,7 @@ class _Deployer:
     ) -> None:
         self.template_path = template_path
         self.sam_template = load_template(template_path)
-        session = session or boto3._get_default_session()
+        session = session or res.fresh_session()
         region = session.region_name or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
         declared = self.sam_template.get("Parameters", {})
         unknown = set(parameters) - set(declared)
