@@ -80,10 +80,6 @@ def _month_sk(ts: datetime) -> str:
     return ts.strftime("M#%Y%m")
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts.astimezone(UTC)
-
-
 def container_sks(at: datetime) -> tuple[str, ...]:
     """The sort keys an order at ``at`` reads for every entity (profile first)."""
     return _container_sks(int(at.timestamp()) // FIVE_MINUTES)
@@ -119,32 +115,37 @@ class Window:
 WINDOWS = (Window("1h", HOUR), Window("24h", DAY), Window("7d", 7 * DAY), Window("30d", 30 * DAY))
 
 
-BucketRef = tuple[str, str, str]  # (container sk, count attribute, amount attribute)
+# One container's share of a window: (container sk, count attributes, amount attributes).
+BucketGroup = tuple[str, tuple[str, ...], tuple[str, ...]]
 
 
 @lru_cache(maxsize=4096)
-def _window_buckets(five_minute_slot: int) -> tuple[tuple[str, tuple[BucketRef, ...]], ...]:
+def _window_buckets(five_minute_slot: int) -> tuple[tuple[str, tuple[BucketGroup, ...]], ...]:
     """The buckets each window covers for an order in the given 5-minute slot (epoch // 300).
 
-    Cached: in a replay or a busy minute, thousands of orders share a slot.
+    Grouped by container so each container is looked up once per window. Cached: in a replay or
+    a busy minute, thousands of orders share a slot.
     """
     t = datetime.fromtimestamp(five_minute_slot * FIVE_MINUTES, tz=UTC)
     result = []
     for window in WINDOWS:
-        refs: list[BucketRef] = []
+        refs: dict[str, list[str]] = {}
         if window.seconds <= HOUR:
             for i in range(window.seconds // FIVE_MINUTES):
                 b = t - timedelta(seconds=i * FIVE_MINUTES)
-                refs.append((_hour_sk(b), f"n{b.minute // 5:02d}", f"a{b.minute // 5:02d}"))
+                refs.setdefault(_hour_sk(b), []).append(f"{b.minute // 5:02d}")
         elif window.seconds <= DAY:
             for i in range(window.seconds // HOUR):
                 b = t - timedelta(hours=i)
-                refs.append((_day_sk(b), f"n{b.hour:02d}", f"a{b.hour:02d}"))
+                refs.setdefault(_day_sk(b), []).append(f"{b.hour:02d}")
         else:
             for i in range(window.seconds // DAY):
                 b = t - timedelta(days=i)
-                refs.append((_month_sk(b), f"n{b.day:02d}", f"a{b.day:02d}"))
-        result.append((window.name, tuple(refs)))
+                refs.setdefault(_month_sk(b), []).append(f"{b.day:02d}")
+        groups = tuple(
+            (sk, tuple("n" + x for x in suffixes), tuple("a" + x for x in suffixes)) for sk, suffixes in refs.items()
+        )
+        result.append((window.name, groups))
     return tuple(result)
 
 
@@ -179,13 +180,13 @@ def summarise(entity: Entity, at: datetime, snapshot: Snapshot) -> EntityAggrega
     pk = entity.pk
     counts: dict[str, float] = {}
     amounts: dict[str, float] = {}
-    for window_name, refs in _window_buckets(slot):
+    for window_name, groups in _window_buckets(slot):
         n = a = 0.0
-        for sk, n_attr, a_attr in refs:
+        for sk, n_attrs, a_attrs in groups:
             item = snapshot.get((pk, sk))
             if item:
-                n += _num(item, n_attr)
-                a += _num(item, a_attr)
+                n += sum(_num(item, attr) for attr in n_attrs)
+                a += sum(_num(item, attr) for attr in a_attrs)
         counts[window_name] = n
         amounts[window_name] = a
     profile = snapshot.get((pk, PROFILE))
@@ -209,39 +210,58 @@ def summarise(entity: Entity, at: datetime, snapshot: Snapshot) -> EntityAggrega
     )
 
 
+@dataclass(frozen=True)
+class _SlotLayout:
+    """Where an order in one 5-minute slot is counted, and until when each container lives."""
+
+    epoch: int
+    hour_sk: str
+    day_sk: str
+    month_sk: str
+    five: str
+    hour: str
+    day: str
+    hour_expires: int
+    day_expires: int
+    month_expires: int
+
+
+@lru_cache(maxsize=4096)
+def _slot_layout(five_minute_slot: int) -> _SlotLayout:
+    t = datetime.fromtimestamp(five_minute_slot * FIVE_MINUTES, tz=UTC)
+    hour_end = int(t.replace(minute=0).timestamp()) + HOUR
+    day_end = int(t.replace(hour=0, minute=0).timestamp()) + DAY
+    return _SlotLayout(
+        epoch=five_minute_slot * FIVE_MINUTES,
+        hour_sk=_hour_sk(t),
+        day_sk=_day_sk(t),
+        month_sk=_month_sk(t),
+        five=f"{t.minute // 5:02d}",
+        hour=f"{t.hour:02d}",
+        day=f"{t.day:02d}",
+        # A container is read until its last bucket leaves the longest window over it.
+        hour_expires=hour_end + HOUR + _TTL_SLACK["H"],
+        day_expires=day_end + DAY + _TTL_SLACK["D"],
+        month_expires=day_end + 31 * DAY + 30 * DAY + _TTL_SLACK["M"],
+    )
+
+
 def updates_for(
     entity: Entity, at: datetime, amount_rub: float, links: Mapping[str, str] | None = None
 ) -> list[ContainerUpdate]:
     """The atomic updates that count one order of ``amount_rub`` at ``at`` for ``entity``."""
-    t = _utc(at)
-    epoch = int(t.timestamp())
-    hour_end = int(t.replace(minute=0, second=0, microsecond=0).timestamp()) + HOUR
-    day_end = int(t.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()) + DAY
-    month_end = day_end + 31 * DAY
-    five = f"{t.minute // 5:02d}"
-    hour = f"{t.hour:02d}"
-    day = f"{t.day:02d}"
+    epoch = int(at.timestamp())
+    s = _slot_layout(epoch // FIVE_MINUTES)
+    pk = entity.pk
     return [
+        ContainerUpdate(key=(pk, PROFILE), add={"orders": 1, "amount": amount_rub}, set_if_absent={"first_seen": epoch}),
+        ContainerUpdate(key=(pk, s.hour_sk), add={"n" + s.five: 1, "a" + s.five: amount_rub}, expires_at=s.hour_expires),
+        ContainerUpdate(key=(pk, s.day_sk), add={"n" + s.hour: 1, "a" + s.hour: amount_rub}, expires_at=s.day_expires),
         ContainerUpdate(
-            key=(entity.pk, PROFILE),
-            add={"orders": 1, "amount": amount_rub},
-            set_if_absent={"first_seen": epoch},
-        ),
-        ContainerUpdate(
-            key=(entity.pk, _hour_sk(t)),
-            add={"n" + five: 1, "a" + five: amount_rub},
-            expires_at=hour_end + HOUR + _TTL_SLACK["H"],
-        ),
-        ContainerUpdate(
-            key=(entity.pk, _day_sk(t)),
-            add={"n" + hour: 1, "a" + hour: amount_rub},
-            expires_at=day_end + DAY + _TTL_SLACK["D"],
-        ),
-        ContainerUpdate(
-            key=(entity.pk, _month_sk(t)),
-            add={"n" + day: 1, "a" + day: amount_rub},
+            key=(pk, s.month_sk),
+            add={"n" + s.day: 1, "a" + s.day: amount_rub},
             add_to_set={"lk_" + kind: {value} for kind, value in (links or {}).items()},
-            expires_at=month_end + 30 * DAY + _TTL_SLACK["M"],
+            expires_at=s.month_expires,
         ),
     ]
 

@@ -94,8 +94,8 @@ def _entity_sentence(feature: str, v: float) -> str | None:
         )
     if what == "lifetime":
         return f"{who} was in {_n(v)} earlier orders in all"
-    other = rest.removeprefix("distinct_").removesuffix("s_2mo")
-    return f"{who} was used with {_n(v)} different {other}s in the last two months"
+    others = rest.removeprefix("distinct_").removesuffix("_2mo")
+    return f"{who} was used with {_n(v)} different {others} in the last two months"
 
 
 def describe(feature: str, value: float) -> str:

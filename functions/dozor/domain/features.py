@@ -38,6 +38,8 @@ LINKS: dict[str, tuple[str, ...]] = {
     "address": ("buyer",),
 }
 
+PLURAL = {"buyer": "buyers", "card": "cards", "address": "addresses", "device": "devices"}
+
 HIGH_RISK_CATEGORIES = frozenset({"electronics", "phones", "gift_cards", "jewelry"})
 DISPOSABLE_EMAIL_DOMAINS = frozenset(
     {
@@ -59,7 +61,7 @@ def _entity_feature_names() -> list[str]:
     for kind in ENTITY_KINDS:
         names += [f"{kind}_orders_{w.name}" for w in agg.WINDOWS]
         names += [f"{kind}_amount_24h", f"{kind}_amount_30d", f"{kind}_age_days", f"{kind}_lifetime_orders"]
-        names += [f"{kind}_distinct_{other}s_2mo" for other in LINKS.get(kind, ())]
+        names += [f"{kind}_distinct_{PLURAL[other]}_2mo" for other in LINKS.get(kind, ())]
     return names
 
 
@@ -178,7 +180,7 @@ def compute(v: OrderView) -> np.ndarray:
         )
         values[f"{kind}_lifetime_orders"] = a.lifetime_orders
         for other in LINKS.get(kind, ()):
-            values[f"{kind}_distinct_{other}s_2mo"] = float(a.links.get(other, 0))
+            values[f"{kind}_distinct_{PLURAL[other]}_2mo"] = float(a.links.get(other, 0))
     row = np.full(len(FEATURE_NAMES), np.nan, dtype=np.float32)
     for name, value in values.items():
         row[FEATURE_INDEX[name]] = value

@@ -1,0 +1,46 @@
+"""The scoring service without AWS: in-memory implementations of its ports.
+
+Used to score history offline (backtests, benchmarks, the demo's baseline) through exactly the
+code path the functions run, with the stores held in memory instead of DynamoDB and SQS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from dozor.domain.aggregates import ContainerUpdate, InMemoryAggregates, Key
+from dozor.domain.contracts import Decision, Order
+from dozor.domain.scoring import AlreadyDecidedError
+
+
+class InMemoryDecisionStore:
+    """`DecisionStore` over dicts, with the same conditional-write semantics as DynamoDB."""
+
+    def __init__(self) -> None:
+        self.aggregates = InMemoryAggregates()
+        self.decisions: dict[str, Decision] = {}
+
+    def load(
+        self, order_ids: Sequence[str], keys: Iterable[Key]
+    ) -> tuple[dict[str, Decision], dict[Key, dict[str, object]]]:
+        found = {oid: self.decisions[oid] for oid in order_ids if oid in self.decisions}
+        return found, self.aggregates.read(keys)
+
+    def commit(self, decision: Decision, updates: list[ContainerUpdate]) -> None:
+        if decision.order_id in self.decisions:
+            raise AlreadyDecidedError(decision.order_id)
+        self.decisions[decision.order_id] = decision
+        self.aggregates.apply(updates)
+
+    def get_decision(self, order_id: str) -> Decision | None:
+        return self.decisions.get(order_id)
+
+
+class CollectingReviewQueue:
+    """`ReviewQueue` that keeps what would have been sent to reviewers."""
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[Decision, Order]] = []
+
+    def submit(self, decision: Decision, order: Order) -> None:
+        self.submitted.append((decision, order))
