@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -483,9 +484,11 @@ class _World:
         self.seller_secondary = _weighted(rng, _CAT_SELLER_SHARE, n)
         self.seller_skus = np.clip(20 + self.seller_weight * 15, 20, 3000).astype(np.int64)
         self.seller_id = self.ids.hex("seller", "slr_", n)
+        # SKU prefix: six hex digits of the seller id, or all sixteen where six are not unique.
         codes = [s[4:10].upper() for s in self.seller_id]
+        taken = Counter(codes)
         self.seller_code = [
-            c if codes.count(c) == 1 else s[4:].upper() for c, s in zip(codes, self.seller_id, strict=True)
+            c if taken[c] == 1 else s[4:].upper() for c, s in zip(codes, self.seller_id, strict=True)
         ]
         self.cat_sellers: list[IntArray] = [np.flatnonzero(primary == c) for c in range(len(_CATEGORIES))]
 

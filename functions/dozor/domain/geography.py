@@ -30,7 +30,7 @@ class Region:
     towns: tuple[str, ...] = ()  # other places orders go to, besides `city`
 
 
-def _region(  # noqa: PLR0917 - one row of the table below, positional like the columns
+def _region(
     code: str,
     name: str,
     city: str,
