@@ -903,9 +903,12 @@ class _World:
         pattern: str,
         label_ts: int,
         phone: str | None = None,
-        cny: bool = False,
     ) -> None:
         f = self.fraud
+        cny = bool(self.rng.random() < 0.05)  # fraudsters check out in yuan now and then, as buyers do
+        if cny:
+            for line in items:
+                line["unit_price"] = round(line["unit_price"] / RUB_PER_UNIT["CNY"], 2)
         f.ts.append(ts)
         f.buyer.append(buyer)
         f.phone.append(phone if phone is not None else self.buyer_phone[buyer])
@@ -1003,13 +1006,11 @@ class _World:
             sellers = np.arange(len(self.seller_weight))
         return int(sellers[_weighted(self.rng, self.seller_weight[sellers], 1)[0]])
 
-    def _items(self, cat: int, seller: int, *, dear: float = 0.3, markup: float = 1.0) -> list[Item]:
+    def _items(self, cat: int, seller: int, *, dear: float = 0.3) -> list[Item]:
         """One line, priced from the upper part of the category's range (resellable goods)."""
         rng = self.rng
         z = abs(float(rng.standard_normal())) + dear
-        price = float(_rub_prices(rng, np.array([cat]), np.array([z]))[0]) * markup
-        if cat != _GIFT:
-            price = math.ceil(price / 10) * 10 - 1.0
+        price = float(_rub_prices(rng, np.array([cat]), np.array([z]))[0])
         sku = int(self.seller_skus[seller] * float(rng.random()) ** 2)
         qty = int(rng.integers(1, 4)) if cat == _GIFT else 1
         return [_line(f"{self.seller_code[seller]}-{sku:05d}", cat, qty, price)]
