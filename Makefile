@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 UV      := $(BIN)/uv
 STAMP   := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
-DAYS    ?= 14
+DAYS    ?= 5
 SEED    ?= 7
 
 .PHONY: install lint test test-fast demo bench build train lock clean
@@ -39,7 +39,7 @@ bench: install
 	$(BIN)/python -m dozor_training.bench
 
 train: install
-	$(BIN)/dozor train-fraud --days 60 --seed 7 --install
+	$(BIN)/dozor train-fraud --days 45 --seed 42 --orders-per-day 2000 --install
 
 build: install
 	bash infra/build_layer.sh

@@ -88,7 +88,7 @@ def help_of(name: str) -> str:
 
 def add_demo(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("demo", help=help_of("demo"))
-    parser.add_argument("--days", type=int, default=14, help="days of simulated marketplace history")
+    parser.add_argument("--days", type=int, default=5, help="days of simulated marketplace history")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="where the report goes")
     parser.set_defaults(run=_run_demo)

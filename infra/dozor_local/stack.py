@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import boto3
 
+from dozor_local import moto_quirks
 from dozor_local import resources as res
 from dozor_local.intrinsics import Resolver, UnresolvableError, attribute_references, references
 from dozor_local.sam import load_template, translate
@@ -125,6 +126,7 @@ class LocalStack:
         endpoint_url: str | None = None,
     ) -> LocalStack:
         """Create every resource of the template; parameters override the template's defaults."""
+        moto_quirks.install()
         return _Deployer(
             Path(template_path),
             stack_name=stack_name,

@@ -15,6 +15,8 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -44,20 +46,18 @@ def run(days: int, orders_per_day: int, samples: int) -> dict[str, float]:
         for scored in scoring.prepare([Order.model_validate(p) for p in warm[start : start + 10]]):
             scoring.commit(scored)
 
-    path_us, floor_us = [], []
+    def score(payloads: list[dict[str, Any]]) -> list[ScoredOrder]:
+        return scoring.prepare([Order.model_validate(p) for p in payloads])
+
+    path_us: list[float] = []
+    floor_us: list[float] = []
     for payload in probe:
         outcome: list[ScoredOrder] = []
-        path_us.append(
-            _cpu(lambda p=payload, out=outcome: out.extend(scoring.prepare([Order.model_validate(p)])))
-        )
+        path_us.append(_cpu(partial(lambda p, out: out.extend(score([p])), payload, outcome)))
         row = outcome[0].features
         assert row is not None
-        row = row.reshape(1, -1)
-        floor_us.append(_cpu(lambda r=row: model.booster.inplace_predict(r)))
-    batch_us = []
-    for start in range(0, len(probe) - 9, 10):
-        chunk = probe[start : start + 10]
-        batch_us.append(_cpu(lambda c=chunk: scoring.prepare([Order.model_validate(p) for p in c])) / 10)
+        floor_us.append(_cpu(partial(model.booster.inplace_predict, row.reshape(1, -1))))
+    batch_us = [_cpu(partial(score, probe[i : i + 10])) / 10 for i in range(0, len(probe) - 9, 10)]
 
     replay_orders = [Order.model_validate(p) for p in payloads]
     started = time.process_time()

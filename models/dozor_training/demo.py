@@ -10,10 +10,13 @@ with the simulator's ground truth, and writes ``summary.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import time
 import uuid
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,8 +27,7 @@ import boto3
 import numpy as np
 from moto import mock_aws
 
-from dozor.handlers import order_events, score_order
-from dozor.handlers.wiring import dependencies
+from dozor.domain.contracts import RUB_PER_UNIT
 from dozor_local.event_source import deliver_once
 from dozor_local.stack import LocalStack
 from dozor_training.simulator import SimulationConfig, simulate
@@ -55,14 +57,16 @@ def _api_event(order: dict[str, Any]) -> dict[str, Any]:
 
 
 def _quiet_logs() -> None:
-    # The demo prints a summary; the functions' structured logs would drown it.
+    # The demo prints a summary; the functions' structured logs would drown it (their metrics,
+    # printed as EMF on stdout as in Lambda, go to /dev/null: see `run`).
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "dozor")
     os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
 
 
 def run(days: int, seed: int, out: Path, orders_per_day: int = 300) -> dict[str, Any]:
     _quiet_logs()
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         os.environ[name] = "testing"
     os.environ.setdefault("AWS_DEFAULT_REGION", "eu-central-1")
@@ -78,10 +82,20 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = 300) -> dict[str,
     with mock_aws():
         stack = LocalStack.deploy(ROOT / "template.yaml")
         os.environ.update(stack.env_for("OrderEventsFunction"))
+        # Imported here, after the environment is set: powertools reads it at import.
+        from dozor.handlers import order_events, score_order  # noqa: PLC0415
+        from dozor.handlers.wiring import dependencies  # noqa: PLC0415
+
         dependencies.cache_clear()
         sqs = boto3.client("sqs")
         queue = stack.queue_url("OrderEventsQueue")
         rng = np.random.default_rng(seed)
+        sink = io.StringIO()
+
+        def deliver_quietly(*args: Any, **kwargs: Any) -> Any:
+            with contextlib.redirect_stdout(sink):
+                return deliver_once(*args, **kwargs)
+
         decisions: dict[str, dict[str, Any]] = {}
         api_latency_ms: list[float] = []
         poison = 0
@@ -89,7 +103,10 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = 300) -> dict[str,
         for n, sim in enumerate(history):
             if rng.random() < 0.25:
                 t0 = time.perf_counter()
-                response = score_order.lambda_handler(_api_event(sim.order), _Context("ScoreOrderFunction"))
+                with contextlib.redirect_stdout(sink):
+                    response = score_order.lambda_handler(
+                        _api_event(sim.order), _Context("ScoreOrderFunction")
+                    )
                 api_latency_ms.append((time.perf_counter() - t0) * 1000)
                 decisions[sim.order["order_id"]] = json.loads(response["body"])
             else:
@@ -101,7 +118,7 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = 300) -> dict[str,
                 pending += 1
             if pending >= 10 or n == len(history) - 1:
                 # Keep the queue drained as Lambda would (moto slows down with queue depth).
-                while deliver_once(
+                while deliver_quietly(
                     sqs,
                     queue,
                     order_events.lambda_handler,
@@ -110,7 +127,9 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = 300) -> dict[str,
                 ).received:
                     pass
                 pending = 0
-            if n % 1000 == 0:
+            sink.seek(0)
+            sink.truncate()
+            if n % 200 == 0:
                 print(f"\r  scored {n:,}/{len(history):,} orders", end="", flush=True)
         print(f"\r  scored {len(history):,}/{len(history):,} orders")
         store = dependencies().store
@@ -134,6 +153,10 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = 300) -> dict[str,
     return _summarise(history, decisions, api_latency_ms, poison, dlq_depth, review_depth, elapsed, out)
 
 
+def _amount_rub(sim: Any) -> float:
+    return float(sim.order["amount"]) * RUB_PER_UNIT[sim.order["currency"]]
+
+
 def _summarise(
     history: list[Any],
     decisions: dict[str, dict[str, Any]],
@@ -148,7 +171,6 @@ def _summarise(
     fraud = [s for s in history if s.is_fraud]
     flagged = {oid for oid, d in decisions.items() if d["decision"] != "APPROVE"}
     caught = [s for s in fraud if s.order["order_id"] in flagged]
-    amount = lambda s: float(s.order["amount"]) * (12.5 if s.order["currency"] == "CNY" else 1.0)  # noqa: E731
     by_pattern = Counter(s.pattern for s in fraud)
     caught_by_pattern = Counter(s.pattern for s in caught)
     summary = {
@@ -159,8 +181,8 @@ def _summarise(
         "fraud_caught": len(caught),
         "recall": round(len(caught) / len(fraud), 3) if fraud else None,
         "precision_of_flags": round(len(caught) / len(flagged), 3) if flagged else None,
-        "fraud_value_rub": round(sum(amount(s) for s in fraud)),
-        "fraud_value_stopped_rub": round(sum(amount(s) for s in caught)),
+        "fraud_value_rub": round(sum(_amount_rub(s) for s in fraud)),
+        "fraud_value_stopped_rub": round(sum(_amount_rub(s) for s in caught)),
         "caught_by_pattern": {p: f"{caught_by_pattern[p]}/{n}" for p, n in sorted(by_pattern.items())},
         "api_latency_ms": {
             "p50": round(float(np.percentile(api_latency_ms, 50)), 2),
@@ -190,7 +212,7 @@ def _summarise(
 def main(args: argparse.Namespace | None = None) -> int:
     if args is None:
         parser = argparse.ArgumentParser(description=__doc__)
-        parser.add_argument("--days", type=int, default=14)
+        parser.add_argument("--days", type=int, default=5)
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--out", type=Path, default=Path("demo-output"))
         args = parser.parse_args()

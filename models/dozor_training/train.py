@@ -60,6 +60,10 @@ class TrainedModel:
     metadata: dict[str, Any]
 
 
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
 def fingerprint(order_ids: Sequence[str], labels: np.ndarray) -> str:
     digest = hashlib.sha256()
     for order_id, label in zip(order_ids, labels, strict=True):
@@ -152,7 +156,6 @@ def train_fraud(
     data_fingerprint = fingerprint(result.order_ids, y)
     trained_at = datetime.now(UTC)
     version = f"fraud-{trained_at:%Y%m%d}-{data_fingerprint[:8]}"
-    iso = lambda ts: datetime.fromtimestamp(ts, UTC).isoformat()  # noqa: E731
     metadata: dict[str, Any] = {
         "version": version,
         "kind": "fraud",
@@ -164,9 +167,9 @@ def train_fraud(
         "data": {
             "orders": len(result.order_ids),
             "fraud": int(y.sum()),
-            "train": [iso(start), iso(cal_start)],
-            "calibration": [iso(cal_start), iso(test_start)],
-            "test": [iso(test_start), iso(end)],
+            "train": [_iso(start), _iso(cal_start)],
+            "calibration": [_iso(cal_start), _iso(test_start)],
+            "test": [_iso(test_start), _iso(end)],
         },
         "params": PARAMS | {"rounds": rounds},
         "xgboost_version": xgb.__version__,

@@ -143,7 +143,8 @@ def _window_buckets(five_minute_slot: int) -> tuple[tuple[str, tuple[BucketGroup
                 b = t - timedelta(days=i)
                 refs.setdefault(_month_sk(b), []).append(f"{b.day:02d}")
         groups = tuple(
-            (sk, tuple("n" + x for x in suffixes), tuple("a" + x for x in suffixes)) for sk, suffixes in refs.items()
+            (sk, tuple("n" + x for x in suffixes), tuple("a" + x for x in suffixes))
+            for sk, suffixes in refs.items()
         )
         result.append((window.name, groups))
     return tuple(result)
@@ -254,9 +255,15 @@ def updates_for(
     s = _slot_layout(epoch // FIVE_MINUTES)
     pk = entity.pk
     return [
-        ContainerUpdate(key=(pk, PROFILE), add={"orders": 1, "amount": amount_rub}, set_if_absent={"first_seen": epoch}),
-        ContainerUpdate(key=(pk, s.hour_sk), add={"n" + s.five: 1, "a" + s.five: amount_rub}, expires_at=s.hour_expires),
-        ContainerUpdate(key=(pk, s.day_sk), add={"n" + s.hour: 1, "a" + s.hour: amount_rub}, expires_at=s.day_expires),
+        ContainerUpdate(
+            key=(pk, PROFILE), add={"orders": 1, "amount": amount_rub}, set_if_absent={"first_seen": epoch}
+        ),
+        ContainerUpdate(
+            key=(pk, s.hour_sk), add={"n" + s.five: 1, "a" + s.five: amount_rub}, expires_at=s.hour_expires
+        ),
+        ContainerUpdate(
+            key=(pk, s.day_sk), add={"n" + s.hour: 1, "a" + s.hour: amount_rub}, expires_at=s.day_expires
+        ),
         ContainerUpdate(
             key=(pk, s.month_sk),
             add={"n" + s.day: 1, "a" + s.day: amount_rub},

@@ -8,7 +8,6 @@ No ``from __future__ import annotations`` here: the resolver reads the route sig
 time to validate requests and build the OpenAPI document.
 """
 
-
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
