@@ -18,7 +18,6 @@ import time
 import uuid
 import warnings
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,24 +28,11 @@ from moto import mock_aws
 
 from dozor.domain.contracts import RUB_PER_UNIT
 from dozor_local.event_source import deliver_once
+from dozor_local.invoke import lambda_context
 from dozor_local.stack import LocalStack
 from dozor_training.simulator import SimulationConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class _Context:
-    function_name: str
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:eu-central-1:123456789012:function:local"
-    aws_request_id: str = ""
-    function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/local"
-    log_stream_name: str = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def _api_event(order: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +78,9 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = 300) -> dict[str,
         rng = np.random.default_rng(seed)
         sink = io.StringIO()
 
+        def context(logical_id: str) -> Any:
+            return lambda_context(stack.function(logical_id), stack.env_for(logical_id))
+
         def deliver_quietly(*args: Any, **kwargs: Any) -> Any:
             with contextlib.redirect_stdout(sink):
                 return deliver_once(*args, **kwargs)
@@ -105,7 +94,7 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = 300) -> dict[str,
                 t0 = time.perf_counter()
                 with contextlib.redirect_stdout(sink):
                     response = score_order.lambda_handler(
-                        _api_event(sim.order), _Context("ScoreOrderFunction")
+                        _api_event(sim.order), context("ScoreOrderFunction")
                     )
                 api_latency_ms.append((time.perf_counter() - t0) * 1000)
                 decisions[sim.order["order_id"]] = json.loads(response["body"])
@@ -122,7 +111,7 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = 300) -> dict[str,
                     sqs,
                     queue,
                     order_events.lambda_handler,
-                    _Context("OrderEventsFunction"),
+                    context("OrderEventsFunction"),
                     visibility_timeout=0,
                 ).received:
                     pass

@@ -6,7 +6,7 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from dozor.handlers.wiring import dependencies
+from dozor_local.invoke import lambda_context
 from dozor_local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,25 +27,11 @@ BASE_TIME = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 @dataclass
-class LambdaContext:
-    function_name: str = "ScoreOrderFunction"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:eu-central-1:123456789012:function:ScoreOrderFunction"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/ScoreOrderFunction"
-    log_stream_name: str = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
-
-
-@dataclass
 class Stack:
     """The deployed emulator resources plus what the tests observe of them."""
 
     local: Any
-    context: LambdaContext
+    context: Any  # a Lambda context for ScoreOrderFunction
     calls: list[tuple[str, str]]
 
     def table(self, logical_id: str) -> str:
@@ -74,17 +61,6 @@ class Stack:
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "eu-central-1",
-        "AWS_REGION": "eu-central-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "Dozor",
-        "POWERTOOLS_SERVICE_NAME": "dozor",
-    }.items():
-        monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         local = LocalStack.deploy(TEMPLATE)
@@ -96,7 +72,8 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             "before-call.*.*", lambda model, **_: calls.append((model.service_model.service_name, model.name))
         )
         dependencies.cache_clear()
-        yield Stack(local, LambdaContext(), calls)
+        context = lambda_context(local.function("ScoreOrderFunction"), local.env_for("ScoreOrderFunction"))
+        yield Stack(local, context, calls)
         dependencies.cache_clear()
         parameters.clear_caches()
     boto3.DEFAULT_SESSION = None
