@@ -41,11 +41,14 @@ class FraudModel:
         # One thread: a Lambda scores one order (or one small batch) at a time, and the
         # per-call thread pool start costs more than it saves.
         booster.set_param({"nthread": 1})
+        # Names were checked against the code above; dropping them from the booster spares
+        # xgboost re-reading and re-validating 84 names on every call (~0.1 ms per order).
+        booster.feature_names = None
+        booster.feature_types = None
         self.booster = booster
         self.metadata = metadata
         self.version: str = metadata["version"]
         self.thresholds = Thresholds(**metadata["thresholds"])
-        self._feature_names = list(FEATURE_NAMES)
         calibration = metadata["calibration"]
         self._cal_x = np.asarray(calibration["x"], dtype=np.float64)
         self._cal_y = np.asarray(calibration["y"], dtype=np.float64)
@@ -75,6 +78,6 @@ class FraudModel:
         Saabas-style path contributions (``approx_contribs``): about 5x cheaper than exact SHAP
         on one row, and what a reviewer needs is the ranking, not the last decimal.
         """
-        matrix = xgb.DMatrix(rows, missing=np.nan, feature_names=self._feature_names)
+        matrix = xgb.DMatrix(rows, missing=np.nan)
         contribs = self.booster.predict(matrix, pred_contribs=True, approx_contribs=True)
         return np.asarray(contribs)[:, :-1]
