@@ -37,7 +37,7 @@ def row_with(**features: float) -> np.ndarray:
 
 
 def rule_ids(make_order: MakeOrder, row: np.ndarray) -> set[str]:
-    bare_view = OrderView(order=make_order("o", T0), entities={}, aggregates={})
+    bare_view = OrderView(order=make_order("o", T0), aggregates={})
     return {h.rule_id for h in evaluate(bare_view, row)}
 
 
@@ -117,7 +117,7 @@ def test_given_rule_hits_then_each_carries_its_rules_action(make_order: MakeOrde
         card_shipping_country_mismatch=1,
         email_disposable=1,
     )
-    bare_view = OrderView(order=make_order("o", T0), entities={}, aggregates={})
+    bare_view = OrderView(order=make_order("o", T0), aggregates={})
     # When evaluated
     hits = evaluate(bare_view, row)
     # Then every rule is hit once, with its own action

@@ -139,17 +139,15 @@ def _address_key(order: Order) -> str | None:
 
 @dataclass(frozen=True)
 class OrderView:
-    """An order with its entities and their aggregates just before it."""
+    """An order with its entities' aggregates just before it."""
 
     order: Order
-    entities: dict[str, agg.Entity]
     aggregates: dict[str, agg.EntityAggregates]
 
 
 def view(order: Order, entities: dict[str, agg.Entity], snapshot: agg.Snapshot) -> OrderView:
     return OrderView(
         order=order,
-        entities=entities,
         aggregates={kind: agg.summarise(e, order.created_at, snapshot) for kind, e in entities.items()},
     )
 

@@ -51,12 +51,17 @@ class ReviewQueue(Protocol):
 
 @dataclass
 class ScoredOrder:
-    """A decision made but not yet stored (``replay`` when it was stored before)."""
+    """A decision made but not yet stored (``replay`` when it was stored before).
+
+    ``repeat`` marks a second copy of an order within the same batch: its first copy stores the
+    decision and sends it to review, so the repeat does neither.
+    """
 
     order: Order
     decision: Decision
     updates: list[agg.ContainerUpdate] = field(default_factory=list)
     replay: bool = False
+    repeat: bool = False
     features: np.ndarray | None = None
 
 
@@ -95,7 +100,10 @@ class OrderScoring:
         except StoreUnavailableError:
             # Checkout must not stall on the feature store: decide from the order alone, say so.
             existing, snapshot, degraded = {}, {}, True
-        working = {k: dict(v) for k, v in snapshot.items()}
+        # Later orders of a batch must see earlier ones: overlay their updates on a copy of the
+        # snapshot. A single order (every API call) needs neither the copy nor the overlay.
+        overlay = len(orders) > 1
+        working = {k: dict(v) for k, v in snapshot.items()} if overlay else snapshot
 
         results: dict[int, ScoredOrder] = {}
         fresh: list[tuple[int, features.OrderView, np.ndarray, list[agg.ContainerUpdate]]] = []
@@ -110,7 +118,8 @@ class OrderScoring:
             first_index[order.order_id] = i
             view = features.view(order, entities[i], working)
             updates = features.updates(order, entities[i])
-            agg.apply_updates(working, updates)
+            if overlay:
+                agg.apply_updates(working, updates)
             fresh.append((i, view, features.compute(view), updates))
 
         if fresh:
@@ -133,7 +142,7 @@ class OrderScoring:
         for i, order in enumerate(orders):
             if i not in results:
                 first = results[first_index[order.order_id]]
-                results[i] = ScoredOrder(order, first.decision, replay=True)
+                results[i] = ScoredOrder(order, first.decision, replay=True, repeat=True)
         return [results[i] for i in range(len(orders))]
 
     def commit(self, scored: ScoredOrder) -> Decision:
@@ -143,6 +152,8 @@ class OrderScoring:
         send may have failed after the write), and reviewers' tooling dedupes by order id.
         """
         decision = scored.decision
+        if scored.repeat:
+            return decision
         if not scored.replay:
             try:
                 self._store.commit(decision, scored.updates)
