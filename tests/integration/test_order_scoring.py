@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import boto3
 import pytest
 
 from dozor.handlers import order_events, score_order
@@ -166,4 +167,23 @@ def test_eventbridge_envelope_is_unwrapped(stack: Stack) -> None:
     }
     result = order_events.lambda_handler(sqs_event([json.dumps(envelope)]), stack.context)
     assert result["batchItemFailures"] == []
+    assert stack.decision_count() == 1
+
+
+def test_unreadable_feature_store_degrades_instead_of_failing_checkout(stack: Stack) -> None:
+    # Given DynamoDB throttles every read (injected at the client, as botocore would surface it
+    # after its own retries)
+    def throttled(**_: object) -> tuple[object, dict]:
+        error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+        return type("Response", (), {"status_code": 400, "headers": {}})(), error
+
+    session = boto3._get_default_session()  # the session the handlers' clients come from
+    session.events.register_first("before-call.dynamodb.BatchGetItem", throttled)
+    try:
+        status, decision = score(stack, make_order("o-9101"))
+    finally:
+        session.events.unregister("before-call.dynamodb.BatchGetItem", throttled)
+    # Then checkout still gets a decision, flagged as made without the aggregates, and it is stored
+    assert status == 200
+    assert decision["degraded"] is True
     assert stack.decision_count() == 1

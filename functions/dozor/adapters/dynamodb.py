@@ -20,13 +20,6 @@ from dozor.domain.scoring import AlreadyDecidedError, StoreUnavailableError
 
 BATCH_GET_LIMIT = 100
 DECISION_RETENTION = timedelta(days=400)
-_RETRYABLE = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "TransactionConflictException",
-}
 
 
 def _number(value: float) -> dict[str, str]:
@@ -81,14 +74,13 @@ class DynamoDecisionStore:
         return decisions, containers
 
     def _batch_get(self, request: dict[str, dict[str, Any]]) -> Iterable[tuple[str, dict[str, Any]]]:
+        # Throttled calls are retried by botocore (the client's retry config); what is left to
+        # do here is what it does not retry: the keys DynamoDB answers as unprocessed.
         for attempt in range(self._max_attempts):
             try:
                 response = self._client.batch_get_item(RequestItems=request)
             except ClientError as error:
-                if error.response["Error"]["Code"] not in _RETRYABLE or attempt == self._max_attempts - 1:
-                    raise StoreUnavailableError(str(error)) from error
-                time.sleep(0.02 * 2**attempt)
-                continue
+                raise StoreUnavailableError(str(error)) from error
             for table, items in response.get("Responses", {}).items():
                 for raw in items:
                     yield table, raw
