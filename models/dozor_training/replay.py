@@ -7,7 +7,7 @@ before it, as serving would have seen them. This is how training gets its featur
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +15,7 @@ import numpy as np
 from dozor.domain import features, rules
 from dozor.domain.aggregates import InMemoryAggregates
 from dozor.domain.contracts import Order
+from dozor.domain.feedback import Label
 
 # Training needs stable hashes, not secret ones: any fixed key gives the same equalities.
 REPLAY_HASH_KEY = b"dozor-replay"
@@ -27,8 +28,17 @@ class ReplayResult:
     rule_hits: list[list[rules.RuleHit]]
 
 
-def replay(orders: Sequence[Order], hasher: features.PiiHasher | None = None) -> ReplayResult:
-    """Feature rows and rule hits for ``orders``, each computed from strictly earlier orders."""
+def replay(
+    orders: Iterable[Order],
+    labels: Sequence[Label] = (),
+    hasher: features.PiiHasher | None = None,
+) -> ReplayResult:
+    """Feature rows and rule hits for ``orders``, each computed from strictly earlier orders.
+
+    ``labels`` will feed the label-based features (only labels reported before an order count
+    for it); they are accepted and not yet used.
+    """
+    del labels
     hasher = hasher or features.PiiHasher(REPLAY_HASH_KEY)
     store = InMemoryAggregates()
     ordered = sorted(orders, key=lambda o: o.created_at)
