@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from dozor.domain.contracts import Order
-from dozor_training.replay import replay
-from dozor_training.simulator import SimulationConfig, simulate
+from dozor.domain.feedback import Label
+from dozor_training.replay import replay_parallel
+from dozor_training.simulator import SimulatedOrder, SimulationConfig, simulate
 from dozor_training.train import ARTIFACTS_DIR, install, train_fraud
 
 
@@ -28,16 +30,24 @@ def add_train_fraud(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     parser.set_defaults(run=train_fraud_command)
 
 
+def simulated_labels(history: Sequence[SimulatedOrder]) -> list[Label]:
+    """The labels the simulated marketplace reported (chargebacks, confirmations), as in a labels file."""
+    return [
+        Label(s.order["order_id"], s.is_fraud, s.label_reported_at)
+        for s in history
+        if s.label_reported_at is not None
+    ]
+
+
 def train_fraud_command(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     history = simulate(SimulationConfig(days=args.days, seed=args.seed, orders_per_day=args.orders_per_day))
     orders = [Order.model_validate(s.order) for s in history]
+    labels = simulated_labels(history)
     t1 = time.perf_counter()
-    replayed = replay(orders)
+    replayed = replay_parallel(orders, labels)
     t2 = time.perf_counter()
-    trained = train_fraud(
-        orders, {s.order["order_id"]: s.is_fraud for s in history}, args.out, replayed=replayed
-    )
+    trained = train_fraud(replayed, labels, args.out)
     t3 = time.perf_counter()
     if args.install:
         install(trained.directory)

@@ -2,53 +2,228 @@
 
 Orders are replayed in time order against an in-memory store with the same container layout and
 update arithmetic as the Features table, so each order sees exactly the aggregates of the orders
-before it, as serving would have seen them. This is how training gets its feature matrix.
+before it, as serving would have seen them. Fraud labels and parcel losses are applied at the
+moment they were reported, against the entities of the order they name, exactly as the feedback
+function applies them in serving: an order sees only the labels reported before it. This is how
+training, backtests and `score-batch` get their feature matrix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import heapq
+import itertools
+import multiprocessing
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
+from dozor.domain import aggregates as agg
 from dozor.domain import features, rules
-from dozor.domain.aggregates import InMemoryAggregates
 from dozor.domain.contracts import Order
-from dozor.domain.feedback import Label
+from dozor.domain.feedback import Label, Loss
 
 # Training needs stable hashes, not secret ones: any fixed key gives the same equalities.
 REPLAY_HASH_KEY = b"dozor-replay"
+
+_BLOCK_ROWS = 65_536  # the feature matrix grows in blocks, so an unsized stream needs no copies
+_EVICT_EVERY = agg.HOUR  # how often (in history time) expired containers are dropped
+
+
+class OutOfOrderError(ValueError):
+    """A streamed history was not in time order."""
 
 
 @dataclass(frozen=True)
 class ReplayResult:
     order_ids: list[str]
+    created_at: np.ndarray  # epoch seconds, float64
+    amounts_rub: np.ndarray  # float64
+    buyer_ids: list[str]
     matrix: np.ndarray  # (orders, features), float32, `features.FEATURE_NAMES` order
     rule_hits: list[list[rules.RuleHit]]
+
+    def __len__(self) -> int:
+        return len(self.order_ids)
+
+
+class ExpiringAggregates(agg.InMemoryAggregates):
+    """The in-memory store, forgetting containers once their TTL has passed (as DynamoDB would).
+
+    A month of a million orders leaves tens of millions of hour and day containers behind; nothing
+    reads them after they expire, so keeping them would only cost memory.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_expiry: dict[int, list[agg.Key]] = {}
+
+    def apply(self, updates: Iterable[agg.ContainerUpdate]) -> None:
+        items = self.items
+        for update in updates:
+            if update.expires_at is not None and update.key not in items:
+                self._by_expiry.setdefault(update.expires_at // _EVICT_EVERY, []).append(update.key)
+        agg.apply_updates(items, updates)
+
+    def evict(self, now: float) -> None:
+        """Drop containers whose TTL is before ``now`` (re-filing those whose TTL moved on)."""
+        limit = int(now) // _EVICT_EVERY
+        for bucket in sorted(b for b in self._by_expiry if b < limit):
+            for key in self._by_expiry.pop(bucket):
+                item = self.items.get(key)
+                if item is None:
+                    continue
+                expires = int(item.get("expires_at", 0))  # type: ignore[call-overload]
+                if expires < now:
+                    del self.items[key]
+                else:
+                    self._by_expiry.setdefault(expires // _EVICT_EVERY, []).append(key)
+
+
+def _verdicts(labels: Sequence[Label], losses: Sequence[Loss]) -> dict[str, list[tuple[float, str]]]:
+    """Per order, the labels that move aggregates: (reported_at epoch, FRAUD | LOSS)."""
+    pending: dict[str, list[tuple[float, str]]] = {}
+    for label in labels:
+        if label.is_fraud:  # a legit verdict is stored, but counts for nothing
+            pending.setdefault(label.order_id, []).append((label.reported_at.timestamp(), agg.FRAUD))
+    for loss in losses:
+        pending.setdefault(loss.order_id, []).append((loss.reported_at.timestamp(), agg.LOSS))
+    return pending
 
 
 def replay(
     orders: Iterable[Order],
     labels: Sequence[Label] = (),
+    losses: Sequence[Loss] = (),
     hasher: features.PiiHasher | None = None,
+    kinds: frozenset[str] | None = None,
 ) -> ReplayResult:
-    """Feature rows and rule hits for ``orders``, each computed from strictly earlier orders.
+    """Feature rows and rule hits for ``orders``, each computed from strictly earlier orders and labels.
 
-    ``labels`` will feed the label-based features (only labels reported before an order count
-    for it); they are accepted and not yet used.
+    A list or tuple is sorted by ``created_at`` first; any other iterable must already be in time
+    order (a stream from a history file is), or OutOfOrderError is raised. With ``kinds``, only
+    those entity kinds are tracked (the features of the others stay NaN) and no rules are run:
+    that is one partition of `replay_parallel`.
     """
-    del labels
     hasher = hasher or features.PiiHasher(REPLAY_HASH_KEY)
-    store = InMemoryAggregates()
-    ordered = sorted(orders, key=lambda o: o.created_at)
-    matrix = np.empty((len(ordered), len(features.FEATURE_NAMES)), dtype=np.float32)
+    if isinstance(orders, list | tuple):
+        orders = sorted(orders, key=lambda o: o.created_at)
+    store = ExpiringAggregates()
+    pending = _verdicts(labels, losses)
+    due: list[tuple[float, int, str, tuple[agg.Entity, ...]]] = []  # heap of reported labels
+    sequence = itertools.count()  # heap tie-breaker: entities do not compare
+    blocks: list[np.ndarray] = []
+    order_ids: list[str] = []
+    created: list[float] = []
+    amounts: list[float] = []
+    buyers: list[str] = []
     hits: list[list[rules.RuleHit]] = []
-    for i, order in enumerate(ordered):
-        entities = features.identify(order, hasher)
+    width = len(features.FEATURE_NAMES)
+    block = np.empty((0, width), dtype=np.float32)
+    row_in_block = 0
+    last = -np.inf
+    next_eviction = -np.inf
+    for order in orders:
+        now = order.created_at.timestamp()
+        if now < last:
+            raise OutOfOrderError(f"order {order.order_id} is older than the order before it")
+        last = now
+        while due and due[0][0] < now:
+            reported, _, verdict, labelled = heapq.heappop(due)
+            store.apply(features.label_updates(labelled, _at(reported), verdict))
+        if now >= next_eviction:
+            store.evict(now)
+            next_eviction = now + _EVICT_EVERY
+        if row_in_block == len(block):
+            block = np.empty((_BLOCK_ROWS, width), dtype=np.float32)
+            blocks.append(block)
+            row_in_block = 0
+        every = features.identify(order, hasher)
+        # A partition tracks only its kinds, but their links name entities of any kind.
+        entities = every if kinds is None else {k: e for k, e in every.items() if k in kinds}
         # The whole store is the snapshot: summarise reads only the containers serving reads.
         view = features.view(order, entities, store.items)
-        matrix[i] = features.compute(view)
-        hits.append(rules.evaluate(view, matrix[i]))
-        store.apply(features.updates(order, entities))
-    return ReplayResult([o.order_id for o in ordered], matrix, hits)
+        row = block[row_in_block]
+        row[:] = features.compute(view)
+        row_in_block += 1
+        if kinds is None:
+            hits.append(rules.evaluate(view, row))
+        store.apply(features.updates(order, every, kinds))
+        for reported, verdict in pending.pop(order.order_id, ()):
+            heapq.heappush(due, (reported, next(sequence), verdict, tuple(entities.values())))
+        order_ids.append(order.order_id)
+        created.append(now)
+        amounts.append(order.amount_rub)
+        buyers.append(order.buyer.id)
+    matrix = np.concatenate(blocks)[: len(order_ids)] if blocks else np.empty((0, width), np.float32)
+    return ReplayResult(
+        order_ids=order_ids,
+        created_at=np.asarray(created, dtype=np.float64),
+        amounts_rub=np.asarray(amounts, dtype=np.float64),
+        buyer_ids=buyers,
+        matrix=matrix,
+        rule_hits=hits,
+    )
+
+
+# Every feature depends on the aggregates of at most one entity kind (the rest are the order's
+# own fields), so replaying disjoint sets of kinds in parallel and taking each column from the
+# partition that computed it gives exactly the single-pass matrix; a test holds this.
+PARTITIONS = (frozenset({"seller", "ip", "email", "device"}), frozenset({"buyer", "card", "address"}))
+
+
+def replay_parallel(
+    orders: Sequence[Order] | Callable[[], Iterable[Order]],
+    labels: Sequence[Label] = (),
+    losses: Sequence[Loss] = (),
+    hasher: features.PiiHasher | None = None,
+) -> ReplayResult:
+    """`replay` on two cores: a forked child replays half the entity kinds, this process the other.
+
+    ``orders`` is a sequence, or a function returning a fresh time-ordered stream (each process
+    reads its own). Where fork is unavailable it falls back to one process.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return replay(orders() if callable(orders) else orders, labels, losses, hasher)
+    hasher = hasher or features.PiiHasher(REPLAY_HASH_KEY)
+    with tempfile.TemporaryDirectory(prefix="dozor-replay-") as tmp:
+        child_matrix = Path(tmp) / "matrix.npy"
+        child = multiprocessing.get_context("fork").Process(
+            target=_replay_partition,
+            args=(orders, labels, losses, hasher, PARTITIONS[1], child_matrix),
+            daemon=True,
+        )
+        child.start()
+        try:
+            mine = replay(orders() if callable(orders) else orders, labels, losses, hasher, PARTITIONS[0])
+        finally:
+            child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"the replay partition {sorted(PARTITIONS[1])} failed ({child.exitcode})")
+        matrix = mine.matrix
+        theirs = np.load(child_matrix, mmap_mode="r")
+        if theirs.shape != matrix.shape:
+            raise RuntimeError("the replay partitions saw different orders")
+        missing = np.isnan(matrix)
+        matrix[missing] = theirs[missing]
+    hits = [rules.evaluate_row(row) for row in matrix]
+    return ReplayResult(mine.order_ids, mine.created_at, mine.amounts_rub, mine.buyer_ids, matrix, hits)
+
+
+def _replay_partition(
+    orders: Sequence[Order] | Callable[[], Iterable[Order]],
+    labels: Sequence[Label],
+    losses: Sequence[Loss],
+    hasher: features.PiiHasher,
+    kinds: frozenset[str],
+    out: Path,
+) -> None:
+    result = replay(orders() if callable(orders) else orders, labels, losses, hasher, kinds)
+    np.save(out, result.matrix)
+
+
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)

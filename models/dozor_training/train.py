@@ -21,11 +21,11 @@ import xgboost as xgb
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from dozor.domain.contracts import Order
 from dozor.domain.features import FEATURE_NAMES
+from dozor.domain.feedback import Label
 from dozor.domain.model import PACKAGED_MODEL_DIR
 from dozor.domain.rules import rules_only_score
-from dozor_training.replay import ReplayResult, replay
+from dozor_training.replay import ReplayResult
 
 ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -45,13 +45,111 @@ PARAMS: dict[str, Any] = {
 MAX_ROUNDS = 400
 
 
+DAY = 86_400.0
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
-    calibration_share: float = 0.15  # of the period, after the training part
-    test_share: float = 0.2  # the newest part, held out
+    calibration_share: float = 0.15  # of the training period, its newest part
+    test_days: float | None = None  # held-out newest days; default: 14, or a fifth of a short history
     review_rate: float = 0.02  # share of orders the review team can look at
     decline_probability: float = 0.8  # calibrated P(fraud) from which an order is declined outright
     min_review_probability: float = 0.03
+
+
+@dataclass(frozen=True)
+class Periods:
+    """Which orders train, calibrate and test the model, and which labels training may know.
+
+    The model is imagined trained at ``test[0]``: it knows only labels reported before then
+    (``label_cutoff``), so the newest orders before it, whose chargebacks have not arrived yet,
+    are left out (``gap``) rather than taught as legitimate. Test orders are judged on every
+    label, however late it came.
+    """
+
+    train: tuple[float, float]  # epoch seconds, [start, end)
+    calibration: tuple[float, float]
+    test: tuple[float, float]  # [start, end]
+    label_cutoff: float
+    gap_days: float
+
+    def masks(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        train = (times >= self.train[0]) & (times < self.train[1])
+        calibration = (times >= self.calibration[0]) & (times < self.calibration[1])
+        test = (times >= self.test[0]) & (times <= self.test[1])
+        return train, calibration, test
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "train": [_iso(t) for t in self.train],
+            "calibration": [_iso(t) for t in self.calibration],
+            "test": [_iso(t) for t in self.test],
+            "label_cutoff": _iso(self.label_cutoff),
+            "gap_days": round(self.gap_days, 2),
+        }
+
+
+class PeriodError(ValueError):
+    """The requested dates leave a period empty or overlapping."""
+
+
+def typical_label_delay_days(times: Mapping[str, float], labels: Sequence[Label]) -> float:
+    """Median days from a fraudulent order to its fraud label (0 when nothing is labelled fraud)."""
+    delays = [
+        (label.reported_at.timestamp() - times[label.order_id]) / DAY
+        for label in labels
+        if label.is_fraud and label.order_id in times
+    ]
+    return float(np.median(delays)) if delays else 0.0
+
+
+def choose_periods(
+    times: np.ndarray,
+    label_delay_days: float,
+    config: TrainingConfig,
+    *,
+    train_start: datetime | None = None,
+    train_end: datetime | None = None,
+    test_start: datetime | None = None,
+    test_end: datetime | None = None,
+) -> Periods:
+    """Periods from the dates given, the rest defaulted: the newest weeks test, after a label-delay gap."""
+    first, last = float(times.min()), float(times.max())
+    span_days = (last - first) / DAY
+    test_days = config.test_days or (14.0 if span_days >= 56 else max(span_days * 0.2, 1 / 24))
+    t_end = test_end.timestamp() if test_end else last
+    t_start = test_start.timestamp() if test_start else t_end - test_days * DAY
+    fit_start = train_start.timestamp() if train_start else first
+    if train_end:
+        fit_end = train_end.timestamp()
+    else:
+        # The gap is as long as the typical label delay, but never eats more than half of what
+        # is left for training: a short history still trains, with a note in the card.
+        gap = min(label_delay_days * DAY, 0.5 * (t_start - fit_start))
+        fit_end = t_start - max(gap, 0.0)
+    if not fit_start < fit_end <= t_start < t_end:
+        raise PeriodError(
+            f"periods do not line up: train [{_iso(fit_start)}, {_iso(fit_end)}), "
+            f"test [{_iso(t_start)}, {_iso(t_end)}]"
+        )
+    cal_start = fit_end - config.calibration_share * (fit_end - fit_start)
+    return Periods(
+        train=(fit_start, cal_start),
+        calibration=(cal_start, fit_end),
+        test=(t_start, t_end),
+        label_cutoff=t_start,
+        gap_days=(t_start - fit_end) / DAY,
+    )
+
+
+def label_vectors(
+    order_ids: Sequence[str], labels: Sequence[Label], cutoff: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fraud flags per order: as known at ``cutoff`` (for fitting), and as known in the end (for testing)."""
+    reported = {label.order_id: label.reported_at.timestamp() for label in labels if label.is_fraud}
+    known = np.array([reported.get(oid, np.inf) < cutoff for oid in order_ids], dtype=np.float32)
+    final = np.array([oid in reported for oid in order_ids], dtype=np.float32)
+    return known, final
 
 
 @dataclass(frozen=True)
@@ -65,7 +163,8 @@ def _iso(epoch: float) -> str:
 
 
 def fingerprint(order_ids: Sequence[str], labels: np.ndarray) -> str:
-    digest = hashlib.sha256()
+    """What the model was trained from: the feature set, the parameters, the orders and their labels."""
+    digest = hashlib.sha256(json.dumps([FEATURE_NAMES, PARAMS], sort_keys=True).encode())
     for order_id, label in zip(order_ids, labels, strict=True):
         digest.update(f"{order_id}:{int(label)}\n".encode())
     return digest.hexdigest()
@@ -124,36 +223,38 @@ def _evaluate(
 
 
 def train_fraud(
-    orders: Sequence[Order],
-    is_fraud: Mapping[str, bool],
+    result: ReplayResult,
+    labels: Sequence[Label],
     out_dir: Path = ARTIFACTS_DIR,
     config: TrainingConfig | None = None,
-    replayed: ReplayResult | None = None,
+    periods: Periods | None = None,
 ) -> TrainedModel:
-    """Train, calibrate and evaluate a fraud model on a labelled history; write its artifact."""
+    """Train, calibrate and evaluate a fraud model on a replayed, labelled history; write its artifact."""
     config = config or TrainingConfig()
-    result = replayed or replay(orders)
-    by_id = {o.order_id: o for o in orders}
-    y = np.array([bool(is_fraud.get(oid, False)) for oid in result.order_ids], dtype=np.float32)
-    times = np.array([by_id[oid].created_at.timestamp() for oid in result.order_ids])
-    start, end = times.min(), times.max()
-    cal_start = start + (end - start) * (1 - config.test_share - config.calibration_share)
-    test_start = start + (end - start) * (1 - config.test_share)
-    train_mask, test_mask = times < cal_start, times >= test_start
-    cal_mask = ~train_mask & ~test_mask
+    times = result.created_at
+    if periods is None:
+        delay = typical_label_delay_days(dict(zip(result.order_ids, times, strict=True)), labels)
+        periods = choose_periods(times, delay, config)
+    train_mask, cal_mask, test_mask = periods.masks(times)
+    y_known, y_final = label_vectors(result.order_ids, labels, periods.label_cutoff)
+    for name, mask, y in (("train", train_mask, y_known), ("calibration", cal_mask, y_known)):
+        if not mask.any() or not y[mask].any():
+            raise PeriodError(f"the {name} period has no orders labelled fraud; give it more history")
+    if not test_mask.any():
+        raise PeriodError("the test period has no orders")
     x = result.matrix
 
-    fitted = _fit_booster(x[train_mask], y[train_mask], x[cal_mask], y[cal_mask])
+    fitted = _fit_booster(x[train_mask], y_known[train_mask], x[cal_mask], y_known[cal_mask])
     rounds = fitted.best_iteration + 1
     # Keep only the trees early stopping chose: serving must not walk the overfitted tail.
     booster = fitted[:rounds]
     raw = np.asarray(booster.inplace_predict(x), dtype=np.float64)
-    calibration = _calibration(raw[cal_mask], y[cal_mask])
+    calibration = _calibration(raw[cal_mask], y_known[cal_mask])
     scores = np.clip(np.interp(raw, calibration["x"], calibration["y"]), 0, 1)
-    thresholds = _thresholds(scores[cal_mask], y[cal_mask], config)
+    thresholds = _thresholds(scores[cal_mask], y_known[cal_mask], config)
     rule_scores = np.array([rules_only_score(h) for h in result.rule_hits])
 
-    data_fingerprint = fingerprint(result.order_ids, y)
+    data_fingerprint = fingerprint(result.order_ids, y_final)
     trained_at = datetime.now(UTC)
     version = f"fraud-{trained_at:%Y%m%d}-{data_fingerprint[:8]}"
     metadata: dict[str, Any] = {
@@ -165,15 +266,20 @@ def train_fraud(
         "calibration": calibration,
         "data_fingerprint": data_fingerprint,
         "data": {
-            "orders": len(result.order_ids),
-            "fraud": int(y.sum()),
-            "train": [_iso(start), _iso(cal_start)],
-            "calibration": [_iso(cal_start), _iso(test_start)],
-            "test": [_iso(test_start), _iso(end)],
+            "orders": len(result),
+            "labelled_fraud": int(y_final.sum()),
+            "periods": periods.as_dict(),
+            "rows": {
+                "train": int(train_mask.sum()),
+                "calibration": int(cal_mask.sum()),
+                "test": int(test_mask.sum()),
+            },
         },
         "params": PARAMS | {"rounds": rounds},
         "xgboost_version": xgb.__version__,
-        "metrics": {"test": _evaluate(scores[test_mask], rule_scores[test_mask], y[test_mask], thresholds)},
+        "metrics": {
+            "test": _evaluate(scores[test_mask], rule_scores[test_mask], y_final[test_mask], thresholds)
+        },
         "config": config.__dict__,
     }
     directory = out_dir / version

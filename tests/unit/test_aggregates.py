@@ -28,6 +28,7 @@ from dozor.domain.aggregates import (
     summarise,
     updates_for,
 )
+from dozor.domain.features import LINKS
 
 CARD = Entity("card", "c0ffee")
 BUYER = Entity("buyer", "buyer-1")
@@ -46,7 +47,7 @@ def record(store: InMemoryAggregates, entity: Entity, at: datetime, amount: floa
 
 def seen_at(store: InMemoryAggregates, entity: Entity, at: datetime) -> agg.EntityAggregates:
     """What an order at ``at`` sees, reading only the keys serving would read."""
-    return summarise(entity, at, store.read(keys_for([entity], at)))
+    return summarise(entity, at, store.read(keys_for([entity], at)), LINKS.get(entity.kind, ()))
 
 
 def history(*times: datetime, entity: Entity = CARD) -> InMemoryAggregates:
@@ -191,7 +192,7 @@ def test_given_an_unseen_entity_then_everything_is_zero_and_first_seen_missing()
     assert set(seen.amounts.values()) == {0.0}
     assert seen.first_seen is None
     assert seen.lifetime_orders == 0.0
-    assert seen.links == {}
+    assert seen.links == {"buyer": 0}  # a card links buyers, none yet
     assert seen.list_status is None
 
 
@@ -285,7 +286,7 @@ def test_property_given_random_history_then_windows_match_bucket_rule_and_keys_f
 
     # When summarised over only the keys `keys_for` lists, and over the whole store
     restricted = seen_at(store, CARD, now)
-    full = summarise(CARD, now, store.items)
+    full = summarise(CARD, now, store.items, LINKS["card"])
 
     # Then reading only `keys_for` loses nothing
     assert restricted == full

@@ -104,6 +104,8 @@ class DynamoDecisionStore:
                         "model_version": {"S": decision.model_version},
                         "decided_at": {"S": decision.decided_at.isoformat()},
                         "expires_at": _number(expires),
+                        # The feedback function counts a later chargeback or loss for these.
+                        "entity_keys": {"L": [{"S": pk} for pk in sorted({u.key[0] for u in updates})]},
                     },
                     "ConditionExpression": "attribute_not_exists(order_id)",
                 }

@@ -8,6 +8,10 @@ item keyed by (pk, sk):
 - ``D#YYYYMMDD``      twenty-four hourly buckets of one day      → the 24 h window
 - ``M#YYYYMM``        daily buckets of one month, plus sets of linked entities → 7 d / 30 d windows
 
+Labels (chargebacks, confirmed fraud, lost parcels) count into the same containers at the time they
+were *reported*: the profile keeps lifetime totals and the month containers daily buckets, so an
+order sees only the labels reported before it, in serving and in replay alike.
+
 An order at time t reads a fixed handful of containers per entity (the current and previous hour,
 today and yesterday, the months covering the last 30 days) and adds itself to one bucket of each
 level. The windows are sliding at bucket resolution: "1 h" is the 5-minute buckets of the last
@@ -24,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 Key = tuple[str, str]
 Item = Mapping[str, object]
@@ -51,7 +55,7 @@ class Entity:
         return f"{self.kind}#{self.value}"
 
 
-@dataclass
+@dataclass(slots=True)
 class ContainerUpdate:
     """Atomic changes to one container: counters to add to, sets to add to, fields set once."""
 
@@ -115,8 +119,16 @@ class Window:
 WINDOWS = (Window("1h", HOUR), Window("24h", DAY), Window("7d", 7 * DAY), Window("30d", 30 * DAY))
 
 
-# One container's share of a window: (container sk, count attributes, amount attributes).
-BucketGroup = tuple[str, tuple[str, ...], tuple[str, ...]]
+# What a label counts as, and the attribute prefixes of its daily buckets and lifetime total.
+FRAUD = "fraud"
+LOSS = "loss"
+_LABEL_PREFIX = {FRAUD: "f", LOSS: "l"}
+_LABEL_TOTAL = {FRAUD: "fraud_labels", LOSS: "losses"}
+LABEL_WINDOWS = ("7d", "30d")
+
+# One container's share of a window: (container sk, count attributes, amount attributes,
+# fraud-label attributes, loss attributes). Labels live only in the daily buckets.
+BucketGroup = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 
 @lru_cache(maxsize=4096)
@@ -142,8 +154,15 @@ def _window_buckets(five_minute_slot: int) -> tuple[tuple[str, tuple[BucketGroup
             for i in range(window.seconds // DAY):
                 b = t - timedelta(days=i)
                 refs.setdefault(_month_sk(b), []).append(f"{b.day:02d}")
+        daily = window.name in LABEL_WINDOWS
         groups = tuple(
-            (sk, tuple("n" + x for x in suffixes), tuple("a" + x for x in suffixes))
+            (
+                sk,
+                tuple("n" + x for x in suffixes),
+                tuple("a" + x for x in suffixes),
+                tuple("f" + x for x in suffixes) if daily else (),
+                tuple("l" + x for x in suffixes) if daily else (),
+            )
             for sk, suffixes in refs.items()
         )
         result.append((window.name, groups))
@@ -156,9 +175,12 @@ def _link_months(five_minute_slot: int) -> tuple[str, ...]:
     return tuple(sorted({_month_sk(t - timedelta(days=d)) for d in (0, 15, 29)}))
 
 
-@dataclass(frozen=True)
-class EntityAggregates:
-    """What the windows say about one entity just before an order."""
+class EntityAggregates(NamedTuple):
+    """What the windows say about one entity just before an order.
+
+    A named tuple: built seven times per scored order and millions of times per replay, where a
+    frozen dataclass's slower construction shows.
+    """
 
     counts: dict[str, float]  # window name -> orders
     amounts: dict[str, float]  # window name -> sum of order amounts (RUB)
@@ -166,6 +188,10 @@ class EntityAggregates:
     lifetime_orders: float
     links: dict[str, int]  # linked entity kind -> distinct values over the months read
     list_status: str | None  # "allow" | "block" | "review" set by ops
+    fraud_labels: dict[str, float]  # window name (7d, 30d) -> orders reported as fraud in it
+    losses: dict[str, float]  # window name (7d, 30d) -> parcels reported lost in it
+    lifetime_fraud_labels: float
+    lifetime_losses: float
 
 
 def _num(item: Item | None, attr: str) -> float:
@@ -175,39 +201,62 @@ def _num(item: Item | None, attr: str) -> float:
     return float(value) if value is not None else 0.0  # type: ignore[arg-type]
 
 
-def summarise(entity: Entity, at: datetime, snapshot: Snapshot) -> EntityAggregates:
-    """Fold an entity's containers into per-window totals as seen at ``at``."""
+def summarise(
+    entity: Entity, at: datetime, snapshot: Snapshot, link_kinds: tuple[str, ...] = ()
+) -> EntityAggregates:
+    """Fold an entity's containers into per-window totals as seen at ``at``.
+
+    ``link_kinds`` are the linked entity kinds whose distinct counts are wanted.
+    """
     slot = int(at.timestamp()) // FIVE_MINUTES
     pk = entity.pk
     counts: dict[str, float] = {}
     amounts: dict[str, float] = {}
+    fraud_labels: dict[str, float] = {}
+    losses: dict[str, float] = {}
+    # The hot loop of scoring and replay, so the sums stay in C (map/filter/sum). Values are
+    # floats in memory and Decimals from DynamoDB; absent buckets (and zeros) drop out.
     for window_name, groups in _window_buckets(slot):
-        n = a = 0.0
-        for sk, n_attrs, a_attrs in groups:
+        n = a = f = lost = 0.0
+        for sk, n_attrs, a_attrs, f_attrs, l_attrs in groups:
             item = snapshot.get((pk, sk))
             if item:
-                n += sum(_num(item, attr) for attr in n_attrs)
-                a += sum(_num(item, attr) for attr in a_attrs)
+                get = item.get
+                n += sum(map(float, filter(None, map(get, n_attrs))))  # type: ignore[arg-type]
+                a += sum(map(float, filter(None, map(get, a_attrs))))  # type: ignore[arg-type]
+                if f_attrs:
+                    f += sum(map(float, filter(None, map(get, f_attrs))))  # type: ignore[arg-type]
+                    lost += sum(map(float, filter(None, map(get, l_attrs))))  # type: ignore[arg-type]
         counts[window_name] = n
         amounts[window_name] = a
+        if f_attrs:
+            fraud_labels[window_name] = f
+            losses[window_name] = lost
     profile = snapshot.get((pk, PROFILE))
     first_seen = profile.get("first_seen") if profile else None
-    links: dict[str, set[str]] = {}
-    for sk in _link_months(slot):
-        item = snapshot.get((pk, sk))
-        if not item:
-            continue
-        for attr, value in item.items():
-            if attr.startswith("lk_") and isinstance(value, set | frozenset | list):
-                links.setdefault(attr[3:], set()).update(str(v) for v in value)
+    links: dict[str, int] = {}
+    if link_kinds:
+        months = [item for sk in _link_months(slot) if (item := snapshot.get((pk, sk)))]
+        for kind in link_kinds:
+            attr = "lk_" + kind
+            values: set[str] = set()
+            for item in months:
+                members = item.get(attr)
+                if members:
+                    values.update(members)  # type: ignore[arg-type]
+            links[kind] = len(values)
     status = profile.get("list") if profile else None
     return EntityAggregates(
         counts=counts,
         amounts=amounts,
         first_seen=float(first_seen) if first_seen is not None else None,  # type: ignore[arg-type]
         lifetime_orders=_num(profile, "orders"),
-        links={kind: len(values) for kind, values in links.items()},
+        links=links,
         list_status=str(status) if status else None,
+        fraud_labels=fraud_labels,
+        losses=losses,
+        lifetime_fraud_labels=_num(profile, _LABEL_TOTAL[FRAUD]),
+        lifetime_losses=_num(profile, _LABEL_TOTAL[LOSS]),
     )
 
 
@@ -273,15 +322,30 @@ def updates_for(
     ]
 
 
+def label_updates_for(entity: Entity, reported_at: datetime, label: str) -> list[ContainerUpdate]:
+    """The updates that count one ``label`` (FRAUD or LOSS) reported at ``reported_at`` for ``entity``."""
+    s = _slot_layout(int(reported_at.timestamp()) // FIVE_MINUTES)
+    return [
+        ContainerUpdate(key=(entity.pk, PROFILE), add={_LABEL_TOTAL[label]: 1}),
+        ContainerUpdate(
+            key=(entity.pk, s.month_sk), add={_LABEL_PREFIX[label] + s.day: 1}, expires_at=s.month_expires
+        ),
+    ]
+
+
 def apply_updates(items: dict[Key, dict[str, object]], updates: Iterable[ContainerUpdate]) -> None:
     """Apply updates to plain dicts with DynamoDB's ADD / if_not_exists semantics."""
     for update in updates:
-        item = items.setdefault(update.key, {})
+        item = items.get(update.key)
+        if item is None:
+            item = items[update.key] = {}
+        get = item.get
         for attr, delta in update.add.items():
-            item[attr] = float(item.get(attr, 0.0)) + delta  # type: ignore[arg-type]
+            item[attr] = get(attr, 0.0) + delta  # type: ignore[operator]
         for attr, values in update.add_to_set.items():
-            current = item.get(attr)
-            item[attr] = (set(current) if isinstance(current, set | frozenset) else set()) | values
+            # A fresh set each time: a snapshot handed out earlier must not change under a reader.
+            current = get(attr)
+            item[attr] = current | values if isinstance(current, set | frozenset) else set(values)
         for attr, value in update.set_if_absent.items():
             item.setdefault(attr, value)
         if update.expires_at is not None:

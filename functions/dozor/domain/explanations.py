@@ -79,6 +79,26 @@ def _order_sentence(feature: str, v: float) -> str | None:
     return texts.get(feature)
 
 
+_LABEL_FEATURE = re.compile(r"^(?P<kind>[a-z]+)_fraud_labels_(?P<window>30d|lifetime)$")
+
+
+def _label_sentence(feature: str, v: float) -> str | None:
+    texts = {
+        "seller_fraud_rate_7d": f"{v:.1%} of the seller's orders of the last 7 days were reported as fraud",
+        "seller_fraud_rate_30d": f"{v:.1%} of the seller's orders of the last 30 days were reported as fraud",
+        "seller_loss_rate_30d": f"{v:.1%} of the seller's parcels of the last 30 days were reported lost",
+        "address_losses_30d": f"Parcels to this shipping address were reported lost {_n(v)} times in 30 days",
+        "buyer_losses_30d": f"The buyer reported {_n(v)} parcels lost or not received in 30 days",
+    }
+    if feature in texts:
+        return texts[feature]
+    m = _LABEL_FEATURE.match(feature)
+    if not m or m["kind"] not in _WHO:
+        return None
+    when = "in the last 30 days" if m["window"] == "30d" else "before"
+    return f"{_WHO[m['kind']]} was in {_n(v)} orders reported as fraud {when}"
+
+
 def _entity_sentence(feature: str, v: float) -> str | None:
     m = _ENTITY_FEATURE.match(feature)
     if not m or m["kind"] not in _WHO:
@@ -102,7 +122,12 @@ def describe(feature: str, value: float) -> str:
     """One sentence about a feature's value."""
     if math.isnan(value):
         return f"No {feature.replace('_', ' ')} was available"
-    return _order_sentence(feature, value) or _entity_sentence(feature, value) or f"{feature} is {value:g}"
+    return (
+        _order_sentence(feature, value)
+        or _label_sentence(feature, value)
+        or _entity_sentence(feature, value)
+        or f"{feature} is {value:g}"
+    )
 
 
 def explain(row: np.ndarray, contributions: np.ndarray, top: int = 5) -> list[Reason]:

@@ -12,9 +12,9 @@ import hashlib
 import hmac
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -39,6 +39,10 @@ LINKS: dict[str, tuple[str, ...]] = {
 }
 
 PLURAL = {"buyer": "buyers", "card": "cards", "address": "addresses", "device": "devices"}
+
+# Entities whose whole history of fraud labels matters, not just the last 30 days: a buyer, card,
+# device or address that was once in a chargeback stays suspicious.
+LIFETIME_LABEL_KINDS = ("buyer", "card", "device", "address")
 
 HIGH_RISK_CATEGORIES = frozenset({"electronics", "phones", "gift_cards", "jewelry"})
 DISPOSABLE_EMAIL_DOMAINS = frozenset(
@@ -65,6 +69,19 @@ def _entity_feature_names() -> list[str]:
     return names
 
 
+def _label_feature_names() -> list[str]:
+    names = [f"{kind}_fraud_labels_30d" for kind in ENTITY_KINDS]
+    names += [f"{kind}_fraud_labels_lifetime" for kind in LIFETIME_LABEL_KINDS]
+    return [
+        *names,
+        "seller_fraud_rate_7d",
+        "seller_fraud_rate_30d",
+        "seller_loss_rate_30d",
+        "address_losses_30d",
+        "buyer_losses_30d",
+    ]
+
+
 ORDER_FEATURES = [
     "amount_rub",
     "item_quantity",
@@ -89,7 +106,7 @@ ORDER_FEATURES = [
     "seller_spike_24h",
 ]
 
-FEATURE_NAMES: tuple[str, ...] = tuple(ORDER_FEATURES + _entity_feature_names())
+FEATURE_NAMES: tuple[str, ...] = tuple(ORDER_FEATURES + _entity_feature_names() + _label_feature_names())
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
@@ -148,18 +165,32 @@ class OrderView:
 def view(order: Order, entities: dict[str, agg.Entity], snapshot: agg.Snapshot) -> OrderView:
     return OrderView(
         order=order,
-        aggregates={kind: agg.summarise(e, order.created_at, snapshot) for kind, e in entities.items()},
+        aggregates={
+            kind: agg.summarise(e, order.created_at, snapshot, LINKS.get(kind, ()))
+            for kind, e in entities.items()
+        },
     )
 
 
-def updates(order: Order, entities: Mapping[str, agg.Entity]) -> list[agg.ContainerUpdate]:
-    """The counter updates that record this order for every entity it touches."""
+def updates(
+    order: Order, entities: Mapping[str, agg.Entity], kinds: Container[str] | None = None
+) -> list[agg.ContainerUpdate]:
+    """The counter updates that record this order for every entity it touches (or those of ``kinds``)."""
     result: list[agg.ContainerUpdate] = []
     amount = order.amount_rub
     for kind, entity in entities.items():
+        if kinds is not None and kind not in kinds:
+            continue
         links = {other: entities[other].value for other in LINKS.get(kind, ()) if other in entities}
         result += agg.updates_for(entity, order.created_at, amount, links)
     return result
+
+
+def label_updates(
+    entities: Iterable[agg.Entity], reported_at: datetime, label: str
+) -> list[agg.ContainerUpdate]:
+    """The counter updates that record one label (aggregates.FRAUD or LOSS) against an order's entities."""
+    return [u for entity in entities for u in agg.label_updates_for(entity, reported_at, label)]
 
 
 def compute(v: OrderView) -> np.ndarray:
@@ -179,10 +210,36 @@ def compute(v: OrderView) -> np.ndarray:
         values[f"{kind}_lifetime_orders"] = a.lifetime_orders
         for other in LINKS.get(kind, ()):
             values[f"{kind}_distinct_{PLURAL[other]}_2mo"] = float(a.links.get(other, 0))
+        values[f"{kind}_fraud_labels_30d"] = a.fraud_labels["30d"]
+        if kind in LIFETIME_LABEL_KINDS:
+            values[f"{kind}_fraud_labels_lifetime"] = a.lifetime_fraud_labels
+    values.update(_label_rates(v))
     row = np.full(len(FEATURE_NAMES), np.nan, dtype=np.float32)
     for name, value in values.items():
         row[FEATURE_INDEX[name]] = value
     return row
+
+
+def _label_rates(v: OrderView) -> dict[str, float]:
+    seller = v.aggregates.get("seller")
+    address = v.aggregates.get("address")
+    buyer = v.aggregates.get("buyer")
+    rates: dict[str, float] = {}
+    if seller:
+        # Labels reported in the window over orders placed in it: not the same cohort, but what
+        # a seller's recent record looks like to ops, and it needs no per-order bookkeeping.
+        rates["seller_fraud_rate_7d"] = _share(seller.fraud_labels["7d"], seller.counts["7d"])
+        rates["seller_fraud_rate_30d"] = _share(seller.fraud_labels["30d"], seller.counts["30d"])
+        rates["seller_loss_rate_30d"] = _share(seller.losses["30d"], seller.counts["30d"])
+    if address:
+        rates["address_losses_30d"] = address.losses["30d"]
+    if buyer:
+        rates["buyer_losses_30d"] = buyer.losses["30d"]
+    return rates
+
+
+def _share(part: float, whole: float) -> float:
+    return min(part / whole, 1.0) if whole > 0 else NAN
 
 
 def _days(seconds: float) -> float:

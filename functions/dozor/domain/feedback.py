@@ -59,6 +59,14 @@ class Label:
     reported_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """The order's parcel was lost (final carrier status or the buyer's claim), known from ``reported_at``."""
+
+    order_id: str
+    reported_at: datetime
+
+
 def label_of(feedback: Feedback) -> Label | None:
     """The fraud label a feedback message carries, if any (parcel outcomes carry none)."""
     if feedback.order_id is None:

@@ -108,9 +108,13 @@ def evaluate(view: OrderView, row: np.ndarray) -> list[RuleHit]:
         for kind, aggregates in sorted(view.aggregates.items())
         if (status := aggregates.list_status) in _LIST_ACTIONS
     ]
+    return hits + evaluate_row(row)
+
+
+def evaluate_row(row: np.ndarray) -> list[RuleHit]:
+    """The rules a feature row matches (everything but the ops lists, which live in the store)."""
     facts = _RowFacts(row)
-    hits += [RuleHit(rule.id, rule.action) for rule in RULES if rule.matches(facts)]
-    return hits
+    return [RuleHit(rule.id, rule.action) for rule in RULES if rule.matches(facts)]
 
 
 _SEVERITY = {DecisionKind.APPROVE: 0.0, DecisionKind.REVIEW: 1.0, DecisionKind.DECLINE: 2.0}
