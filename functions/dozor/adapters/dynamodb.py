@@ -1,4 +1,4 @@
-"""DynamoDB: the Features table (aggregate containers) and the Decisions table.
+"""DynamoDB: the Features table (aggregate containers), the Decisions table and the Labels table.
 
 One BatchGetItem reads both tables for an order; one TransactWriteItems stores the decision
 (conditional on its absence) together with the order's counter updates, so a replay can never
@@ -14,8 +14,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dozor.domain.aggregates import ContainerUpdate, Key
+from dozor.domain.aggregates import ContainerUpdate, Entity, Key
 from dozor.domain.contracts import Decision
+from dozor.domain.feedback import Feedback, Recorded
 from dozor.domain.scoring import AlreadyDecidedError, StoreUnavailableError
 
 BATCH_GET_LIMIT = 100
@@ -42,6 +43,45 @@ def _from_attr(value: dict[str, Any]) -> object:
 
 def _item(raw: dict[str, dict[str, Any]]) -> dict[str, object]:
     return {name: _from_attr(value) for name, value in raw.items()}
+
+
+def update_request(table: str, update: ContainerUpdate) -> dict[str, Any]:
+    """The TransactWriteItems ``Update`` applying one container update to the Features table."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    adds: list[str] = []
+    sets: list[str] = []
+    for i, (attr, delta) in enumerate(update.add.items()):
+        names[f"#a{i}"] = attr
+        values[f":a{i}"] = _number(delta)
+        adds.append(f"#a{i} :a{i}")
+    for i, (attr, members) in enumerate(update.add_to_set.items()):
+        names[f"#s{i}"] = attr
+        values[f":s{i}"] = {"SS": sorted(members)}
+        adds.append(f"#s{i} :s{i}")
+    for i, (attr, value) in enumerate(update.set_if_absent.items()):
+        names[f"#f{i}"] = attr
+        values[f":f{i}"] = _number(value)
+        sets.append(f"#f{i} = if_not_exists(#f{i}, :f{i})")
+    if update.expires_at is not None:
+        names["#ttl"] = "expires_at"
+        values[":ttl"] = _number(update.expires_at)
+        sets.append("#ttl = :ttl")
+    expression = " ".join(
+        part
+        for part in (
+            ("SET " + ", ".join(sets)) if sets else "",
+            ("ADD " + ", ".join(adds)) if adds else "",
+        )
+        if part
+    )
+    return {
+        "TableName": table,
+        "Key": {"pk": {"S": update.key[0]}, "sk": {"S": update.key[1]}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
 
 
 class DynamoDecisionStore:
@@ -111,7 +151,7 @@ class DynamoDecisionStore:
                 }
             }
         ]
-        items += [{"Update": self._update(u)} for u in updates]
+        items += [{"Update": update_request(self._features, u)} for u in updates]
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as error:
@@ -124,43 +164,6 @@ class DynamoDecisionStore:
             ):
                 raise AlreadyDecidedError(decision.order_id) from error
             raise StoreUnavailableError(f"decision for {decision.order_id} not stored: {code}") from error
-
-    def _update(self, update: ContainerUpdate) -> dict[str, Any]:
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        adds: list[str] = []
-        sets: list[str] = []
-        for i, (attr, delta) in enumerate(update.add.items()):
-            names[f"#a{i}"] = attr
-            values[f":a{i}"] = _number(delta)
-            adds.append(f"#a{i} :a{i}")
-        for i, (attr, members) in enumerate(update.add_to_set.items()):
-            names[f"#s{i}"] = attr
-            values[f":s{i}"] = {"SS": sorted(members)}
-            adds.append(f"#s{i} :s{i}")
-        for i, (attr, value) in enumerate(update.set_if_absent.items()):
-            names[f"#f{i}"] = attr
-            values[f":f{i}"] = _number(value)
-            sets.append(f"#f{i} = if_not_exists(#f{i}, :f{i})")
-        if update.expires_at is not None:
-            names["#ttl"] = "expires_at"
-            values[":ttl"] = _number(update.expires_at)
-            sets.append("#ttl = :ttl")
-        expression = " ".join(
-            part
-            for part in (
-                ("SET " + ", ".join(sets)) if sets else "",
-                ("ADD " + ", ".join(adds)) if adds else "",
-            )
-            if part
-        )
-        return {
-            "TableName": self._features,
-            "Key": {"pk": {"S": update.key[0]}, "sk": {"S": update.key[1]}},
-            "UpdateExpression": expression,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
 
     def set_list_status(self, pk: str, status: str | None) -> None:
         """Put an entity on the allow/block/review list (``None`` takes it off); for ops tooling."""
@@ -187,3 +190,106 @@ class DynamoDecisionStore:
         )
         item = response.get("Item")
         return Decision.model_validate_json(item["decision"]["S"]) if item else None
+
+
+LABEL_RETENTION = timedelta(days=730)
+
+
+class DynamoLabelStore:
+    """Implements `dozor.domain.feedback.LabelStore` on the Labels, Decisions and Features tables.
+
+    A label item is keyed by what it names and ``<reported_at>#<kind>``, so a redelivered message
+    finds its own item. A marker item per order and verdict (``COUNTED#fraud``) makes sure a
+    chargeback followed by a fraud confirmation counts the order once. Label, marker and counter
+    updates go in one TransactWriteItems.
+    """
+
+    def __init__(self, client: Any, labels_table: str, decisions_table: str, features_table: str) -> None:
+        self._client = client
+        self._labels = labels_table
+        self._decisions = decisions_table
+        self._features = features_table
+
+    def entities_of(self, order_id: str) -> list[Entity] | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._decisions,
+                Key={"order_id": {"S": order_id}},
+                ProjectionExpression="entity_keys",
+            )
+        except ClientError as error:
+            raise StoreUnavailableError(str(error)) from error
+        item = response.get("Item")
+        if item is None:
+            return None
+        pks = [value["S"] for value in item.get("entity_keys", {}).get("L", [])]
+        return [Entity(*pk.split("#", 1)) for pk in pks]
+
+    def record(self, feedback: Feedback, verdict: str | None, updates: list[ContainerUpdate]) -> Recorded:
+        subject = f"order#{feedback.order_id}" if feedback.order_id else f"parcel#{feedback.parcel_id}"
+        label = self._label_item(subject, feedback)
+        if verdict is None:
+            return Recorded.STORED if self._put_label(label) else Recorded.DUPLICATE
+        marker = {
+            "Put": {
+                "TableName": self._labels,
+                "Item": {
+                    "subject": {"S": subject},
+                    "label_id": {"S": f"COUNTED#{verdict}"},
+                    "expires_at": label["Put"]["Item"]["expires_at"],
+                },
+                "ConditionExpression": "attribute_not_exists(label_id)",
+            }
+        }
+        items = [label, marker] + [{"Update": update_request(self._features, u)} for u in updates]
+        try:
+            self._client.transact_write_items(TransactItems=items)
+            return Recorded.COUNTED
+        except ClientError as error:
+            failed = _failed_conditions(error)
+            if failed is None:
+                raise StoreUnavailableError(f"feedback for {subject} not stored: {error}") from error
+        if 0 in failed:
+            return Recorded.DUPLICATE
+        # Only the marker stood in the way: the order was counted by an earlier label.
+        return Recorded.ALREADY_COUNTED if self._put_label(label) else Recorded.DUPLICATE
+
+    def _label_item(self, subject: str, feedback: Feedback) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "subject": {"S": subject},
+            "label_id": {"S": f"{feedback.reported_at.isoformat()}#{feedback.kind.value}"},
+            "kind": {"S": feedback.kind.value},
+            "reported_at": {"S": feedback.reported_at.isoformat()},
+            "expires_at": _number(int((feedback.reported_at + LABEL_RETENTION).timestamp())),
+        }
+        if feedback.order_id:
+            item["order_id"] = {"S": feedback.order_id}
+        if feedback.parcel_id:
+            item["parcel_id"] = {"S": feedback.parcel_id}
+        return {
+            "Put": {
+                "TableName": self._labels,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(label_id)",
+            }
+        }
+
+    def _put_label(self, label: dict[str, Any]) -> bool:
+        """Put a label item on its own; False if it was there already."""
+        try:
+            self._client.put_item(**label["Put"])
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailableError(str(error)) from error
+
+
+def _failed_conditions(error: ClientError) -> set[int] | None:
+    """Indexes of the transaction items whose condition failed; None if it failed otherwise."""
+    if error.response["Error"]["Code"] != "TransactionCanceledException":
+        return None
+    reasons = error.response.get("CancellationReasons") or []
+    failed = {i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"}
+    others = [r for r in reasons if r.get("Code") not in (None, "None", "ConditionalCheckFailed")]
+    return failed if failed and not others else None

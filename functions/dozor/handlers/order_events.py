@@ -8,7 +8,6 @@ after maxReceiveCount a poison record moves to the DLQ.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -16,29 +15,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from dozor.domain.contracts import Order
+from dozor.handlers.records import InvalidRecordError, parse_record
 from dozor.handlers.wiring import dependencies, logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
-
-
-class InvalidOrderEventError(ValueError):
-    """A record that can never be scored: it is reported, retried and ends in the DLQ."""
-
-
-def parse_order(body: str) -> Order:
-    try:
-        payload = json.loads(body)
-        if isinstance(payload, dict) and "detail" in payload and "detail-type" in payload:
-            payload = payload["detail"]
-        return Order.model_validate(payload)
-    except json.JSONDecodeError as error:
-        raise InvalidOrderEventError(f"body is not JSON: {error.msg} at {error.pos}") from error
-    except ValidationError as error:
-        fields = ", ".join(".".join(map(str, e["loc"])) + f" ({e['msg']})" for e in error.errors())
-        raise InvalidOrderEventError(f"invalid order: {fields}") from error
 
 
 @logger.inject_lambda_context
@@ -47,11 +29,11 @@ def parse_order(body: str) -> Order:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     records = [SQSRecord(r) for r in event.get("Records", [])]
     orders: dict[str, Order] = {}
-    invalid: dict[str, InvalidOrderEventError] = {}
+    invalid: dict[str, InvalidRecordError] = {}
     for record in records:
         try:
-            orders[record.message_id] = parse_order(record.body)
-        except InvalidOrderEventError as error:
+            orders[record.message_id] = parse_record(record.body, Order)
+        except InvalidRecordError as error:
             invalid[record.message_id] = error
     scoring = dependencies().scoring
     scored = dict(zip(orders, scoring.prepare(list(orders.values())), strict=True))

@@ -13,10 +13,11 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from botocore.config import Config
 
-from dozor.adapters.dynamodb import DynamoDecisionStore
+from dozor.adapters.dynamodb import DynamoDecisionStore, DynamoLabelStore
 from dozor.adapters.secrets import hash_key
 from dozor.adapters.sqs import SqsReviewQueue
 from dozor.domain.features import PiiHasher
+from dozor.domain.feedback import FeedbackRecorder
 from dozor.domain.model import PACKAGED_MODEL_DIR, FraudModel
 from dozor.domain.scoring import OrderScoring
 from dozor.settings import Settings
@@ -50,3 +51,18 @@ def dependencies() -> Dependencies:
     hasher = PiiHasher(hash_key(settings.hash_key_secret_arn))
     logger.info("dependencies ready", extra={"model_version": model.version})
     return Dependencies(settings, store, OrderScoring(store, review_queue, model, hasher), model)
+
+
+@lru_cache(maxsize=1)
+def feedback_recorder() -> FeedbackRecorder:
+    """The feedback function's service: no model, no secret, just the three tables."""
+    settings = Settings()
+    if not settings.labels_table_name:
+        raise RuntimeError("LABELS_TABLE_NAME is not set: FeedbackFunction needs the Labels table")
+    store = DynamoLabelStore(
+        boto3.client("dynamodb", config=_AWS_CONFIG),
+        settings.labels_table_name,
+        settings.decisions_table_name,
+        settings.features_table_name,
+    )
+    return FeedbackRecorder(store)

@@ -1,0 +1,30 @@
+"""Queue record bodies into contract models, one way for every SQS-fed function.
+
+A body is the payload itself, or an EventBridge event carrying it in ``detail`` (a bus rule
+delivering to the queue). Anything else is an `InvalidRecordError` naming the bad fields: the
+record is reported as a batch item failure, retried, and ends in its queue's DLQ.
+"""
+
+import json
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+Payload = TypeVar("Payload", bound=BaseModel)
+
+
+class InvalidRecordError(ValueError):
+    """A record that can never be processed."""
+
+
+def parse_record(body: str, model: type[Payload]) -> Payload:
+    try:
+        payload = json.loads(body)
+        if isinstance(payload, dict) and "detail" in payload and "detail-type" in payload:
+            payload = payload["detail"]
+        return model.model_validate(payload)
+    except json.JSONDecodeError as error:
+        raise InvalidRecordError(f"body is not JSON: {error.msg} at {error.pos}") from error
+    except ValidationError as error:
+        fields = ", ".join(".".join(map(str, e["loc"])) + f" ({e['msg']})" for e in error.errors())
+        raise InvalidRecordError(f"invalid {model.__name__.lower()}: {fields}") from error
