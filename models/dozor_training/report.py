@@ -161,7 +161,7 @@ def _curves(data: EvaluationSet, metrics: Mapping[str, Any], task: Task, out: Pa
         ylim=(0, 1.02),
         title=f"{task.title}: precision–recall, test period",
     )
-    ax_pr.legend(loc="upper right")
+    ax_pr.legend(loc="lower left")
     for ax in (ax_roc, ax_zoom):
         ax.axvline(fpr_target, color="black", lw=0.8, ls=":")
         ax.set(xlabel="false-positive rate", ylabel="true-positive rate (recall)")

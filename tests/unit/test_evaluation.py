@@ -196,6 +196,10 @@ def test_cost_thresholds_beat_approving_everything_on_unseen_days():
         assert pair.decline >= pair.review, name
         assert pair.method == "cost"
         assert metrics["scorers"][name]["thresholds"]["method"] == "cost"
+    # and the reported cost is the order-by-order cost of those thresholds
+    pair = chosen["model"]
+    expected = cost_of(test.scores["model"], test.labels, test.amounts_rub, pair.review, pair.decline, cost)
+    assert model["decisions"]["cost"]["total_rub"] == pytest.approx(expected, abs=0.01)
     # and the model, which ranks better than its baselines, is also the cheapest
     costs = {n: s["decisions"]["cost"]["total_rub"] for n, s in metrics["scorers"].items()}
     assert costs["model"] < costs["logistic"] < costs["rules_only"]
