@@ -310,7 +310,7 @@ def choose_thresholds(
     at_review, at_decline = tail.rows[r], tail.rows[d]
     params |= {
         "calibration_rows": len(scores),
-        "calibration_days": n_days,
+        "calibration_days": round(n_days, 3),
         "calibration_reviewed_per_day": _per_day(at_review - at_decline, n_days),
         "calibration_declined_per_day": _per_day(at_decline, n_days),
     }
@@ -452,7 +452,7 @@ def recall_at_fpr(scores: np.ndarray, y: np.ndarray, fpr: float = 0.01) -> float
     if y.min() == y.max():
         return None
     false_positive, true_positive, _ = roc_curve(y, scores)
-    return float(true_positive[false_positive <= fpr + 1e-12].max())
+    return _number(true_positive[false_positive <= fpr + 1e-12].max())
 
 
 def calibration(scores: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, Any] | None:

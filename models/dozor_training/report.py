@@ -69,6 +69,13 @@ class Period:
     rows: int
     positives: int
 
+    @classmethod
+    def of(cls, days: np.ndarray, y: np.ndarray) -> Period:
+        """The period spanned by these rows' days, with its row and positive counts."""
+        labels = np.asarray(days)
+        first, last = labels.min(), labels.max()
+        return cls(str(first), str(last), len(labels), int(np.asarray(y).sum()))
+
 
 @dataclass(frozen=True)
 class ModelCardInfo:

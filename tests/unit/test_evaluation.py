@@ -415,6 +415,7 @@ def test_the_same_report_serves_the_parcel_loss_model(tmp_path: Path):
     assert "fraud" not in report.lower()
     assert "No cost model" in report
     assert metrics["period"] == ["2025-11-01", "2025-11-06"]  # Moscow days
+    assert Period.of(test.days, y) == Period("2025-11-01", "2025-11-06", 1500, int(y.sum()))
 
 
 def test_evaluation_set_rejects_columns_of_other_lengths():
