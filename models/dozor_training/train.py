@@ -11,7 +11,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,25 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from dozor.domain.features import FEATURE_NAMES
 from dozor.domain.feedback import Label
 from dozor.domain.model import PACKAGED_MODEL_DIR
 from dozor.domain.rules import rules_only_score
+from dozor_training.evaluation import (
+    LOGISTIC,
+    MODEL,
+    RULES_ONLY,
+    ChosenThresholds,
+    CostModel,
+    EvaluationSet,
+    choose_thresholds_for,
+    day_index,
+    evaluate,
+    fit_logistic_baseline,
+)
 from dozor_training.replay import ReplayResult
+from dozor_training.report import FRAUD_TASK, ModelCardInfo, Period, write_report
 
 ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -52,9 +64,14 @@ DAY = 86_400.0
 class TrainingConfig:
     calibration_share: float = 0.15  # of the training period, its newest part
     test_days: float | None = None  # held-out newest days; default: 14, or a fifth of a short history
-    review_rate: float = 0.02  # share of orders the review team can look at
-    decline_probability: float = 0.8  # calibrated P(fraud) from which an order is declined outright
-    min_review_probability: float = 0.03
+    # Thresholds come from the review team's capacity (orders a day) when it is given, else from
+    # the cost model alone. Precision@k is reported at this capacity, or at 2% of a day's orders.
+    review_budget_per_day: float | None = None
+    cost: CostModel = field(default_factory=CostModel)
+    baseline_rows: int = 200_000  # the logistic baseline fits on at most this many training rows
+    contribution_rows: int = 3_000  # test rows whose feature contributions the report summarises
+    data_source: str = "history files"
+    simulated: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,37 +208,6 @@ def _calibration(raw: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
     return {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
 
 
-def _thresholds(scores: np.ndarray, y: np.ndarray, config: TrainingConfig) -> dict[str, float]:
-    """DECLINE where a calibrated score says fraud is this likely; REVIEW fills the review budget below it."""
-    decline = config.decline_probability
-    below = np.sort(scores[scores < decline])[::-1]
-    budget = int(config.review_rate * len(scores))
-    review = float(below[budget - 1]) if 0 < budget <= len(below) else decline
-    # Never review on noise: below this the review team would only see legitimate orders.
-    review = min(max(review, config.min_review_probability), decline)
-    return {"review": round(review, 6), "decline": round(decline, 6)}
-
-
-def _evaluate(
-    scores: np.ndarray, rule_scores: np.ndarray, y: np.ndarray, thresholds: Mapping[str, float]
-) -> dict[str, float]:
-    flagged = scores >= thresholds["review"]
-    declined = scores >= thresholds["decline"]
-    return {
-        "orders": len(y),
-        "fraud_rate": float(y.mean()),
-        "average_precision": float(average_precision_score(y, scores)),
-        "roc_auc": float(roc_auc_score(y, scores)),
-        "rules_only_average_precision": float(average_precision_score(y, rule_scores)),
-        "rules_only_roc_auc": float(roc_auc_score(y, rule_scores)),
-        "review_or_decline_rate": float(flagged.mean()),
-        "recall_at_review": float(flagged[y == 1].mean()),
-        "precision_at_review": float(y[flagged].mean()) if flagged.any() else 0.0,
-        "decline_rate": float(declined.mean()),
-        "precision_at_decline": float(y[declined].mean()) if declined.any() else 0.0,
-    }
-
-
 def train_fraud(
     result: ReplayResult,
     labels: Sequence[Label],
@@ -251,8 +237,8 @@ def train_fraud(
     raw = np.asarray(booster.inplace_predict(x), dtype=np.float64)
     calibration = _calibration(raw[cal_mask], y_known[cal_mask])
     scores = np.clip(np.interp(raw, calibration["x"], calibration["y"]), 0, 1)
-    thresholds = _thresholds(scores[cal_mask], y_known[cal_mask], config)
-    rule_scores = np.array([rules_only_score(h) for h in result.rule_hits])
+    metrics, chosen, test_set = _evaluate(result, scores, y_known, y_final, periods, config)
+    model = chosen[MODEL]
 
     data_fingerprint = fingerprint(result.order_ids, y_final)
     trained_at = datetime.now(UTC)
@@ -262,7 +248,8 @@ def train_fraud(
         "kind": "fraud",
         "trained_at": trained_at.isoformat(),
         "feature_names": list(FEATURE_NAMES),
-        "thresholds": thresholds,
+        "thresholds": model.pair(),
+        "threshold_selection": model.selection(),
         "calibration": calibration,
         "data_fingerprint": data_fingerprint,
         "data": {
@@ -277,16 +264,130 @@ def train_fraud(
         },
         "params": PARAMS | {"rounds": rounds},
         "xgboost_version": xgb.__version__,
-        "metrics": {
-            "test": _evaluate(scores[test_mask], rule_scores[test_mask], y_final[test_mask], thresholds)
-        },
-        "config": config.__dict__,
+        "metrics": {"test": _headline(metrics)},
+        "config": asdict(config),
     }
     directory = out_dir / version
     directory.mkdir(parents=True, exist_ok=True)
     booster.save_model(directory / "model.ubj")
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    _write_report(directory, metadata, metrics, test_set, booster, x[test_mask], periods, result, y_final)
     return TrainedModel(directory, metadata)
+
+
+def _evaluate(
+    result: ReplayResult,
+    scores: np.ndarray,
+    y_known: np.ndarray,
+    y_final: np.ndarray,
+    periods: Periods,
+    config: TrainingConfig,
+) -> tuple[dict[str, Any], dict[str, ChosenThresholds], EvaluationSet]:
+    """Thresholds on the calibration split, then every metric on the test split, vs both baselines."""
+    train_mask, cal_mask, test_mask = periods.masks(result.created_at)
+    x = result.matrix
+    rule_scores = np.array([rules_only_score(h) for h in result.rule_hits])
+    train_rows = np.flatnonzero(train_mask)
+    if len(train_rows) > config.baseline_rows:
+        train_rows = np.sort(np.random.default_rng(0).choice(train_rows, config.baseline_rows, replace=False))
+    logistic = fit_logistic_baseline(x[train_rows], y_known[train_rows])
+    days = day_index(result.created_at)
+    buyers = np.asarray(result.buyer_ids)
+
+    def split(mask: np.ndarray, y: np.ndarray, period: tuple[float, float]) -> EvaluationSet:
+        return EvaluationSet(
+            y=y[mask],
+            days=days[mask],
+            scores={MODEL: scores[mask], RULES_ONLY: rule_scores[mask], LOGISTIC: logistic(x[mask])},
+            amounts_rub=result.amounts_rub[mask],
+            entity_ids=buyers[mask],
+            period_days=(period[1] - period[0]) / DAY,
+        )
+
+    calibration_set = split(cal_mask, y_known, periods.calibration)
+    chosen = choose_thresholds_for(
+        calibration_set, cost=config.cost, review_budget_per_day=config.review_budget_per_day
+    )
+    test_set = split(test_mask, y_final, periods.test)
+    k = config.review_budget_per_day or max(1.0, 0.02 * len(test_set.y) / test_set.day_count)
+    metrics = evaluate(test_set, thresholds=chosen, k_per_day=round(k), cost=config.cost)
+    return metrics, chosen, test_set
+
+
+def _headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers worth carrying in metadata.json; metrics.json beside it has everything."""
+    scorers = metrics["scorers"]
+    return {
+        "rows": metrics["rows"],
+        "positive_rate": metrics["positive_rate"],
+        **{
+            name: {
+                "average_precision": m["average_precision"],
+                "roc_auc": m["roc_auc"],
+                "recall_at_1pct_fpr": m["recall_at_fpr"]["recall"],
+                "precision_at_k": m["precision_at_k"]["overall"],
+                "decisions": m.get("decisions"),
+            }
+            for name, m in scorers.items()
+        },
+    }
+
+
+def _write_report(
+    directory: Path,
+    metadata: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    test_set: EvaluationSet,
+    booster: xgb.Booster,
+    x_test: np.ndarray,
+    periods: Periods,
+    result: ReplayResult,
+    y_final: np.ndarray,
+) -> None:
+    config = metadata["config"]
+    rows = np.random.default_rng(1).permutation(len(x_test))[: config["contribution_rows"]]
+    contributions = booster.predict(
+        xgb.DMatrix(x_test[rows], missing=np.nan, feature_names=list(FEATURE_NAMES)),
+        pred_contribs=True,
+        approx_contribs=True,
+    )[:, :-1]
+    days = day_index(result.created_at)
+    masks = dict(zip(("train", "calibration", "test"), periods.masks(result.created_at), strict=True))
+    card = ModelCardInfo(
+        name="dozor-fraud",
+        version=metadata["version"],
+        intended_use=(
+            "Real-time risk decisions (APPROVE / REVIEW / DECLINE) on marketplace orders at checkout "
+            "and on the order bus, with a reviewer queue for REVIEW."
+        ),
+        data_source=config["data_source"],
+        simulated=config["simulated"],
+        periods={name: Period.of(days[m], y_final[m]) for name, m in masks.items()},
+        feature_names=FEATURE_NAMES,
+        features_defined_in="functions/dozor/domain/features.py",
+        trained_at=metadata["trained_at"],
+        training={
+            "rounds": metadata["params"]["rounds"],
+            "max_depth": PARAMS["max_depth"],
+            "eta": PARAMS["eta"],
+            "label_gap_days": periods.gap_days,
+            "label_cutoff": periods.as_dict()["label_cutoff"],
+        },
+        blind_spots=(
+            "fraud that leaves no trace in the order or the history of its buyer, card, device, ip, "
+            "email, address or seller",
+            "labels reported after the training cut-off: orders of the last gap before it are left out",
+        ),
+    )
+    write_report(
+        directory,
+        task=FRAUD_TASK,
+        metrics=metrics,
+        data=test_set,
+        card=card,
+        contributions=contributions,
+        feature_names=FEATURE_NAMES,
+    )
 
 
 def install(model_dir: Path, target: Path = PACKAGED_MODEL_DIR) -> None:
