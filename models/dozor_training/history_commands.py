@@ -30,6 +30,7 @@ from dozor_training.history import (
     HistoryError,
     OrderHistory,
     UnsupportedFormatError,
+    format_of,
     open_orders,
     read_labels,
     write_labels,
@@ -180,7 +181,8 @@ def decision_rows(
         for order_id, score, decision, rules in zip(
             batch.order_ids, batch.scores.tolist(), batch.decisions, batch.rules, strict=True
         ):
-            row = [order_id, round(score, 6), decision.value, rules, batch.model_version]
+            # Unrounded: a rounded score can cross a threshold the decision was taken on.
+            row = [order_id, score, decision.value, rules, batch.model_version]
             if labels is not None:
                 row.append(verdict.get(order_id))
             yield row
@@ -242,6 +244,7 @@ def score_batch_command(args: argparse.Namespace) -> int:
     """Score the orders file, write the decisions file, print a summary (and a backtest on labels)."""
     started = time.perf_counter()
     try:
+        format_of(args.out)  # refuse an unknown output format before the work, not after
         history = open_orders(args.orders)
         labels = read_labels(args.labels) if args.labels is not None else None
         model = FraudModel.load(args.model)
