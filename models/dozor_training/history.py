@@ -161,40 +161,70 @@ class _Collector:
 # --- flat rows ----------------------------------------------------------------------------------
 
 
-def _unflatten(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A payload from flat dotted columns; nulls and empty cells are absent fields."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if value is None or value == "":
-            continue
-        # A JSONDecodeError is a ValueError: the caller reports it against the items column.
-        parsed = json.loads(value) if key == "items" and isinstance(value, str | bytes) else value
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ValueError(f"column {key!r} nests under a column that holds a value")
-            node = child
-        node[leaf] = _pruned(parsed)
-    return out
+class _Unflattener:
+    """Turns a row of flat dotted cells into a contract payload; nulls and empty cells are absent."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.plan = [tuple(name.split(".")) for name in columns]
+        parents = {parts[:depth] for parts in self.plan for depth in range(1, len(parts))}
+        clashes = [name for name in columns if tuple(name.split(".")) in parents]
+        if clashes:  # `buyer` and `buyer.id` both: is buyer a value or an object?
+            header = _header_line(path)
+            raise HistoryError(
+                path, [BadRow(header, c, "a column and dotted columns under it") for c in clashes]
+            )
+
+    def payloads(self, columns: Sequence[list[Any]], n: int) -> tuple[list[dict[str, Any]], dict[int, str]]:
+        """The payloads of ``n`` rows given column by column, and the rows whose items are not JSON.
+
+        Column by column, not row by row: half the interpreter work for the same dicts.
+        """
+        out: list[dict[str, Any]] = [{} for _ in range(n)]
+        bad_items: dict[int, str] = {}
+        for parts, cells in zip(self.plan, columns, strict=True):
+            values = self._items(cells, bad_items) if parts == ("items",) else cells
+            if len(parts) == 1:
+                (name,) = parts
+                for payload, value in zip(out, values, strict=True):
+                    if value is not None and value != "":
+                        payload[name] = value
+                continue
+            for payload, value in zip(out, values, strict=True):
+                if value is None or value == "":
+                    continue
+                node = payload
+                for part in parts[:-1]:
+                    child = node.get(part)
+                    if child is None:
+                        child = node[part] = {}
+                    node = child
+                node[parts[-1]] = value
+        return out, bad_items
+
+    @staticmethod
+    def _items(cells: list[Any], bad_items: dict[int, str]) -> list[Any]:
+        values = []
+        for row, cell in enumerate(cells):
+            try:
+                values.append(_items(cell))
+            except ValueError as e:
+                values.append(None)
+                bad_items[row] = f"Invalid JSON: {e}"
+        return values
 
 
-def _pruned(value: Any) -> Any:
-    """Nulls inside nested values (Parquet structs, JSON items) are absent fields too."""
-    if isinstance(value, dict):
-        return {k: _pruned(v) for k, v in value.items() if v is not None}
+def _items(value: Any) -> Any:
+    """An items cell: a JSON list (CSV) or a list of structs (Parquet); nulls inside are absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str | bytes):
+        value = json.loads(value)
     if isinstance(value, list):
-        return [_pruned(v) for v in value]
+        return [
+            {k: v for k, v in item.items() if v is not None} if isinstance(item, dict) else item
+            for item in value
+        ]
     return value
-
-
-def _flat_payload(line: int, row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[BadRow]]:
-    try:
-        return _unflatten(row), []
-    except ValueError as e:
-        field = "items" if isinstance(e, json.JSONDecodeError) else _NOT_AN_OBJECT
-        return None, [BadRow(line, field, f"Invalid JSON: {e}" if field == "items" else str(e))]
 
 
 # --- the time-order pre-pass --------------------------------------------------------------------
@@ -329,9 +359,10 @@ class _TableHistory(OrderHistory):
         _require_columns(path, table.column_names, REQUIRED_ORDER_COLUMNS, header_line=_header_line(path))
         self._table = table
         self._lines = lines
+        self._unflatten = _Unflattener(path, table.column_names)
         index = _Index(path)
-        ids = table.column("order_id").to_pylist()
-        created = table.column("created_at").to_pylist()
+        ids = _py_values(table.column("order_id"))
+        created = _py_values(table.column("created_at"))
         for r, (order_id, created_at) in enumerate(zip(ids, created, strict=True)):
             try:
                 stamp: _Stamp | None = _Stamp(order_id=order_id, created_at=created_at)
@@ -348,17 +379,27 @@ class _TableHistory(OrderHistory):
     def _orders_at(self, rows: np.ndarray) -> Iterator[tuple[int, Order | list[BadRow]]]:
         for first in range(0, len(rows), _CHUNK):
             chunk = rows[first : first + _CHUNK]
-            records = self._table.take(pa.array(chunk)).to_pylist()
-            for r, record in zip(chunk.tolist(), records, strict=True):
+            taken = self._table.take(pa.array(chunk))
+            payloads, bad_items = self._unflatten.payloads([_py_values(c) for c in taken.columns], len(chunk))
+            for k, (r, payload) in enumerate(zip(chunk.tolist(), payloads, strict=True)):
                 line = int(self._lines[r])
-                payload, problems = _flat_payload(line, record)
-                if payload is None:
-                    yield line, problems
+                if k in bad_items:
+                    yield line, [BadRow(line, "items", bad_items[k])]
                     continue
                 try:
                     yield line, Order.model_validate(payload)
                 except ValidationError as e:
                     yield line, _problems(line, e, flat=True)
+
+
+def _py_values(column: pa.ChunkedArray) -> list[Any]:
+    """A column's values as Python objects; aware timestamps built directly (pyarrow's way is slow)."""
+    kind = column.type
+    if pa.types.is_timestamp(kind) and kind.tz is not None:
+        micros = column.cast(pa.timestamp("us", tz=kind.tz)).cast(pa.int64()).to_pylist()
+        return [None if m is None else _EPOCH + m * _MICROSECOND for m in micros]
+    values: list[Any] = column.to_pylist()
+    return values
 
 
 def _json_problems(line: int, raw: bytes) -> list[BadRow]:
@@ -643,7 +684,9 @@ def _text_writer(path: Path) -> Iterator[io.TextIOWrapper]:
     with _replacing(path) as partial, partial.open("wb") as raw, contextlib.ExitStack() as stack:
         binary: Any = raw  # a BufferedWriter or the GzipFile over it
         if _compressed(path):
-            binary = stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0))
+            binary = stack.enter_context(
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0)
+            )
         text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
         yield text
         text.flush()
