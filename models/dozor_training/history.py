@@ -627,6 +627,8 @@ def _arrow_type(column: str, sample: Any) -> pa.DataType:
         return pa.timestamp("us", tz="UTC")
     if column == "items":
         return pa.list_(_ITEM_TYPE)
+    if column == "rules":
+        return pa.list_(pa.string())
     if column in _FLOAT_COLUMNS:
         return pa.float64()
     if isinstance(sample, list):

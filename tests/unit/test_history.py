@@ -228,6 +228,22 @@ def test_bad_csv_rows_are_reported_with_line_and_column(tmp_path: Path) -> None:
     assert "line 6: order_id: duplicate order_id 'o1' (first on line 2)" in message
 
 
+def test_unreadable_items_and_ragged_csv_rows_are_reported(tmp_path: Path) -> None:
+    header = ["order_id", "created_at", "buyer.id", "seller.id", "amount", "currency", "items"]
+    good = ["2026-10-01T10:00:00Z", "b1", "s1", "100", "RUB"]
+    items_path = write_csv(tmp_path / "items.csv", header, [["o1", *good, "[{oops"], ["o2", *good, "[]"]])
+    ragged_path = write_csv(tmp_path / "ragged.csv", header, [["o1", *good, "[]"], ["o2", *good]])
+
+    with pytest.raises(HistoryError) as items_error:
+        open_orders(items_path).validate()
+    with pytest.raises(HistoryError) as ragged_error:
+        open_orders(ragged_path)
+
+    assert problems(items_error) == {(2, "items")}
+    assert "Invalid JSON" in str(items_error.value)
+    assert problems(ragged_error) == {(3, "(row)")}
+
+
 def test_a_missing_required_column_is_reported_on_the_header_line(tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "orders.csv",
