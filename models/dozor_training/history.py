@@ -590,6 +590,8 @@ def _order_columns() -> tuple[str, ...]:
 
 
 ORDER_COLUMNS = _order_columns()
+# The contract nests one level deep: (field, sub-field or None) per column.
+_ORDER_COLUMN_PATHS = [(top, leaf or None) for top, _, leaf in (c.partition(".") for c in ORDER_COLUMNS)]
 _TIMESTAMP_COLUMNS = frozenset({"created_at", "buyer.account_created_at", "reported_at"})
 _FLOAT_COLUMNS = frozenset({"amount", "score"})
 _ITEM_TYPE = pa.struct(
@@ -598,12 +600,13 @@ _ITEM_TYPE = pa.struct(
 _PARQUET_ROW_GROUP = 100_000
 
 
-def _flatten(payload: Mapping[str, Any], columns: Sequence[str]) -> list[Any]:
+def _flat_cells(payload: Mapping[str, Any]) -> list[Any]:
+    """An order payload's cells under ORDER_COLUMNS (None where the payload has no value)."""
     cells: list[Any] = []
-    for column in columns:
-        value: Any = payload
-        for part in column.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
+    for top, leaf in _ORDER_COLUMN_PATHS:
+        value = payload.get(top)
+        if leaf is not None:
+            value = value.get(leaf) if isinstance(value, dict) else None
         cells.append(value)
     return cells
 
@@ -735,7 +738,7 @@ def write_orders(orders: Iterable[Mapping[str, Any]], path: Path) -> Path:
     if format_of(path) == "jsonl":
         _write_jsonl_payloads(orders, path)
     else:
-        write_rows((_flatten(order, ORDER_COLUMNS) for order in orders), ORDER_COLUMNS, path)
+        write_rows((_flat_cells(order) for order in orders), ORDER_COLUMNS, path)
     return path
 
 
