@@ -16,6 +16,7 @@ together in one `HistoryError`, so a file is fixed in one round instead of one e
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import csv
 import functools
@@ -88,7 +89,7 @@ def _compressed(path: Path) -> bool:
 
 
 class BadRow(NamedTuple):
-    line: int  # 1-based line of the file (CSV: the header is line 1); Parquet: 1-based row number
+    line: int  # 1-based line of the file (CSV: the header is line 1); Parquet: 1-based row, 0 the schema
     field: str  # as named in the file: a column, or a dotted path inside a JSON line
     message: str
 
@@ -106,19 +107,20 @@ class HistoryError(ValueError):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
-        unit = "row" if format_of_or_none(self.path) == "parquet" else "line"
+        unit = "row" if _format_or_none(self.path) == "parquet" else "line"
         shown = sorted(self.bad_rows)[:MAX_LISTED]
         head = f"{self.path}: {self.total_bad} problem{'s' if self.total_bad != 1 else ''}"
         if self.stopped:
             head += f" (stopped after {MAX_BAD_ROWS} bad rows)"
         lines = [f"{head}:"]
-        lines += [f"  {unit} {b.line}: {b.field}: {b.message}" for b in shown]
+        # Line 0 is a Parquet file's schema: it has no header line.
+        lines += [f"  {f'{unit} {b.line}' if b.line else 'schema'}: {b.field}: {b.message}" for b in shown]
         if self.total_bad > len(shown):
             lines.append(f"  and {self.total_bad - len(shown)} more")
         return "\n".join(lines)
 
 
-def format_of_or_none(path: Path) -> Format | None:
+def _format_or_none(path: Path) -> Format | None:
     try:
         return format_of(path)
     except UnsupportedFormatError:
@@ -272,7 +274,7 @@ class _Index:
 # --- OrderHistory -------------------------------------------------------------------------------
 
 
-class OrderHistory:
+class OrderHistory(abc.ABC):
     """The orders of one file, held compactly; `iter_orders` validates them in time order."""
 
     def __init__(self, path: Path, index: _Index) -> None:
@@ -285,8 +287,9 @@ class OrderHistory:
     def __len__(self) -> int:
         return len(self.created_at)
 
+    @abc.abstractmethod
     def _orders_at(self, rows: np.ndarray) -> Iterator[tuple[int, Order | list[BadRow]]]:
-        raise NotImplementedError
+        """(line, Order) for each good row at the positions ``rows``, (line, problems) for a bad one."""
 
     def time_order(self) -> np.ndarray:
         """Row positions sorted by created_at (stable: ties keep file order), bad rows left out."""
@@ -494,6 +497,11 @@ def _read_parquet_table(path: Path) -> tuple[pa.Table, np.ndarray]:
     table = pq.read_table(path)
     while any(pa.types.is_struct(field.type) for field in table.schema):
         table = table.flatten()
+    # Warehouses keep ids as integers; the contract's ids (and card BINs, postal codes) are text.
+    # An integer amount reads the same either way.
+    for i, field in enumerate(table.schema):
+        if pa.types.is_integer(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
     return table, np.arange(1, table.num_rows + 1, dtype=np.int64)
 
 

@@ -62,6 +62,23 @@ def peak_rss(path: Path) -> dict[str, float]:
         "open_s": round(t1 - t0, 1),
         "iterate_s": round(t2 - t1, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **_resident_now(),
+    }
+
+
+def _resident_now() -> dict[str, float]:
+    """Private (anonymous) and file-backed resident memory now, from /proc (Linux only).
+
+    A memory-mapped JSON Lines file counts in RSS as file pages, which the kernel can drop.
+    """
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return {}
+    fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+    return {
+        f"{name.lower()}_mb_at_end": round(int(fields[name].split()[0]) / 1024, 1)
+        for name in ("RssAnon", "RssFile")
+        if name in fields
     }
 
 

@@ -162,12 +162,12 @@ def test_empty_cells_are_absent_and_dotted_columns_nest(tmp_path: Path) -> None:
     assert second.payment.card_fingerprint is None
 
 
-def test_parquet_with_struct_columns_and_typed_timestamps_is_read(tmp_path: Path) -> None:
+def test_parquet_with_struct_columns_typed_timestamps_and_integer_ids_is_read(tmp_path: Path) -> None:
     table = pa.table(
         {
-            "order_id": ["o1", "o2"],
+            "order_id": pa.array([1, 2], type=pa.int64()),
             "created_at": pa.array([T0 + timedelta(hours=1), T0], type=pa.timestamp("ms", tz="UTC")),
-            "buyer": pa.array([{"id": "b1", "email": None}, {"id": "b2", "email": "x@y.ru"}]),
+            "buyer": pa.array([{"id": 7, "email": None}, {"id": 8, "email": "x@y.ru"}]),
             "seller": pa.array([{"id": "s1"}, {"id": "s1"}]),
             "amount": [100.0, 250.0],
             "currency": ["RUB", "USD"],
@@ -178,7 +178,7 @@ def test_parquet_with_struct_columns_and_typed_timestamps_is_read(tmp_path: Path
 
     first, second = open_orders(tmp_path / "orders.parquet").iter_orders()
 
-    assert (first.order_id, first.buyer.email, first.currency) == ("o2", "x@y.ru", "USD")
+    assert (first.order_id, first.buyer.id, first.buyer.email, first.currency) == ("2", "8", "x@y.ru", "USD")
     assert second.created_at == T0 + timedelta(hours=1) and second.buyer.email is None
     assert [(i.sku, i.quantity) for i in second.items] == [("k", 1)]
 
@@ -255,6 +255,18 @@ def test_a_missing_required_column_is_reported_on_the_header_line(tmp_path: Path
         open_orders(path)
 
     assert error.value.bad_rows == [BadRow(1, "seller.id", "required column is missing")]
+
+
+def test_a_parquet_file_missing_a_required_column_names_it_in_the_schema(tmp_path: Path) -> None:
+    pq.write_table(
+        pa.table({"order_id": ["o1"], "created_at": ["2026-10-01T10:00:00Z"]}), tmp_path / "o.parquet"
+    )
+
+    with pytest.raises(HistoryError) as error:
+        open_orders(tmp_path / "o.parquet")
+
+    assert problems(error) == {(0, "buyer.id"), (0, "seller.id"), (0, "amount"), (0, "currency")}
+    assert "schema: seller.id: required column is missing" in str(error.value)
 
 
 def test_bad_json_lines_are_reported_with_their_line_numbers(tmp_path: Path) -> None:
