@@ -43,6 +43,16 @@ COMMANDS: list[Command] = [
         "simulate history, replay it through the feature code and train the fraud model",
         "dozor_training.commands:add_train_fraud",
     ),
+    Command(
+        "simulate",
+        "write a simulated marketplace history (orders, labels) as CSV, JSONL or Parquet",
+        "dozor_training.history_commands:add_simulate",
+    ),
+    Command(
+        "score-batch",
+        "score a history file point-in-time as serving would have; backtest it against labels",
+        "dozor_training.history_commands:add_score_batch",
+    ),
 ]
 
 

@@ -1,0 +1,790 @@
+"""History files: an engineer's own orders and labels, read for training and backtests.
+
+Orders and labels come as CSV, JSON Lines or Parquet, told apart by the file name's extension
+(``.csv``, ``.jsonl`` / ``.ndjson`` / ``.json`` holding one object a line, ``.parquet``; ``.csv.gz``
+and ``.jsonl.gz`` too). Orders follow the Order contract; in flat files (CSV, Parquet) a nested
+field is a dotted column (``buyer.id``, ``payment.card_fingerprint``, ``shipping.region``) and
+``items`` is one column holding a JSON list (Parquet may also hold a list of structs, and nested
+struct columns are read as their dotted names). An empty cell or a null is an absent field.
+
+A million orders must fit in a few GB, and a validated `Order` costs several KB, so an
+`OrderHistory` keeps the rows compact (the JSON Lines bytes, or a pyarrow table of the flat
+columns), reads only `order_id` and `created_at` up front, and validates each row into an `Order`
+as it is yielded in time order. Bad rows are collected with their line numbers and reported
+together in one `HistoryError`, so a file is fixed in one round instead of one error at a time.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import csv
+import functools
+import gzip
+import io
+import itertools
+import json
+import mmap
+import os
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from dozor.domain.contracts import Id, Order
+from dozor.domain.feedback import Label
+
+Format = Literal["csv", "jsonl", "parquet"]
+
+REQUIRED_ORDER_COLUMNS = ("order_id", "created_at", "buyer.id", "seller.id", "amount", "currency")
+LABEL_COLUMNS = ("order_id", "label", "reported_at")
+FRAUD, LEGIT = "fraud", "legit"
+
+MAX_LISTED = 20  # bad rows an error message lists before "and N more"
+MAX_BAD_ROWS = 1000  # a file this broken is the wrong file: stop reading it
+MISSING_CREATED_AT = np.iinfo(np.int64).min  # `OrderHistory.created_at` of a row without a valid one
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_CHUNK = 8192  # rows a flat-file history turns into Python objects at a time
+_NOT_AN_OBJECT = "(row)"  # the field of an error about the whole row (not JSON, not an object)
+
+
+class UnsupportedFormatError(ValueError):
+    """The file name's extension names no history format."""
+
+
+def format_of(path: Path) -> Format:
+    """The history format a file name announces: csv, jsonl or parquet (``.gz`` allowed on text)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+        if suffixes and suffixes[-1] == ".parquet":
+            raise UnsupportedFormatError(f"{path}: Parquet compresses itself; drop the .gz")
+    last = suffixes[-1] if suffixes else ""
+    if last == ".csv":
+        return "csv"
+    if last in {".jsonl", ".ndjson", ".json"}:
+        return "jsonl"
+    if last == ".parquet":
+        return "parquet"
+    raise UnsupportedFormatError(
+        f"{path}: unknown history format {last or '(no extension)'!r}; "
+        "use .csv, .jsonl or .parquet (.csv.gz and .jsonl.gz too)"
+    )
+
+
+def _compressed(path: Path) -> bool:
+    return path.suffix.lower() == ".gz"
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class BadRow(NamedTuple):
+    line: int  # 1-based line of the file (CSV: the header is line 1); Parquet: 1-based row, 0 the schema
+    field: str  # as named in the file: a column, or a dotted path inside a JSON line
+    message: str
+
+
+class HistoryError(ValueError):
+    """A history file with bad rows; ``str()`` lists the first ones with their line numbers."""
+
+    def __init__(
+        self, path: Path, bad_rows: Sequence[BadRow], total_bad: int | None = None, *, stopped: bool = False
+    ) -> None:
+        self.path = path
+        self.bad_rows = list(bad_rows)
+        self.total_bad = len(self.bad_rows) if total_bad is None else total_bad
+        self.stopped = stopped  # reading stopped at MAX_BAD_ROWS: later rows were not checked
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        unit = "row" if _format_or_none(self.path) == "parquet" else "line"
+        shown = sorted(self.bad_rows)[:MAX_LISTED]
+        head = f"{self.path}: {self.total_bad} problem{'s' if self.total_bad != 1 else ''}"
+        if self.stopped:
+            head += f" (stopped after {MAX_BAD_ROWS} bad rows)"
+        lines = [f"{head}:"]
+        # Line 0 is a Parquet file's schema: it has no header line.
+        lines += [f"  {f'{unit} {b.line}' if b.line else 'schema'}: {b.field}: {b.message}" for b in shown]
+        if self.total_bad > len(shown):
+            lines.append(f"  and {self.total_bad - len(shown)} more")
+        return "\n".join(lines)
+
+
+def _format_or_none(path: Path) -> Format | None:
+    try:
+        return format_of(path)
+    except UnsupportedFormatError:
+        return None
+
+
+def _problems(line: int, error: ValidationError, flat: bool) -> list[BadRow]:
+    """One BadRow per pydantic error, with the field named as the file names it."""
+    rows = []
+    for e in error.errors(include_url=False):
+        loc = [str(part) for part in e["loc"]]
+        # A flat file has no `buyer` column: a missing buyer is a missing `buyer.id`.
+        if flat and e["type"] == "missing" and loc in (["buyer"], ["seller"]):
+            loc.append("id")
+        rows.append(BadRow(line, ".".join(loc) or _NOT_AN_OBJECT, e["msg"]))
+    return rows
+
+
+class _Collector:
+    """Bad rows of one pass over a file; raises once too many rows were bad to go on."""
+
+    def __init__(self, path: Path, earlier: Sequence[BadRow] = ()) -> None:
+        self.path = path
+        self.rows: list[BadRow] = list(earlier)
+        self.bad_lines = {b.line for b in earlier}
+
+    def add(self, rows: Iterable[BadRow]) -> None:
+        for row in rows:
+            if len(self.rows) < MAX_BAD_ROWS:
+                self.rows.append(row)
+            self.bad_lines.add(row.line)
+        if len(self.bad_lines) >= MAX_BAD_ROWS:
+            raise HistoryError(self.path, self.rows, len(self.rows), stopped=True)
+
+    def raise_if_any(self) -> None:
+        if self.rows:
+            raise HistoryError(self.path, self.rows)
+
+
+# --- flat rows ----------------------------------------------------------------------------------
+
+
+class _Unflattener:
+    """Turns a row of flat dotted cells into a contract payload; nulls and empty cells are absent."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.plan = [tuple(name.split(".")) for name in columns]
+        parents = {parts[:depth] for parts in self.plan for depth in range(1, len(parts))}
+        clashes = [name for name in columns if tuple(name.split(".")) in parents]
+        if clashes:  # `buyer` and `buyer.id` both: is buyer a value or an object?
+            header = _header_line(path)
+            raise HistoryError(
+                path, [BadRow(header, c, "a column and dotted columns under it") for c in clashes]
+            )
+
+    def payloads(self, columns: Sequence[list[Any]], n: int) -> tuple[list[dict[str, Any]], dict[int, str]]:
+        """The payloads of ``n`` rows given column by column, and the rows whose items are not JSON.
+
+        Column by column, not row by row: half the interpreter work for the same dicts.
+        """
+        out: list[dict[str, Any]] = [{} for _ in range(n)]
+        bad_items: dict[int, str] = {}
+        for parts, cells in zip(self.plan, columns, strict=True):
+            values = self._items(cells, bad_items) if parts == ("items",) else cells
+            if len(parts) == 1:
+                (name,) = parts
+                for payload, value in zip(out, values, strict=True):
+                    if value is not None and value != "":
+                        payload[name] = value
+                continue
+            for payload, value in zip(out, values, strict=True):
+                if value is None or value == "":
+                    continue
+                node = payload
+                for part in parts[:-1]:
+                    child = node.get(part)
+                    if child is None:
+                        child = node[part] = {}
+                    node = child
+                node[parts[-1]] = value
+        return out, bad_items
+
+    @staticmethod
+    def _items(cells: list[Any], bad_items: dict[int, str]) -> list[Any]:
+        values = []
+        for row, cell in enumerate(cells):
+            try:
+                values.append(_items(cell))
+            except ValueError as e:
+                values.append(None)
+                bad_items[row] = f"Invalid JSON: {e}"
+        return values
+
+
+def _items(value: Any) -> Any:
+    """An items cell: a JSON list (CSV) or a list of structs (Parquet); nulls inside are absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str | bytes):
+        value = json.loads(value)
+    if isinstance(value, list):
+        return [
+            {k: v for k, v in item.items() if v is not None} if isinstance(item, dict) else item
+            for item in value
+        ]
+    return value
+
+
+# --- the time-order pre-pass --------------------------------------------------------------------
+
+
+class _Stamp(BaseModel):
+    """What sorting a history needs of each row, validated exactly as the Order contract does."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    order_id: Id
+    created_at: AwareDatetime
+
+
+def _micros(t: datetime) -> int:
+    return (t - _EPOCH) // _MICROSECOND
+
+
+class _Index:
+    """The pre-pass: created_at of every row, and the rows that cannot be placed in time order."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.created: list[int] = []
+        self.usable: list[bool] = []
+        self.first_line: dict[str, int] = {}
+        self.bad = _Collector(path)
+
+    def add(self, line: int, stamp: _Stamp | None, problems: Callable[[], list[BadRow]]) -> None:
+        """Record one row; ``problems`` (all of the row's) is asked for only when its stamp is bad."""
+        if stamp is None:
+            self.created.append(MISSING_CREATED_AT)
+            self.usable.append(False)
+            self.bad.add(problems())
+            return
+        self.created.append(_micros(stamp.created_at))
+        first = self.first_line.setdefault(stamp.order_id, line)
+        self.usable.append(first == line)
+        if first != line:
+            where = f"row {first}" if self.path.suffix.lower() == ".parquet" else f"line {first}"
+            message = f"duplicate order_id {stamp.order_id!r} (first on {where})"
+            self.bad.add([BadRow(line, "order_id", message)])
+
+
+# --- OrderHistory -------------------------------------------------------------------------------
+
+
+class OrderHistory(abc.ABC):
+    """The orders of one file, held compactly; `iter_orders` validates them in time order."""
+
+    def __init__(self, path: Path, index: _Index) -> None:
+        self.path = path
+        # int64 epoch microseconds, in file order; MISSING_CREATED_AT where the row has none
+        self.created_at = np.asarray(index.created, dtype=np.int64)
+        self._usable = np.asarray(index.usable, dtype=bool)
+        self._prepass_bad = index.bad.rows
+
+    def __len__(self) -> int:
+        return len(self.created_at)
+
+    @abc.abstractmethod
+    def _orders_at(self, rows: np.ndarray) -> Iterator[tuple[int, Order | list[BadRow]]]:
+        """(line, Order) for each good row at the positions ``rows``, (line, problems) for a bad one."""
+
+    def time_order(self) -> np.ndarray:
+        """Row positions sorted by created_at (stable: ties keep file order), bad rows left out."""
+        usable = np.flatnonzero(self._usable)
+        return usable[np.argsort(self.created_at[usable], kind="stable")]
+
+    def iter_orders(self) -> Iterator[Order]:
+        """Every order in created_at order; raises HistoryError after the last if any row was bad."""
+        bad = _Collector(self.path, self._prepass_bad)
+        if len(bad.bad_lines) >= MAX_BAD_ROWS:
+            raise HistoryError(self.path, bad.rows, stopped=True)
+        for _, result in self._orders_at(self.time_order()):
+            if isinstance(result, Order):
+                yield result
+            else:
+                bad.add(result)
+        bad.raise_if_any()
+
+    def validate(self) -> None:
+        """Validate every row without keeping them: HistoryError lists the bad ones."""
+        for _ in self.iter_orders():
+            pass
+
+
+class _JsonLinesHistory(OrderHistory):
+    """A JSON Lines file: the bytes (memory-mapped when not compressed) and each line's span."""
+
+    def __init__(self, path: Path) -> None:
+        self._data, self._mapped = _load_bytes(path)
+        index = _Index(path)
+        starts: list[int] = []
+        ends: list[int] = []
+        lines: list[int] = []
+        data, size, pos, line = self._data, len(self._data), 0, 0
+        while pos < size:
+            end = data.find(b"\n", pos)
+            end = size if end < 0 else end
+            line += 1
+            raw = data[pos:end]
+            pos = end + 1
+            if not raw.strip():
+                continue  # blank lines (a trailing newline, a gap) are not rows
+            starts.append(pos - len(raw) - 1)
+            ends.append(pos - 1)
+            lines.append(line)
+            try:
+                stamp: _Stamp | None = _Stamp.model_validate_json(raw)
+            except ValidationError:
+                stamp = None
+            index.add(line, stamp, functools.partial(_json_problems, line, raw))
+        self._starts = np.asarray(starts, dtype=np.int64)
+        self._ends = np.asarray(ends, dtype=np.int64)
+        self._lines = np.asarray(lines, dtype=np.int64)
+        super().__init__(path, index)
+
+    def _orders_at(self, rows: np.ndarray) -> Iterator[tuple[int, Order | list[BadRow]]]:
+        data, starts, ends, lines = self._data, self._starts, self._ends, self._lines
+        for r in rows.tolist():
+            line = int(lines[r])
+            try:
+                yield line, Order.model_validate_json(data[int(starts[r]) : int(ends[r])])
+            except ValidationError as e:
+                yield line, _problems(line, e, flat=False)
+
+
+class _TableHistory(OrderHistory):
+    """A CSV or Parquet file as a pyarrow table of its flat columns, plus each row's line number."""
+
+    def __init__(self, path: Path, table: pa.Table, lines: np.ndarray) -> None:
+        _require_columns(path, table.column_names, REQUIRED_ORDER_COLUMNS, header_line=_header_line(path))
+        self._table = table
+        self._lines = lines
+        self._unflatten = _Unflattener(path, table.column_names)
+        index = _Index(path)
+        ids = _py_values(table.column("order_id"))
+        created = _py_values(table.column("created_at"))
+        for r, (order_id, created_at) in enumerate(zip(ids, created, strict=True)):
+            try:
+                stamp: _Stamp | None = _Stamp(order_id=order_id, created_at=created_at)
+            except ValidationError:
+                stamp = None
+            index.add(int(lines[r]), stamp, functools.partial(self._problems_of, r))
+        del ids, created
+        super().__init__(path, index)
+
+    def _problems_of(self, row: int) -> list[BadRow]:
+        _, result = next(self._orders_at(np.array([row], dtype=np.int64)))
+        return result if isinstance(result, list) else []
+
+    def _orders_at(self, rows: np.ndarray) -> Iterator[tuple[int, Order | list[BadRow]]]:
+        for first in range(0, len(rows), _CHUNK):
+            chunk = rows[first : first + _CHUNK]
+            taken = self._table.take(pa.array(chunk))
+            payloads, bad_items = self._unflatten.payloads([_py_values(c) for c in taken.columns], len(chunk))
+            for k, (r, payload) in enumerate(zip(chunk.tolist(), payloads, strict=True)):
+                line = int(self._lines[r])
+                if k in bad_items:
+                    yield line, [BadRow(line, "items", bad_items[k])]
+                    continue
+                try:
+                    yield line, Order.model_validate(payload)
+                except ValidationError as e:
+                    yield line, _problems(line, e, flat=True)
+
+
+def _py_values(column: pa.ChunkedArray) -> list[Any]:
+    """A column's values as Python objects; aware timestamps built directly (pyarrow's way is slow)."""
+    kind = column.type
+    if pa.types.is_timestamp(kind) and kind.tz is not None:
+        micros = column.cast(pa.timestamp("us", tz=kind.tz)).cast(pa.int64()).to_pylist()
+        return [None if m is None else _EPOCH + m * _MICROSECOND for m in micros]
+    values: list[Any] = column.to_pylist()
+    return values
+
+
+def _json_problems(line: int, raw: bytes) -> list[BadRow]:
+    try:
+        Order.model_validate_json(raw)
+    except ValidationError as e:
+        return _problems(line, e, flat=False)
+    return []
+
+
+def _header_line(path: Path) -> int:
+    return 1 if format_of(path) == "csv" else 0
+
+
+def _require_columns(path: Path, columns: Sequence[str], required: Sequence[str], header_line: int) -> None:
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise HistoryError(path, [BadRow(header_line, c, "required column is missing") for c in missing])
+
+
+def _load_bytes(path: Path) -> tuple[bytes | mmap.mmap, Any]:
+    if _compressed(path):
+        with gzip.open(path, "rb") as f:
+            return f.read(), None
+    with path.open("rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return b"", None
+        # Mapped, not read: the pages are the page cache's, so a big file costs no private memory.
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return mapped, mapped
+
+
+def open_orders(path: Path) -> OrderHistory:
+    """Open an orders file (format from its extension) and index it by created_at."""
+    path = Path(path)
+    fmt = format_of(path)
+    if fmt == "jsonl":
+        return _JsonLinesHistory(path)
+    table, lines = _read_csv_table(path) if fmt == "csv" else _read_parquet_table(path)
+    return _TableHistory(path, table, lines)
+
+
+# --- flat file reading --------------------------------------------------------------------------
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if _compressed(path):
+        return typing.cast(io.TextIOBase, gzip.open(path, "rt", encoding="utf-8-sig", newline=""))
+    return typing.cast(io.TextIOBase, path.open("r", encoding="utf-8-sig", newline=""))
+
+
+def _read_csv_table(path: Path) -> tuple[pa.Table, np.ndarray]:
+    """All cells as strings (empty ones null), with the file line each record starts on."""
+    with _open_text(path) as f:
+        reader = csv.reader(f)
+        header = [name.strip() for name in next(reader, [])]
+        if not header or not any(header):
+            raise HistoryError(path, [BadRow(1, _NOT_AN_OBJECT, "no header row")])
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise HistoryError(path, [BadRow(1, name, "column appears more than once") for name in repeated])
+        batches: list[pa.RecordBatch] = []
+        columns: list[list[str | None]] = [[] for _ in header]
+        lines: list[int] = []
+        bad: list[BadRow] = []
+        previous_end = reader.line_num
+        for record in reader:
+            start, previous_end = previous_end + 1, reader.line_num
+            if not record or not any(cell.strip() for cell in record):
+                continue
+            if len(record) != len(header):
+                bad.append(BadRow(start, _NOT_AN_OBJECT, f"{len(record)} cells for {len(header)} columns"))
+                continue
+            lines.append(start)
+            for column, cell in zip(columns, record, strict=True):
+                column.append(cell if cell.strip() else None)
+            if len(columns[0]) >= 65536:
+                batches.append(_string_batch(header, columns))
+                columns = [[] for _ in header]
+        batches.append(_string_batch(header, columns))
+    if bad:
+        raise HistoryError(path, bad)
+    return pa.Table.from_batches(batches), np.asarray(lines, dtype=np.int64)
+
+
+def _string_batch(header: Sequence[str], columns: Sequence[list[str | None]]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array(c, type=pa.string()) for c in columns], names=list(header))
+
+
+def _read_parquet_table(path: Path) -> tuple[pa.Table, np.ndarray]:
+    """The table with struct columns flattened to dotted names; a row's "line" is its 1-based number."""
+    table = pq.read_table(path)
+    while any(pa.types.is_struct(field.type) for field in table.schema):
+        table = table.flatten()
+    # Warehouses keep ids as integers; the contract's ids (and card BINs, postal codes) are text.
+    # An integer amount reads the same either way.
+    for i, field in enumerate(table.schema):
+        if pa.types.is_integer(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+    return table, np.arange(1, table.num_rows + 1, dtype=np.int64)
+
+
+def _flat_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Every row of a (small) file with its line number: JSON objects as they are, flat rows unflattened."""
+    fmt = format_of(path)
+    if fmt == "jsonl":
+        data, closer = _load_bytes(path)
+        try:
+            for number, raw in enumerate(bytes(data).split(b"\n"), start=1):
+                if raw.strip():
+                    yield number, _json_object(path, number, raw)
+        finally:
+            if closer is not None:
+                closer.close()
+        return
+    table, lines = _read_csv_table(path) if fmt == "csv" else _read_parquet_table(path)
+    for line, record in zip(lines.tolist(), table.to_pylist(), strict=True):
+        yield line, {k: v for k, v in record.items() if v is not None}
+
+
+def _json_object(path: Path, line: int, raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError as e:
+        raise HistoryError(path, [BadRow(line, _NOT_AN_OBJECT, f"Invalid JSON: {e}")]) from e
+    if not isinstance(value, dict):
+        raise HistoryError(path, [BadRow(line, _NOT_AN_OBJECT, "a line must be a JSON object")])
+    return value
+
+
+# --- labels -------------------------------------------------------------------------------------
+
+
+def _label_word(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+class _LabelRow(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    order_id: Id
+    label: Annotated[Literal["fraud", "legit"], BeforeValidator(_label_word)]
+    reported_at: AwareDatetime
+
+
+def read_labels(path: Path) -> list[Label]:
+    """One Label per order: fraud wins over legit, dated by the earliest report of the winning label.
+
+    Sorted by (reported_at, order_id). Raises HistoryError listing the bad rows.
+    """
+    path = Path(path)
+    if format_of(path) != "jsonl":
+        table, _ = _read_csv_table(path) if format_of(path) == "csv" else _read_parquet_table(path)
+        _require_columns(path, table.column_names, LABEL_COLUMNS, header_line=_header_line(path))
+    bad = _Collector(path)
+    merged: dict[str, Label] = {}
+    for line, record in _flat_records(path):
+        try:
+            row = _LabelRow.model_validate(record)
+        except ValidationError as e:
+            bad.add(_problems(line, e, flat=False))
+            continue
+        label = Label(row.order_id, row.label == FRAUD, row.reported_at)
+        known = merged.get(row.order_id)
+        if known is None or (label.is_fraud, known.reported_at) > (known.is_fraud, label.reported_at):
+            merged[row.order_id] = label
+    bad.raise_if_any()
+    return sorted(merged.values(), key=lambda label: (label.reported_at, label.order_id))
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model behind ``Model | None``, if the annotation is one."""
+    candidates = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _order_columns() -> tuple[str, ...]:
+    """The flat columns of the Order contract, in its field order: nested models become dotted names."""
+    columns: list[str] = []
+    for name, field in Order.model_fields.items():
+        nested = _nested_model(field.annotation)
+        if nested is None:
+            columns.append(name)
+        else:
+            columns.extend(f"{name}.{child}" for child in nested.model_fields)
+    return tuple(columns)
+
+
+ORDER_COLUMNS = _order_columns()
+# The contract nests one level deep: (field, sub-field or None) per column.
+_ORDER_COLUMN_PATHS = [(top, leaf or None) for top, _, leaf in (c.partition(".") for c in ORDER_COLUMNS)]
+_TIMESTAMP_COLUMNS = frozenset({"created_at", "buyer.account_created_at", "reported_at"})
+_FLOAT_COLUMNS = frozenset({"amount", "score"})
+_ITEM_TYPE = pa.struct(
+    [("sku", pa.string()), ("category", pa.string()), ("quantity", pa.int64()), ("unit_price", pa.float64())]
+)
+_PARQUET_ROW_GROUP = 100_000
+
+
+def _flat_cells(payload: Mapping[str, Any]) -> list[Any]:
+    """An order payload's cells under ORDER_COLUMNS (None where the payload has no value)."""
+    cells: list[Any] = []
+    for top, leaf in _ORDER_COLUMN_PATHS:
+        value = payload.get(top)
+        if leaf is not None:
+            value = value.get(leaf) if isinstance(value, dict) else None
+        cells.append(value)
+    return cells
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, datetime):
+        return _rfc3339(value)
+    return value
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _arrow_type(column: str, sample: Any) -> pa.DataType:
+    if column in _TIMESTAMP_COLUMNS:
+        return pa.timestamp("us", tz="UTC")
+    if column == "items":
+        return pa.list_(_ITEM_TYPE)
+    if column == "rules":
+        return pa.list_(pa.string())
+    if column in _FLOAT_COLUMNS:
+        return pa.float64()
+    if isinstance(sample, list):
+        return pa.list_(pa.string())
+    if isinstance(sample, bool):
+        return pa.bool_()
+    return pa.string()
+
+
+def _arrow_cells(column: str, cells: list[Any]) -> list[Any]:
+    if column in _TIMESTAMP_COLUMNS:
+        return [datetime.fromisoformat(c) if isinstance(c, str) else c for c in cells]
+    return cells
+
+
+def write_rows(rows: Iterable[Sequence[Any]], columns: Sequence[str], path: Path) -> int:
+    """Write rows of cells under ``columns`` in the format of ``path``; returns the row count."""
+    path = Path(path)
+    fmt = format_of(path)
+    if fmt == "parquet":
+        with _replacing(path) as partial:
+            return _write_parquet(rows, columns, partial)
+    count = 0
+    with _text_writer(path) as f:
+        if fmt == "csv":
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow([_csv_cell(v) for v in row])
+                count += 1
+        else:
+            for row in rows:
+                record = {c: _json_cell(v) for c, v in zip(columns, row, strict=True)}
+                f.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+                f.write("\n")
+                count += 1
+    return count
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A scratch path beside ``path`` that replaces it on success: the file appears whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        yield partial
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _text_writer(path: Path) -> Iterator[io.TextIOWrapper]:
+    """UTF-8 text to ``path``, gzipped for ``.gz`` with a zero mtime so the same rows give the same bytes."""
+    with _replacing(path) as partial, partial.open("wb") as raw, contextlib.ExitStack() as stack:
+        binary: Any = raw  # a BufferedWriter or the GzipFile over it
+        if _compressed(path):
+            binary = stack.enter_context(
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0)
+            )
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        yield text
+        text.flush()
+        text.detach()  # the binary file is closed by its own context, the gzip stream first
+
+
+def _json_cell(value: Any) -> Any:
+    return _rfc3339(value) if isinstance(value, datetime) else value
+
+
+def _write_parquet(rows: Iterable[Sequence[Any]], columns: Sequence[str], path: Path) -> int:
+    count = 0
+    writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    iterator = iter(rows)
+    try:
+        while True:
+            chunk = [row for _, row in zip(range(_PARQUET_ROW_GROUP), iterator, strict=False)]
+            if not chunk and writer is not None:
+                break
+            cells = list(zip(*chunk, strict=True)) if chunk else [() for _ in columns]
+            if schema is None:
+                samples = [next((v for v in column if v is not None), None) for column in cells]
+                schema = pa.schema([(c, _arrow_type(c, s)) for c, s in zip(columns, samples, strict=True)])
+                writer = pq.ParquetWriter(path, schema)
+            arrays = [
+                pa.array(_arrow_cells(c, list(values)), type=schema.field(c).type)
+                for c, values in zip(columns, cells, strict=True)
+            ]
+            assert writer is not None
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            count += len(chunk)
+            if not chunk:
+                break
+    finally:
+        if writer is not None:
+            writer.close()
+    return count
+
+
+def write_orders(orders: Iterable[Mapping[str, Any]], path: Path) -> Path:
+    """Write contract payloads: one JSON object a line, or flat dotted columns in CSV / Parquet."""
+    path = Path(path)
+    if format_of(path) == "jsonl":
+        _write_jsonl_payloads(orders, path)
+    else:
+        write_rows((_flat_cells(order) for order in orders), ORDER_COLUMNS, path)
+    return path
+
+
+def _write_jsonl_payloads(orders: Iterable[Mapping[str, Any]], path: Path) -> None:
+    with _text_writer(path) as f:
+        for order in orders:
+            f.write(json.dumps(order, ensure_ascii=False, separators=(",", ":"), default=_json_default))
+            f.write("\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _rfc3339(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def write_labels(labels: Iterable[Label | Mapping[str, Any]], path: Path) -> Path:
+    """Write labels as ``order_id, label (fraud|legit), reported_at`` rows.
+
+    Mappings may carry more columns (the simulator adds ``pattern``); the first row decides which.
+    """
+    iterator = iter(labels)
+    first = next(iterator, None)
+    extra: tuple[str, ...] = ()
+    if isinstance(first, Mapping):
+        extra = tuple(k for k in first if k not in LABEL_COLUMNS)
+    columns = (*LABEL_COLUMNS, *extra)
+
+    def cells(label: Label | Mapping[str, Any]) -> list[Any]:
+        if isinstance(label, Label):
+            return [
+                label.order_id,
+                FRAUD if label.is_fraud else LEGIT,
+                label.reported_at,
+                *[None for _ in extra],
+            ]
+        return [label.get(c) for c in columns]
+
+    head = [] if first is None else [first]
+    write_rows((cells(label) for label in itertools.chain(head, iterator)), columns, path)
+    return Path(path)
