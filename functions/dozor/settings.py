@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,5 +17,14 @@ class Settings(BaseSettings):
     hash_key_secret_arn: str
     # A model directory to load instead of the one packaged with the function (local runs, tests).
     model_dir: Path | None = None
+    # The model registry (template: ModelBucket, ActiveModelParameter, ShadowModelParameter). Without
+    # ACTIVE_MODEL_PARAMETER the function serves the packaged model (or MODEL_DIR) and nothing else.
+    model_bucket_name: str | None = None
+    active_model_parameter: str | None = None
+    shadow_model_parameter: str | None = None
+    # How long a read of the registry's pointers is trusted: a published version is served within it.
+    model_refresh_seconds: int = 120
+    # Where downloaded model versions are kept for the life of the container (Lambda's /tmp).
+    model_cache_dir: Path = Path(tempfile.gettempdir()) / "dozor-models"
     # Checkout payloads are a few KB; anything far larger is a client bug or an attack.
     max_body_bytes: int = 64 * 1024

@@ -43,6 +43,21 @@ COMMANDS: list[Command] = [
         "simulate history, replay it through the feature code and train the fraud model",
         "dozor_training.commands:add_train_fraud",
     ),
+    Command(
+        "publish",
+        "put a trained model into the registry as the active (or --shadow) version; rollback with --version",
+        "dozor_local.registry_cli:add_publish",
+    ),
+    Command(
+        "registry",
+        "the model registry's active and shadow versions (status) and their changes (history)",
+        "dozor_local.registry_cli:add_registry",
+    ),
+    Command(
+        "export-history",
+        "dump recorded decisions with their orders, and labels, as JSON Lines for training",
+        "dozor_local.export_history:add_export_history",
+    ),
 ]
 
 
