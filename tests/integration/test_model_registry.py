@@ -16,11 +16,13 @@ from typing import Any
 
 import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 
 from dozor.domain.model import PACKAGED_MODEL_DIR, FraudModel
 from dozor.handlers import order_events, score_order
 from dozor.handlers.wiring import dependencies, logger
 from dozor_local.cli import main
+from dozor_local.stack import LocalStack
 from tests.integration.conftest import Stack, api_event, make_order, sqs_event
 
 PACKAGED_VERSION = FraudModel.load().version
@@ -262,3 +264,37 @@ def test_a_failed_refresh_keeps_the_model_already_serving(
         ]
         == 2
     )
+
+
+def test_publish_reaches_an_emulator_through_endpoint_url(tmp_path: Path, monkeypatch, capsys) -> None:
+    # Given the stack on a moto server (as `dozor` users run it), and no registry variables set
+    for name in ("MODEL_BUCKET_NAME", "ACTIVE_MODEL_PARAMETER", "SHADOW_MODEL_PARAMETER", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        local = LocalStack.deploy(endpoint_url=endpoint)
+        where = [
+            "--endpoint-url",
+            endpoint,
+            "--bucket",
+            local.outputs["ModelBucketName"],
+            "--active-parameter",
+            local.outputs["ActiveModelParameterName"],
+            "--shadow-parameter",
+            local.outputs["ShadowModelParameterName"],
+        ]
+        # When a model is published as the shadow through the flags
+        status, published = publish(artifact(tmp_path, "fraud-test-v1"), "--shadow", *where, capsys=capsys)
+        # Then it is in that emulator's bucket and named by its shadow parameter
+        assert status == 0 and published["uploaded"] is True
+        assert main(["registry", "status", *where]) == 0
+        assert json.loads(capsys.readouterr().out) == {
+            "active": "packaged",
+            "shadow": "fraud-test-v1",
+            "versions": ["fraud-test-v1"],
+        }
+    finally:
+        server.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,7 @@ from tests.unit.conftest import build_order
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def variant(tmp_path: Path, version: str, **changes: object) -> FraudModel:
+def variant(version: str, **changes: object) -> FraudModel:
     metadata = json.loads((PACKAGED_MODEL_DIR / "metadata.json").read_text())
     metadata.update(version=version, **changes)
     model = FraudModel.load()
@@ -33,11 +32,9 @@ def orders() -> list:
     ]
 
 
-def test_given_a_shadow_then_decisions_are_the_active_models_and_each_order_has_a_verdict(
-    tmp_path, orders
-) -> None:
+def test_given_a_shadow_then_decisions_are_the_active_models_and_each_order_has_a_verdict(orders) -> None:
     active = FraudModel.load()
-    shadow = variant(tmp_path, "fraud-shadow", calibration={"x": [0.0, 1.0], "y": [0.95, 0.95]})
+    shadow = variant("fraud-shadow", calibration={"x": [0.0, 1.0], "y": [0.95, 0.95]})
     plain = OrderScoring(InMemoryDecisionStore(), CollectingReviewQueue(), active, PiiHasher(b"k"))
     watched = OrderScoring(InMemoryDecisionStore(), CollectingReviewQueue(), active, PiiHasher(b"k"))
     watched.use_models(active, shadow)
@@ -55,11 +52,11 @@ def test_given_a_shadow_then_decisions_are_the_active_models_and_each_order_has_
     assert all(v.score == pytest.approx(0.95) and v.decision is DecisionKind.DECLINE for v in verdicts)
 
 
-def test_given_new_models_then_the_next_batch_is_decided_and_labelled_by_them(tmp_path, orders) -> None:
+def test_given_new_models_then_the_next_batch_is_decided_and_labelled_by_them(orders) -> None:
     store = InMemoryDecisionStore()
     scoring = OrderScoring(store, CollectingReviewQueue(), FraudModel.load(), PiiHasher(b"k"))
     first = scoring.score(orders[0])
-    scoring.use_models(variant(tmp_path, "fraud-next"))
+    scoring.use_models(variant("fraud-next"))
     second = scoring.score(orders[1])
 
     assert first.model_version != "fraud-next" and second.model_version == "fraud-next"
