@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +26,6 @@ class Settings(BaseSettings):
     # How long a read of the registry's pointers is trusted: a published version is served within it.
     model_refresh_seconds: int = 120
     # Where downloaded model versions are kept for the life of the container (Lambda's /tmp).
-    model_cache_dir: Path = Path(tempfile.gettempdir()) / "dozor-models"
+    model_cache_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / "dozor-models")
     # Checkout payloads are a few KB; anything far larger is a client bug or an attack.
     max_body_bytes: int = 64 * 1024

@@ -23,9 +23,12 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dozor_local.cli import Subparsers, help_of
+
+if TYPE_CHECKING:
+    from dozor.adapters.dynamodb import DynamoHistory
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class Exported:
 
 
 def export_history(
-    history: Any, out: Path, since: datetime | None = None, until: datetime | None = None
+    history: DynamoHistory, out: Path, since: datetime | None = None, until: datetime | None = None
 ) -> Exported:
     """Write orders.jsonl, decisions.jsonl and labels.jsonl from a `DynamoHistory` into `out`."""
     from dozor.domain.feedback import label_of  # noqa: PLC0415 - keeps `dozor --help` instant
@@ -56,8 +59,8 @@ def export_history(
         if label is not None and ((since is None and until is None) or label.order_id in exported_ids)
     }
     out.mkdir(parents=True, exist_ok=True)
-    with_order = [r for r in recorded if r.order is not None]
-    _write(out / "orders.jsonl", (r.order.model_dump(mode="json", exclude_none=True) for r in with_order))
+    orders = [r.order for r in recorded if r.order is not None]
+    _write(out / "orders.jsonl", (o.model_dump(mode="json", exclude_none=True) for o in orders))
     _write(
         out / "decisions.jsonl",
         (
@@ -78,7 +81,7 @@ def export_history(
             for order_id, is_fraud, at in sorted(labels, key=lambda x: (x[2], x[0], x[1]))
         ),
     )
-    return Exported(len(with_order), len(recorded), len(labels), len(recorded) - len(with_order))
+    return Exported(len(orders), len(recorded), len(labels), len(recorded) - len(orders))
 
 
 def _write(path: Path, rows: Any) -> None:

@@ -68,6 +68,8 @@ class ModelRegistry:
 
     def point(self, version: str, role: ModelRole = ModelRole.ACTIVE) -> Published:
         """Point `role` at a version published before (a rollback), or at the packaged model."""
+        if role is ModelRole.SHADOW and version == NO_SHADOW:
+            return self.clear_shadow()
         check_version(version)
         if version != PACKAGED:
             with tempfile.TemporaryDirectory(prefix="dozor-model-") as scratch:
