@@ -53,6 +53,21 @@ COMMANDS: list[Command] = [
         "score a history file point-in-time as serving would have; backtest it against labels",
         "dozor_training.history_commands:add_score_batch",
     ),
+    Command(
+        "publish",
+        "put a trained model into the registry as the active (or --shadow) version; rollback with --version",
+        "dozor_local.registry_cli:add_publish",
+    ),
+    Command(
+        "registry",
+        "the model registry's active and shadow versions (status) and their changes (history)",
+        "dozor_local.registry_cli:add_registry",
+    ),
+    Command(
+        "export-history",
+        "dump recorded decisions with their orders, and labels, as JSON Lines for training",
+        "dozor_local.export_history:add_export_history",
+    ),
 ]
 
 

@@ -285,6 +285,22 @@ def _bucket(ctx: DeployContext, logical_id: str, props: dict[str, Any]) -> Creat
     versioning = props.get("VersioningConfiguration")
     if versioning:
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning["Status"]})
+    encryption = props.get("BucketEncryption")
+    if encryption:  # CloudFormation says ServerSideEncryptionByDefault where the API says Apply...
+        rules = [
+            {
+                "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                **_pick(rule, "BucketKeyEnabled"),
+            }
+            for rule in encryption["ServerSideEncryptionConfiguration"]
+        ]
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+    public_access = props.get("PublicAccessBlockConfiguration")
+    if public_access:
+        s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={k: str(v).lower() == "true" for k, v in public_access.items()},
+        )
     return Created(
         ref=name,
         attributes={

@@ -19,6 +19,7 @@ class InMemoryDecisionStore:
     def __init__(self) -> None:
         self.aggregates = InMemoryAggregates()
         self.decisions: dict[str, Decision] = {}
+        self.orders: dict[str, Order] = {}  # as stored: personal data hashed
 
     def load(
         self, order_ids: Sequence[str], keys: Iterable[Key]
@@ -26,10 +27,12 @@ class InMemoryDecisionStore:
         found = {oid: self.decisions[oid] for oid in order_ids if oid in self.decisions}
         return found, self.aggregates.read(keys)
 
-    def commit(self, decision: Decision, updates: list[ContainerUpdate]) -> None:
+    def commit(self, decision: Decision, updates: list[ContainerUpdate], order: Order | None = None) -> None:
         if decision.order_id in self.decisions:
             raise AlreadyDecidedError(decision.order_id)
         self.decisions[decision.order_id] = decision
+        if order is not None:
+            self.orders[decision.order_id] = order
         self.aggregates.apply(updates)
 
     def get_decision(self, order_id: str) -> Decision | None:

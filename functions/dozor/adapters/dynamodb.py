@@ -8,14 +8,16 @@ count an order twice. Throttling and conflicts surface as domain errors, never a
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from dozor.domain.aggregates import ContainerUpdate, Entity, Key
-from dozor.domain.contracts import Decision
+from dozor.domain.contracts import Decision, Order
 from dozor.domain.feedback import Feedback, Recorded
 from dozor.domain.scoring import AlreadyDecidedError, StoreUnavailableError
 
@@ -130,23 +132,27 @@ class DynamoDecisionStore:
             time.sleep(0.02 * 2**attempt)  # DynamoDB asks to back off before retrying the rest
         raise StoreUnavailableError("BatchGetItem left keys unprocessed after retries")
 
-    def commit(self, decision: Decision, updates: list[ContainerUpdate]) -> None:
+    def commit(self, decision: Decision, updates: list[ContainerUpdate], order: Order | None = None) -> None:
+        """Store the decision, with the order as given (the domain has hashed its personal data)."""
         expires = int((decision.decided_at + DECISION_RETENTION).timestamp())
+        item: dict[str, Any] = {
+            "order_id": {"S": decision.order_id},
+            "decision": {"S": decision.model_dump_json()},
+            "kind": {"S": decision.decision.value},
+            "score": _number(decision.score),
+            "model_version": {"S": decision.model_version},
+            "decided_at": {"S": decision.decided_at.isoformat()},
+            "expires_at": _number(expires),
+            # The feedback function counts a later chargeback or loss against these entities.
+            "entity_keys": {"L": [{"S": pk} for pk in sorted({u.key[0] for u in updates})]},
+        }
+        if order is not None:
+            item["order"] = {"S": order.model_dump_json(exclude_none=True)}
         items: list[dict[str, Any]] = [
             {
                 "Put": {
                     "TableName": self._decisions,
-                    "Item": {
-                        "order_id": {"S": decision.order_id},
-                        "decision": {"S": decision.model_dump_json()},
-                        "kind": {"S": decision.decision.value},
-                        "score": _number(decision.score),
-                        "model_version": {"S": decision.model_version},
-                        "decided_at": {"S": decision.decided_at.isoformat()},
-                        "expires_at": _number(expires),
-                        # The feedback function counts a later chargeback or loss for these.
-                        "entity_keys": {"L": [{"S": pk} for pk in sorted({u.key[0] for u in updates})]},
-                    },
+                    "Item": item,
                     "ConditionExpression": "attribute_not_exists(order_id)",
                 }
             }
@@ -193,6 +199,7 @@ class DynamoDecisionStore:
 
 
 LABEL_RETENTION = timedelta(days=730)
+COUNTED_MARKER = "COUNTED#"  # label_id prefix of the once-per-order-and-verdict markers
 
 
 class DynamoLabelStore:
@@ -235,7 +242,7 @@ class DynamoLabelStore:
                 "TableName": self._labels,
                 "Item": {
                     "subject": {"S": subject},
-                    "label_id": {"S": f"COUNTED#{verdict}"},
+                    "label_id": {"S": COUNTED_MARKER + verdict},
                     "expires_at": label["Put"]["Item"]["expires_at"],
                 },
                 "ConditionExpression": "attribute_not_exists(label_id)",
@@ -293,3 +300,57 @@ def _failed_conditions(error: ClientError) -> set[int] | None:
     failed = {i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"}
     others = [r for r in reasons if r.get("Code") not in (None, "None", "ConditionalCheckFailed")]
     return failed if failed and not others else None
+
+
+# --- history export (offline) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedDecision:
+    """A decision as the Decisions table holds it, with its order (personal data hashed) if stored."""
+
+    decision: Decision
+    order: Order | None
+
+
+class DynamoHistory:
+    """Reads what production recorded, for export: decisions with their orders, and labels.
+
+    Offline only: whole-table parallel Scans (one thread per segment), never on a request path.
+    """
+
+    def __init__(self, client: Any, decisions_table: str, labels_table: str, segments: int = 4) -> None:
+        self._client = client
+        self._decisions = decisions_table
+        self._labels = labels_table
+        self._segments = segments
+
+    def decisions(self) -> Iterator[RecordedDecision]:
+        for raw in self._scan(self._decisions):
+            order = Order.model_validate_json(raw["order"]["S"]) if "order" in raw else None
+            yield RecordedDecision(Decision.model_validate_json(raw["decision"]["S"]), order)
+
+    def feedback(self) -> Iterator[Feedback]:
+        """Every label item, as the Feedback it was recorded from."""
+        for raw in self._scan(self._labels):
+            if raw["label_id"]["S"].startswith(COUNTED_MARKER):
+                continue  # bookkeeping of DynamoLabelStore, not a label
+            item = _item(raw)
+            yield Feedback.model_validate(
+                {k: item[k] for k in ("order_id", "parcel_id", "kind", "reported_at") if k in item}
+            )
+
+    def _scan(self, table: str) -> Iterator[dict[str, Any]]:
+        with ThreadPoolExecutor(max_workers=self._segments) as pool:
+            segments = pool.map(lambda s: list(self._scan_segment(table, s)), range(self._segments))
+            for items in segments:
+                yield from items
+
+    def _scan_segment(self, table: str, segment: int) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("scan")
+        try:
+            pages = paginator.paginate(TableName=table, Segment=segment, TotalSegments=self._segments)
+            for page in pages:
+                yield from page.get("Items", [])
+        except ClientError as error:
+            raise StoreUnavailableError(f"scan of {table} failed: {error}") from error

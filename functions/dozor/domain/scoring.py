@@ -4,6 +4,10 @@ For a batch of orders (one, for the API) it makes one batched read of the entiti
 and of any decisions already made, scores all new orders in one model call, and then commits each
 order on its own: the decision write is conditional and carries the order's counter updates, so a
 replayed order is counted once and gets its first decision back.
+
+The models are swapped in between invocations (`use_models`) when the registry names a new
+version; a shadow model, when set, scores the same feature rows in the same batch and its verdict
+rides along on the `ScoredOrder` for the handler to log. It never changes the Decision.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import numpy as np
 from dozor.domain import aggregates as agg
 from dozor.domain import features, rules
 from dozor.domain.contracts import Decision, DecisionKind, Order
-from dozor.domain.decisions import decide
+from dozor.domain.decisions import combine, decide
 from dozor.domain.explanations import explain
 from dozor.domain.model import FraudModel
+from dozor.domain.privacy import pseudonymise
 
 
 class AlreadyDecidedError(Exception):
@@ -38,8 +43,11 @@ class DecisionStore(Protocol):
         """Decisions already made for these orders, and the aggregate containers: one batched read."""
         ...
 
-    def commit(self, decision: Decision, updates: list[agg.ContainerUpdate]) -> None:
-        """Store a new decision and apply its counter updates atomically; AlreadyDecidedError if it exists."""
+    def commit(
+        self, decision: Decision, updates: list[agg.ContainerUpdate], order: Order | None = None
+    ) -> None:
+        """Store a new decision (with its order, personal data hashed) and apply its counter updates
+        atomically; AlreadyDecidedError if it exists."""
         ...
 
     def get_decision(self, order_id: str) -> Decision | None: ...
@@ -47,6 +55,15 @@ class DecisionStore(Protocol):
 
 class ReviewQueue(Protocol):
     def submit(self, decision: Decision, order: Order) -> None: ...
+
+
+@dataclass(frozen=True)
+class ShadowVerdict:
+    """What the shadow model would have decided; logged and measured, never acted on."""
+
+    model_version: str
+    score: float
+    decision: DecisionKind
 
 
 @dataclass
@@ -63,6 +80,7 @@ class ScoredOrder:
     replay: bool = False
     repeat: bool = False
     features: np.ndarray | None = None
+    shadow: ShadowVerdict | None = None
 
 
 class OrderScoring:
@@ -77,8 +95,23 @@ class OrderScoring:
         self._store = store
         self._review_queue = review_queue
         self._model = model
+        self._shadow: FraudModel | None = None
         self._hasher = hasher
         self._clock = clock
+
+    def use_models(self, active: FraudModel, shadow: FraudModel | None = None) -> None:
+        """Score with these models from the next batch on (the registry named new versions)."""
+        self._model = active
+        self._shadow = shadow
+
+    @property
+    def model(self) -> FraudModel:
+        """The model that makes the decisions."""
+        return self._model
+
+    @property
+    def shadow(self) -> FraudModel | None:
+        return self._shadow
 
     def score(self, order: Order) -> Decision:
         """Decide one order and store the decision (or return the one stored before)."""
@@ -90,6 +123,7 @@ class OrderScoring:
         Orders are scored in time order, each seeing the ones before it in the batch, exactly as
         if they had arrived one by one. A repeated order id in the batch is scored once.
         """
+        model, shadow = self._model, self._shadow  # one pair for the whole batch
         entities = [features.identify(o, self._hasher) for o in orders]
         keys = {
             k for o, e in zip(orders, entities, strict=True) for k in agg.keys_for(e.values(), o.created_at)
@@ -124,21 +158,32 @@ class OrderScoring:
 
         if fresh:
             rows = np.vstack([row for _, _, row, _ in fresh])
-            scores = self._model.scores(rows)
-            contributions = self._model.contributions(rows)
+            scores = model.scores(rows)
+            contributions = model.contributions(rows)
+            # One extra batched predict; the shadow needs no explanation, so no contributions.
+            shadow_scores = shadow.scores(rows) if shadow is not None else None
             decided_at = self._clock()
-            for (i, view, row, updates), score, contrib in zip(fresh, scores, contributions, strict=True):
+            for n, ((i, view, row, updates), score, contrib) in enumerate(
+                zip(fresh, scores, contributions, strict=True)
+            ):
+                hits = rules.evaluate(view, row)
                 decision = decide(
                     order_id=view.order.order_id,
                     score=float(score),
-                    hits=rules.evaluate(view, row),
+                    hits=hits,
                     reasons=explain(row, contrib),
-                    thresholds=self._model.thresholds,
-                    model_version=self._model.version,
+                    thresholds=model.thresholds,
+                    model_version=model.version,
                     degraded=degraded,
                     decided_at=decided_at,
                 )
-                results[i] = ScoredOrder(view.order, decision, updates, features=row)
+                verdict = None
+                if shadow is not None and shadow_scores is not None:
+                    shadow_score = float(shadow_scores[n])
+                    verdict = ShadowVerdict(
+                        shadow.version, round(shadow_score, 6), combine(shadow_score, hits, shadow.thresholds)
+                    )
+                results[i] = ScoredOrder(view.order, decision, updates, features=row, shadow=verdict)
         for i, order in enumerate(orders):
             if i not in results:
                 first = results[first_index[order.order_id]]
@@ -156,7 +201,8 @@ class OrderScoring:
             return decision
         if not scored.replay:
             try:
-                self._store.commit(decision, scored.updates)
+                # The order is kept for training on production traffic, never with raw personal data.
+                self._store.commit(decision, scored.updates, pseudonymise(scored.order, self._hasher))
             except AlreadyDecidedError:
                 stored = self._store.get_decision(decision.order_id)
                 if stored is None:  # pragma: no cover - the write failed on an item that exists

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dozor.domain.contracts import Order
 from dozor.handlers.records import InvalidRecordError, parse_record
-from dozor.handlers.wiring import dependencies, logger, metrics, tracer
+from dozor.handlers.wiring import logger, metrics, report_shadow, scoring, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -35,8 +35,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             orders[record.message_id] = parse_record(record.body, Order)
         except InvalidRecordError as error:
             invalid[record.message_id] = error
-    scoring = dependencies().scoring
-    scored = dict(zip(orders, scoring.prepare(list(orders.values())), strict=True))
+    service = scoring()
+    scored = dict(zip(orders, service.prepare(list(orders.values())), strict=True))
 
     def store(record: SQSRecord) -> None:
         if record.message_id in invalid:
@@ -45,7 +45,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
                 extra={"message_id": record.message_id, "error": str(invalid[record.message_id])},
             )
             raise invalid[record.message_id]
-        decision = scoring.commit(scored[record.message_id])
+        decision = service.commit(scored[record.message_id])
+        report_shadow(scored[record.message_id], decision)
         metrics.add_metric(name=f"Decision{decision.decision.value.title()}", unit=MetricUnit.Count, value=1)
 
     return process_partial_response(event=event, record_handler=store, processor=processor, context=context)

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dozor.domain.contracts import Decision, Order
 from dozor.domain.scoring import StoreUnavailableError
 from dozor.handlers.http_errors import error_response, oversize_response, validation_response
-from dozor.handlers.wiring import dependencies, logger, metrics, tracer
+from dozor.handlers.wiring import dependencies, logger, metrics, report_shadow, scoring, tracer
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/v1/docs", title="Dozor risk API", version="1.0.0")
@@ -31,7 +31,10 @@ app.enable_swagger(path="/v1/docs", title="Dozor risk API", version="1.0.0")
 @app.post("/v1/orders/score", summary="Score an order", responses={422: {"description": "Invalid order"}})
 @tracer.capture_method
 def score_order(order: Order) -> Decision:
-    decision = dependencies().scoring.score(order)
+    service = scoring()
+    scored = service.prepare([order])[0]
+    decision = service.commit(scored)
+    report_shadow(scored, decision)
     metrics.add_metric(name=f"Decision{decision.decision.value.title()}", unit=MetricUnit.Count, value=1)
     return decision
 

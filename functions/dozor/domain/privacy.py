@@ -1,0 +1,62 @@
+"""Orders as Dozor may store them: personal fields replaced by keyed hashes (DESIGN.md § Principles).
+
+The Decisions table keeps each decided order so that production traffic can be exported and
+trained on. What it keeps must still produce the same features, so the pseudonyms are chosen
+with the feature code in mind:
+
+- card fingerprint, ip, phone: the keyed hash of the value, the same hash the Features table uses
+  for the card and ip entities, so the same card is still the same card.
+- shipping address: the keyed hash of the whole normalised address (country to street, as the
+  address entity is keyed); country, region, city and postal code stay readable, since remoteness
+  and local time are computed from the region.
+- email: the domain stays (disposable-mail domains are a feature, and a domain is not personal);
+  the local part becomes a keyed pseudonym with the same length and the same positions of digits,
+  so ``email_digit_share`` is unchanged. Very short local parts can collide (4 bits per character);
+  the effect is two rare addresses sharing a history, which the features tolerate.
+"""
+
+from __future__ import annotations
+
+from dozor.domain.contracts import Order
+from dozor.domain.features import PiiHasher, _address_key, _normalise
+
+_LETTERS = "abcdefghijklmnop"  # one per hex digit of the hash
+
+
+def pseudonymise(order: Order, hasher: PiiHasher) -> Order:
+    """The order with card fingerprint, email, phone, ip and street address replaced by keyed hashes."""
+    buyer_changes: dict[str, str] = {}
+    if order.buyer.email:
+        buyer_changes["email"] = _email_pseudonym(order.buyer.email, hasher)
+    if order.buyer.phone:
+        buyer_changes["phone"] = hasher("phone", order.buyer.phone)
+    changes: dict[str, object] = {}
+    if buyer_changes:
+        changes["buyer"] = order.buyer.model_copy(update=buyer_changes)
+    if order.ip:
+        changes["ip"] = hasher("ip", order.ip)
+    if order.payment and order.payment.card_fingerprint:
+        changes["payment"] = order.payment.model_copy(
+            update={"card_fingerprint": hasher("card", order.payment.card_fingerprint)}
+        )
+    address = _address_key(order)
+    if order.shipping and address:
+        changes["shipping"] = order.shipping.model_copy(update={"address": hasher("address", address)})
+    return order.model_copy(update=changes) if changes else order
+
+
+def _email_pseudonym(email: str, hasher: PiiHasher) -> str:
+    local, at, domain = email.strip().rpartition("@")
+    if not at:  # not an address at all: nothing readable is worth keeping
+        local, domain = email.strip(), ""
+    normalised = _normalise(email)
+    stream = ""
+    block = 0
+    while len(stream) < len(local):
+        stream += hasher("email", f"{normalised}#{block}")
+        block += 1
+    pseudonym = "".join(
+        str(int(h, 16) % 10) if c.isdigit() else _LETTERS[int(h, 16)]
+        for c, h in zip(local, stream, strict=False)
+    )
+    return f"{pseudonym}@{domain.lower()}" if at else pseudonym
