@@ -208,32 +208,37 @@ def summarise(
 
     ``link_kinds`` are the linked entity kinds whose distinct counts are wanted.
     """
-    slot = int(at.timestamp()) // FIVE_MINUTES
     pk = entity.pk
+    profile = snapshot.get((pk, PROFILE))
+    if profile is None:
+        # Every order and label writes the profile, and profiles never expire: without one the
+        # entity has no history at all. Most cards, devices and addresses are seen for the first
+        # time, so this is the common case.
+        return _unseen(link_kinds)
+    slot = int(at.timestamp()) // FIVE_MINUTES
     counts: dict[str, float] = {}
     amounts: dict[str, float] = {}
     fraud_labels: dict[str, float] = {}
     losses: dict[str, float] = {}
-    # The hot loop of scoring and replay, so the sums stay in C (map/filter/sum). Values are
-    # floats in memory and Decimals from DynamoDB; absent buckets (and zeros) drop out.
+    # The hot loop of scoring and replay, so the sums stay in C (filter/sum). Values are floats
+    # (the DynamoDB adapter converts numbers on read); absent buckets (and zeros) drop out.
     for window_name, groups in _window_buckets(slot):
         n = a = f = lost = 0.0
         for sk, n_attrs, a_attrs, f_attrs, l_attrs in groups:
             item = snapshot.get((pk, sk))
             if item:
                 get = item.get
-                n += sum(map(float, filter(None, map(get, n_attrs))))  # type: ignore[arg-type]
-                a += sum(map(float, filter(None, map(get, a_attrs))))  # type: ignore[arg-type]
+                n += sum(filter(None, map(get, n_attrs)))  # type: ignore[arg-type]
+                a += sum(filter(None, map(get, a_attrs)))  # type: ignore[arg-type]
                 if f_attrs:
-                    f += sum(map(float, filter(None, map(get, f_attrs))))  # type: ignore[arg-type]
-                    lost += sum(map(float, filter(None, map(get, l_attrs))))  # type: ignore[arg-type]
+                    f += sum(filter(None, map(get, f_attrs)))  # type: ignore[arg-type]
+                    lost += sum(filter(None, map(get, l_attrs)))  # type: ignore[arg-type]
         counts[window_name] = n
         amounts[window_name] = a
         if f_attrs:
             fraud_labels[window_name] = f
             losses[window_name] = lost
-    profile = snapshot.get((pk, PROFILE))
-    first_seen = profile.get("first_seen") if profile else None
+    first_seen = profile.get("first_seen")
     links: dict[str, int] = {}
     if link_kinds:
         months = [item for sk in _link_months(slot) if (item := snapshot.get((pk, sk)))]
@@ -245,7 +250,7 @@ def summarise(
                 if members:
                     values.update(members)  # type: ignore[arg-type]
             links[kind] = len(values)
-    status = profile.get("list") if profile else None
+    status = profile.get("list")
     return EntityAggregates(
         counts=counts,
         amounts=amounts,
@@ -257,6 +262,25 @@ def summarise(
         losses=losses,
         lifetime_fraud_labels=_num(profile, _LABEL_TOTAL[FRAUD]),
         lifetime_losses=_num(profile, _LABEL_TOTAL[LOSS]),
+    )
+
+
+_NO_WINDOWS = {w.name: 0.0 for w in WINDOWS}
+_NO_LABELS = dict.fromkeys(LABEL_WINDOWS, 0.0)
+
+
+def _unseen(link_kinds: tuple[str, ...]) -> EntityAggregates:
+    return EntityAggregates(
+        counts=dict(_NO_WINDOWS),
+        amounts=dict(_NO_WINDOWS),
+        first_seen=None,
+        lifetime_orders=0.0,
+        links=dict.fromkeys(link_kinds, 0),
+        list_status=None,
+        fraud_labels=dict(_NO_LABELS),
+        losses=dict(_NO_LABELS),
+        lifetime_fraud_labels=0.0,
+        lifetime_losses=0.0,
     )
 
 
