@@ -44,6 +44,11 @@ COMMANDS: list[Command] = [
         "dozor_training.commands:add_train_fraud",
     ),
     Command(
+        "train",
+        "train, evaluate and report a fraud model on an orders file and a labels file (point-in-time)",
+        "dozor_training.commands:add_train",
+    ),
+    Command(
         "simulate",
         "write a simulated marketplace history (orders, labels) as CSV, JSONL or Parquet",
         "dozor_training.history_commands:add_simulate",

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
+import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dozor.domain.contracts import Order
 from dozor.domain.feedback import Label
+from dozor_training.evaluation import CostModel
+from dozor_training.history import HistoryError, UnsupportedFormatError, open_orders, read_labels
 from dozor_training.replay import replay_parallel
 from dozor_training.simulator import SimulatedOrder, SimulationConfig, simulate
-from dozor_training.train import ARTIFACTS_DIR, install, train_fraud
+from dozor_training.train import (
+    ARTIFACTS_DIR,
+    PeriodError,
+    TrainingConfig,
+    choose_periods,
+    install,
+    train_fraud,
+    typical_label_delay_days,
+)
 
 
 def add_train_fraud(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -47,7 +60,8 @@ def train_fraud_command(args: argparse.Namespace) -> int:
     t1 = time.perf_counter()
     replayed = replay_parallel(orders, labels)
     t2 = time.perf_counter()
-    trained = train_fraud(replayed, labels, args.out)
+    config = TrainingConfig(data_source=f"simulated: {args.days} days, seed {args.seed}", simulated=True)
+    trained = train_fraud(replayed, labels, args.out, config)
     t3 = time.perf_counter()
     if args.install:
         install(trained.directory)
@@ -70,3 +84,111 @@ def train_fraud_command(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _date(text: str) -> datetime:
+    """An RFC 3339 date or timestamp; one without a zone is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"not a date: {text!r} (use 2026-10-01 or 2026-10-01T00:00:00Z)"
+        ) from error
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def add_train(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "train",
+        help="train, evaluate and report a fraud model on an orders file and a labels file",
+        description=(
+            "Replays the orders in time order through the serving feature code (each order sees only "
+            "earlier orders and labels reported before it), trains XGBoost on the oldest period, "
+            "calibrates and picks thresholds on the next, and judges the newest against the rules-only "
+            "and logistic baselines. Writes model.ubj, metadata.json, metrics.json, report.md, "
+            "MODEL_CARD.md and plots into --out."
+        ),
+    )
+    parser.add_argument("--orders", type=Path, required=True, help="orders file (.csv, .jsonl, .parquet)")
+    parser.add_argument(
+        "--labels", type=Path, required=True, help="labels file: order_id, label, reported_at"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="the model directory to write")
+    for name in ("train-start", "train-end", "test-start", "test-end"):
+        parser.add_argument(f"--{name}", type=_date, default=None, metavar="DATE")
+    parser.add_argument(
+        "--review-budget",
+        type=float,
+        default=None,
+        metavar="K",
+        help="orders a day the review team can look at; thresholds fill it (default: by cost alone)",
+    )
+    parser.add_argument("--review-cost", type=float, default=CostModel.review_cost_rub, metavar="RUB")
+    parser.add_argument(
+        "--false-decline-share",
+        type=float,
+        default=CostModel.false_decline_share,
+        metavar="SHARE",
+        help="share of a legitimate order's amount lost when it is declined",
+    )
+    parser.add_argument(
+        "--install", action="store_true", help="make it the model the functions package carry"
+    )
+    parser.set_defaults(run=train_command)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    try:
+        history = open_orders(args.orders)
+        labels = read_labels(args.labels)
+        replayed = replay_parallel(history.iter_orders, labels)
+        replayed_at = time.perf_counter()
+        config = TrainingConfig(
+            review_budget_per_day=args.review_budget,
+            cost=CostModel(review_cost_rub=args.review_cost, false_decline_share=args.false_decline_share),
+            data_source=f"{args.orders.name} + {args.labels.name}",
+        )
+        times = replayed.created_at
+        delay = typical_label_delay_days(dict(zip(replayed.order_ids, times, strict=True)), labels)
+        periods = choose_periods(
+            times,
+            delay,
+            config,
+            train_start=args.train_start,
+            train_end=args.train_end,
+            test_start=args.test_start,
+            test_end=args.test_end,
+        )
+        trained = train_fraud(replayed, labels, args.out, config, periods, versioned=False)
+    except (HistoryError, UnsupportedFormatError, PeriodError, OSError) as error:
+        print(f"dozor train: {error}", file=sys.stderr)
+        return 2
+    if args.install:
+        install(trained.directory)
+    metadata = trained.metadata
+    print(
+        json.dumps(
+            {
+                "version": metadata["version"],
+                "directory": str(trained.directory),
+                "installed": bool(args.install),
+                "orders": len(replayed),
+                "periods": metadata["data"]["periods"],
+                "seconds": {"read_and_replay": round(replayed_at - started, 1), **metadata["seconds"]},
+                "replay_us_per_order": round((replayed_at - started) / max(len(replayed), 1) * 1e6, 1),
+                "peak_rss_mb": peak_rss_mb(),
+                "thresholds": metadata["thresholds"],
+                "test": metadata["metrics"]["test"],
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak resident memory of this process and of its largest finished child (the replay partition)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"process": round(own, 1), "replay_child": round(child, 1)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import multiprocessing
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -221,7 +222,10 @@ def _replay_partition(
     kinds: frozenset[str],
     out: Path,
 ) -> None:
-    result = replay(orders() if callable(orders) else orders, labels, losses, hasher, kinds)
+    try:
+        result = replay(orders() if callable(orders) else orders, labels, losses, hasher, kinds)
+    except Exception:  # the parent reads the same orders and reports the same error
+        sys.exit(1)
     np.save(out, result.matrix)
 
 

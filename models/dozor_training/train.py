@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -214,9 +215,14 @@ def train_fraud(
     out_dir: Path = ARTIFACTS_DIR,
     config: TrainingConfig | None = None,
     periods: Periods | None = None,
+    versioned: bool = True,
 ) -> TrainedModel:
-    """Train, calibrate and evaluate a fraud model on a replayed, labelled history; write its artifact."""
+    """Train, calibrate and evaluate a fraud model on a replayed, labelled history; write its artifact.
+
+    The artifact goes to ``out_dir/<version>`` (``versioned``) or straight into ``out_dir``.
+    """
     config = config or TrainingConfig()
+    started = time.perf_counter()
     times = result.created_at
     if periods is None:
         delay = typical_label_delay_days(dict(zip(result.order_ids, times, strict=True)), labels)
@@ -237,6 +243,7 @@ def train_fraud(
     raw = np.asarray(booster.inplace_predict(x), dtype=np.float64)
     calibration = _calibration(raw[cal_mask], y_known[cal_mask])
     scores = np.clip(np.interp(raw, calibration["x"], calibration["y"]), 0, 1)
+    fitted_at = time.perf_counter()
     metrics, chosen, test_set = _evaluate(result, scores, y_known, y_final, periods, config)
     model = chosen[MODEL]
 
@@ -267,11 +274,17 @@ def train_fraud(
         "metrics": {"test": _headline(metrics)},
         "config": asdict(config),
     }
-    directory = out_dir / version
+    directory = out_dir / version if versioned else out_dir
     directory.mkdir(parents=True, exist_ok=True)
+    evaluated_at = time.perf_counter()
+    _write_report(directory, metadata, metrics, test_set, booster, x[test_mask], periods, result, y_final)
+    metadata["seconds"] = {
+        "fit": round(fitted_at - started, 1),
+        "evaluate": round(evaluated_at - fitted_at, 1),
+        "report": round(time.perf_counter() - evaluated_at, 1),
+    }
     booster.save_model(directory / "model.ubj")
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
-    _write_report(directory, metadata, metrics, test_set, booster, x[test_mask], periods, result, y_final)
     return TrainedModel(directory, metadata)
 
 
