@@ -35,8 +35,11 @@ test-fast: install
 demo: install
 	$(BIN)/dozor demo --days $(DAYS) --seed $(SEED)
 
-bench: install
+BENCH_ORDERS ?= 1000000
+
+bench: install  ## scoring path vs inplace_predict; then `dozor train` on BENCH_ORDERS simulated orders
 	$(BIN)/python -m dozor_training.bench
+	$(BIN)/python -m dozor_training.bench_train --orders $(BENCH_ORDERS)
 
 train: install
 	$(BIN)/dozor train-fraud --days 45 --seed 42 --orders-per-day 2000 --install

@@ -50,7 +50,16 @@ _THRESHOLD_CASES = [
     ("CARD_SHARED_BY_BUYERS", {"card_distinct_buyers_2mo": 3}, {"card_distinct_buyers_2mo": 2}),
     ("CARD_VELOCITY_1H", {"card_orders_1h": 3}, {"card_orders_1h": 2}),
     ("DEVICE_BURST_1H", {"device_orders_1h": 5}, {"device_orders_1h": 4}),
-    ("DROP_ADDRESS", {"address_distinct_buyers_2mo": 4}, {"address_distinct_buyers_2mo": 3}),
+    (
+        "DROP_ADDRESS",
+        {"address_distinct_buyers_2mo": 4, "buyer_age_days": 0},
+        {"address_distinct_buyers_2mo": 3, "buyer_age_days": 0},
+    ),
+    (
+        "DROP_ADDRESS",  # a long-standing buyer at a shared pickup point is not a drop
+        {"address_distinct_buyers_2mo": 30, "buyer_age_days": 6.9},
+        {"address_distinct_buyers_2mo": 30, "buyer_age_days": 7.0},
+    ),
     (
         "NEW_ACCOUNT_HIGH_VALUE",
         {"account_age_days": 0.9, "amount_rub": 50_000},
@@ -112,6 +121,7 @@ def test_given_rule_hits_then_each_carries_its_rules_action(make_order: MakeOrde
         card_orders_1h=9,
         device_orders_1h=9,
         address_distinct_buyers_2mo=9,
+        buyer_age_days=0,
         account_age_days=0,
         amount_rub=100_000,
         card_shipping_country_mismatch=1,
