@@ -173,7 +173,7 @@ def replay(
 # Every feature depends on the aggregates of at most one entity kind (the rest are the order's
 # own fields), so replaying disjoint sets of kinds in parallel and taking each column from the
 # partition that computed it gives exactly the single-pass matrix; a test holds this.
-PARTITIONS = (frozenset({"seller", "ip", "email", "device"}), frozenset({"buyer", "card", "address"}))
+PARTITIONS = (frozenset({"seller", "device", "email"}), frozenset({"buyer", "card", "address", "ip"}))
 
 
 def replay_parallel(

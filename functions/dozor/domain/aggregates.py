@@ -131,42 +131,54 @@ LABEL_WINDOWS = ("7d", "30d")
 BucketGroup = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 
-@lru_cache(maxsize=4096)
 def _window_buckets(five_minute_slot: int) -> tuple[tuple[str, tuple[BucketGroup, ...]], ...]:
     """The buckets each window covers for an order in the given 5-minute slot (epoch // 300).
 
-    Grouped by container so each container is looked up once per window. Cached: in a replay or
-    a busy minute, thousands of orders share a slot.
+    Grouped by container so each container is looked up once per window. Each window is cached
+    at the resolution it moves at (the 1 h window every 5 minutes, the 24 h window every hour,
+    the 7 d / 30 d windows every day): a replay meets a new 5-minute slot every few orders.
     """
-    t = datetime.fromtimestamp(five_minute_slot * FIVE_MINUTES, tz=UTC)
-    result = []
-    for window in WINDOWS:
-        refs: dict[str, list[str]] = {}
-        if window.seconds <= HOUR:
-            for i in range(window.seconds // FIVE_MINUTES):
-                b = t - timedelta(seconds=i * FIVE_MINUTES)
-                refs.setdefault(_hour_sk(b), []).append(f"{b.minute // 5:02d}")
-        elif window.seconds <= DAY:
-            for i in range(window.seconds // HOUR):
-                b = t - timedelta(hours=i)
-                refs.setdefault(_day_sk(b), []).append(f"{b.hour:02d}")
-        else:
-            for i in range(window.seconds // DAY):
-                b = t - timedelta(days=i)
-                refs.setdefault(_month_sk(b), []).append(f"{b.day:02d}")
-        daily = window.name in LABEL_WINDOWS
-        groups = tuple(
-            (
-                sk,
-                tuple("n" + x for x in suffixes),
-                tuple("a" + x for x in suffixes),
-                tuple("f" + x for x in suffixes) if daily else (),
-                tuple("l" + x for x in suffixes) if daily else (),
-            )
-            for sk, suffixes in refs.items()
+    hour_slot = five_minute_slot // (HOUR // FIVE_MINUTES)
+    day_slot = hour_slot // 24
+    return (
+        _window_in_slots(WINDOWS[0], five_minute_slot),
+        _window_in_slots(WINDOWS[1], hour_slot),
+        _window_in_slots(WINDOWS[2], day_slot),
+        _window_in_slots(WINDOWS[3], day_slot),
+    )
+
+
+@lru_cache(maxsize=8192)
+def _window_in_slots(window: Window, slot: int) -> tuple[str, tuple[BucketGroup, ...]]:
+    """One window's buckets; ``slot`` counts the window's own bucket size (5 min, hour or day)."""
+    refs: dict[str, list[str]] = {}
+    if window.seconds <= HOUR:
+        t = datetime.fromtimestamp(slot * FIVE_MINUTES, tz=UTC)
+        for i in range(window.seconds // FIVE_MINUTES):
+            b = t - timedelta(seconds=i * FIVE_MINUTES)
+            refs.setdefault(_hour_sk(b), []).append(f"{b.minute // 5:02d}")
+    elif window.seconds <= DAY:
+        t = datetime.fromtimestamp(slot * HOUR, tz=UTC)
+        for i in range(window.seconds // HOUR):
+            b = t - timedelta(hours=i)
+            refs.setdefault(_day_sk(b), []).append(f"{b.hour:02d}")
+    else:
+        t = datetime.fromtimestamp(slot * DAY, tz=UTC)
+        for i in range(window.seconds // DAY):
+            b = t - timedelta(days=i)
+            refs.setdefault(_month_sk(b), []).append(f"{b.day:02d}")
+    daily = window.name in LABEL_WINDOWS
+    groups = tuple(
+        (
+            sk,
+            tuple("n" + x for x in suffixes),
+            tuple("a" + x for x in suffixes),
+            tuple("f" + x for x in suffixes) if daily else (),
+            tuple("l" + x for x in suffixes) if daily else (),
         )
-        result.append((window.name, groups))
-    return tuple(result)
+        for sk, suffixes in refs.items()
+    )
+    return window.name, groups
 
 
 @lru_cache(maxsize=4096)
