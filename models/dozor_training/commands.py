@@ -14,7 +14,7 @@ from pathlib import Path
 from dozor.domain.contracts import Order
 from dozor.domain.feedback import Label
 from dozor_training.evaluation import CostModel
-from dozor_training.history import HistoryError, UnsupportedFormatError, open_orders, read_labels
+from dozor_training.history import HistoryError, UnsupportedFormatError, open_orders, read_labels, read_losses
 from dozor_training.replay import replay_parallel
 from dozor_training.simulator import SimulatedOrder, SimulationConfig, simulate
 from dozor_training.train import (
@@ -142,7 +142,8 @@ def train_command(args: argparse.Namespace) -> int:
     try:
         history = open_orders(args.orders)
         labels = read_labels(args.labels)
-        replayed = replay_parallel(history.iter_orders, labels)
+        losses = read_losses(args.labels)
+        replayed = replay_parallel(history.iter_orders, labels, losses)
         replayed_at = time.perf_counter()
         config = TrainingConfig(
             review_budget_per_day=args.review_budget,

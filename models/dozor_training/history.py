@@ -39,13 +39,13 @@ import pyarrow.parquet as pq
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from dozor.domain.contracts import Id, Order
-from dozor.domain.feedback import Label
+from dozor.domain.feedback import Label, Loss
 
 Format = Literal["csv", "jsonl", "parquet"]
 
 REQUIRED_ORDER_COLUMNS = ("order_id", "created_at", "buyer.id", "seller.id", "amount", "currency")
 LABEL_COLUMNS = ("order_id", "label", "reported_at")
-FRAUD, LEGIT = "fraud", "legit"
+FRAUD, LEGIT, LOST = "fraud", "legit", "lost"
 
 MAX_LISTED = 20  # bad rows an error message lists before "and N more"
 MAX_BAD_ROWS = 1000  # a file this broken is the wrong file: stop reading it
@@ -544,33 +544,53 @@ class _LabelRow(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     order_id: Id
-    label: Annotated[Literal["fraud", "legit"], BeforeValidator(_label_word)]
+    # "lost": the order's parcel was lost (carrier's final status or the buyer's claim). It is not
+    # a fraud verdict; it feeds the loss-rate features of the seller, address and buyer.
+    label: Annotated[Literal["fraud", "legit", "lost"], BeforeValidator(_label_word)]
     reported_at: AwareDatetime
 
 
-def read_labels(path: Path) -> list[Label]:
-    """One Label per order: fraud wins over legit, dated by the earliest report of the winning label.
-
-    Sorted by (reported_at, order_id). Raises HistoryError listing the bad rows.
-    """
+def _label_rows(path: Path) -> list[_LabelRow]:
     path = Path(path)
     if format_of(path) != "jsonl":
         table, _ = _read_csv_table(path) if format_of(path) == "csv" else _read_parquet_table(path)
         _require_columns(path, table.column_names, LABEL_COLUMNS, header_line=_header_line(path))
     bad = _Collector(path)
-    merged: dict[str, Label] = {}
+    rows: list[_LabelRow] = []
     for line, record in _flat_records(path):
         try:
-            row = _LabelRow.model_validate(record)
+            rows.append(_LabelRow.model_validate(record))
         except ValidationError as e:
             bad.add(_problems(line, e, flat=False))
+    bad.raise_if_any()
+    return rows
+
+
+def read_labels(path: Path) -> list[Label]:
+    """One Label per order: fraud wins over legit, dated by the earliest report of the winning label.
+
+    Sorted by (reported_at, order_id). Raises HistoryError listing the bad rows. ``lost`` rows are
+    parcel outcomes, not verdicts: `read_losses` reads them.
+    """
+    merged: dict[str, Label] = {}
+    for row in _label_rows(path):
+        if row.label == LOST:
             continue
         label = Label(row.order_id, row.label == FRAUD, row.reported_at)
         known = merged.get(row.order_id)
         if known is None or (label.is_fraud, known.reported_at) > (known.is_fraud, label.reported_at):
             merged[row.order_id] = label
-    bad.raise_if_any()
     return sorted(merged.values(), key=lambda label: (label.reported_at, label.order_id))
+
+
+def read_losses(path: Path) -> list[Loss]:
+    """The ``lost`` rows of a labels file: one Loss per order, dated by its earliest report."""
+    earliest: dict[str, Loss] = {}
+    for row in _label_rows(path):
+        known = earliest.get(row.order_id)
+        if row.label == LOST and (known is None or row.reported_at < known.reported_at):
+            earliest[row.order_id] = Loss(row.order_id, row.reported_at)
+    return sorted(earliest.values(), key=lambda loss: (loss.reported_at, loss.order_id))
 
 
 # --- writing ------------------------------------------------------------------------------------

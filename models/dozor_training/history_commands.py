@@ -22,7 +22,7 @@ import numpy as np
 
 from dozor.domain.contracts import DecisionKind
 from dozor.domain.decisions import combine
-from dozor.domain.feedback import Label
+from dozor.domain.feedback import Label, Loss
 from dozor.domain.model import PACKAGED_MODEL_DIR, FraudModel, ModelMismatchError, Thresholds
 from dozor_training.history import (
     FRAUD,
@@ -33,11 +33,12 @@ from dozor_training.history import (
     format_of,
     open_orders,
     read_labels,
+    read_losses,
     write_labels,
     write_orders,
     write_rows,
 )
-from dozor_training.replay import replay
+from dozor_training.replay import replay_parallel
 from dozor_training.simulator import SimulatedOrder, SimulationConfig, simulate
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -150,10 +151,12 @@ def score_history(
     model: FraudModel,
     labels: Sequence[Label] = (),
     thresholds: Thresholds | None = None,
+    losses: Sequence[Loss] = (),
 ) -> BatchDecisions:
-    """Replay `history` point-in-time, score every order and decide as serving does."""
+    """Replay `history` point-in-time (with the labels and parcel losses reported so far), score every
+    order and decide as serving does."""
     thresholds = thresholds or model.thresholds
-    replayed = replay(history.iter_orders(), labels)
+    replayed = replay_parallel(history.iter_orders, labels, losses)
     matrix = replayed.matrix
     scores = np.concatenate(
         [model.scores(matrix[i : i + SCORE_BATCH]) for i in range(0, len(matrix), SCORE_BATCH)]
@@ -247,9 +250,10 @@ def score_batch_command(args: argparse.Namespace) -> int:
         format_of(args.out)  # refuse an unknown output format before the work, not after
         history = open_orders(args.orders)
         labels = read_labels(args.labels) if args.labels is not None else None
+        losses = read_losses(args.labels) if args.labels is not None else []
         model = FraudModel.load(args.model)
         thresholds = _thresholds(args, model)
-        batch = score_history(history, model, labels or (), thresholds)
+        batch = score_history(history, model, labels or (), thresholds, losses)
     except (HistoryError, UnsupportedFormatError, ModelMismatchError, OSError, ValueError) as e:
         # Nothing is written: a backtest on half a file, or on garbage, is worse than none.
         print(f"dozor score-batch: {e}", file=sys.stderr)

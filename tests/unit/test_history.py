@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dozor.domain.contracts import Order
-from dozor.domain.feedback import Label
+from dozor.domain.feedback import Label, Loss
 from dozor_training.history import (
     MAX_LISTED,
     ORDER_COLUMNS,
@@ -24,6 +24,7 @@ from dozor_training.history import (
     format_of,
     open_orders,
     read_labels,
+    read_losses,
     write_labels,
     write_orders,
     write_rows,
@@ -350,6 +351,21 @@ def test_labels_merge_fraud_wins_dated_by_its_earliest_report(tmp_path: Path, ex
     labels = read_labels(path)
 
     assert labels == [Label("b", False, T0 + 2 * day), Label("a", True, T0 + 3 * day)]
+
+
+@pytest.mark.parametrize("ext", ["csv", "jsonl", "parquet"])
+def test_lost_rows_are_parcel_losses_not_verdicts(tmp_path: Path, ext: str) -> None:
+    day = timedelta(days=1)
+    rows = [
+        {"order_id": "a", "label": "fraud", "reported_at": T0 + day},
+        {"order_id": "b", "label": "lost", "reported_at": T0 + 9 * day},
+        {"order_id": "b", "label": "Lost", "reported_at": T0 + 6 * day},  # the buyer's claim came first
+        {"order_id": "a", "label": "lost", "reported_at": T0 + 2 * day},
+    ]
+    path = write_labels(rows, tmp_path / f"labels.{ext}")
+
+    assert read_labels(path) == [Label("a", True, T0 + day)]
+    assert read_losses(path) == [Loss("a", T0 + 2 * day), Loss("b", T0 + 6 * day)]
 
 
 def test_labels_round_trip_from_label_objects(tmp_path: Path) -> None:
