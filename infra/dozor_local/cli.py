@@ -43,6 +43,11 @@ COMMANDS: list[Command] = [
         "simulate history, replay it through the feature code and train the fraud model",
         "dozor_training.commands:add_train_fraud",
     ),
+    Command(
+        "train-parcels",
+        "simulate orders and their parcels, learn lane deadlines and train the parcel-loss model",
+        "dozor_training.train_parcels:add_train_parcels",
+    ),
 ]
 
 

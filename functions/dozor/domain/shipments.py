@@ -281,16 +281,18 @@ def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat()
 
 
-def _fold_status(scans: Sequence[ScanRecord]) -> ParcelStatus:
-    status = scans[0].status
-    for scan in scans[1:]:
+def fold_status(statuses: Iterable[ParcelStatus]) -> ParcelStatus:
+    """The status a parcel ends in after these scan statuses, given in canonical order."""
+    iterator = iter(statuses)
+    status = next(iterator)
+    for scanned in iterator:
         if status in TERMINAL:
-            if scan.status in TERMINAL and _FINALITY[scan.status] > _FINALITY[status]:
-                status = scan.status
-        elif scan.status == ParcelStatus.INFO_RECEIVED:
+            if scanned in TERMINAL and _FINALITY[scanned] > _FINALITY[status]:
+                status = scanned
+        elif scanned == ParcelStatus.INFO_RECEIVED:
             continue  # a re-sent manifest says nothing about where the parcel is now
         else:
-            status = scan.status
+            status = scanned
     return status
 
 
@@ -319,7 +321,7 @@ def build_parcel(
     ordered = canonical(scans)
     if not ordered:
         raise ValueError(f"parcel {parcel_id} has no scans")
-    status = _fold_status(ordered)
+    status = fold_status(s.status for s in ordered)
     first = ordered[0]
     lane = Lane(
         carrier=first.carrier,
