@@ -38,25 +38,25 @@ def _sweep(stack: ParcelStack, at: datetime) -> dict[str, object]:
 
 
 def test_sweeper_pages_within_its_budget_and_resumes_where_it_stopped(parcel_stack: ParcelStack) -> None:
-    # Given 40 parcels silent for five days (past the 4-day deadline) and 6 scanned yesterday
-    _seed(parcel_stack, {f"LP-OLD-{i:02d}": 120 for i in range(40)} | {f"LP-NEW-{i}": 20 for i in range(6)})
+    # Given 20 parcels silent for five days (past the 4-day deadline) and 5 scanned yesterday
+    _seed(parcel_stack, {f"LP-OLD-{i:02d}": 120 for i in range(20)} | {f"LP-NEW-{i}": 20 for i in range(5)})
     tracking, model = shipment_dependencies().tracking, parcel_loss_model()
     now = datetime.now(UTC)
     parcel_stack.calls.clear()
 
-    # When a run may only query 5 pages of 3 before its time runs out
+    # When a run may only query 5 pages of 2 before its time runs out
     budget = iter([timedelta(minutes=1)] * 5 + [timedelta(0)] * 100)
-    first = tracking.sweep(now, model, lambda: next(budget), page_size=3)
+    first = tracking.sweep(now, model, lambda: next(budget), page_size=2)
     # and the next run has all the time it needs
-    second = tracking.sweep(now + timedelta(minutes=5), model, lambda: timedelta(minutes=1), page_size=3)
+    second = tracking.sweep(now + timedelta(minutes=5), model, lambda: timedelta(minutes=1), page_size=2)
 
     # Then the first run stopped with a cursor and the second finished the sweep from there
     assert (first.finished, first.pages) == (False, 5)
     assert second.finished
-    assert first.looked_at + second.looked_at == 40  # every overdue parcel once, no fresh one
+    assert first.looked_at + second.looked_at == 20  # every overdue parcel once, no fresh one
     raised = [a for a in parcel_stack.drain("AlertsQueue") if a["attributes"]["event"] == "RAISED"]
     stalled = Counter(a["body"]["parcel_id"] for a in raised if a["body"]["type"] == "STALLED")
-    assert set(stalled) == {f"LP-OLD-{i:02d}" for i in range(40)} and set(stalled.values()) == {1}
+    assert set(stalled) == {f"LP-OLD-{i:02d}" for i in range(20)} and set(stalled.values()) == {1}
     # found through the index, never by scanning the table
     assert ("dynamodb", "Scan") not in parcel_stack.calls
     assert ("dynamodb", "Query") in parcel_stack.calls

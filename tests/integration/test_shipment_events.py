@@ -4,10 +4,13 @@ records, conditional writes under concurrency, carrier-exception alerts and parc
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 
+from dozor.adapters.dynamodb import DynamoDecisionStore
+from dozor.domain.contracts import Decision, DecisionKind, RiskLevel
 from dozor.handlers import shipment_events
 from dozor_local.event_source import deliver_once
 from tests.integration.shipments_support import (
@@ -178,3 +181,32 @@ def test_a_lost_parcel_is_reported_as_a_loss_label(parcel_stack: ParcelStack) ->
     assert [(f["body"]["kind"], f["attributes"]["kind"]) for f in feedback] == [("lost", "lost")]
     types = {(a["body"]["type"], a["attributes"]["severity"]) for a in parcel_stack.drain("AlertsQueue")}
     assert ("CARRIER_EXCEPTION", "HIGH") in types
+
+
+def test_a_new_parcel_keeps_its_orders_fraud_score_read_in_one_batch(parcel_stack: ParcelStack) -> None:
+    # Given one of two orders was scored at checkout
+    decisions = DynamoDecisionStore(
+        boto3.client("dynamodb"), parcel_stack.table("FeaturesTable"), parcel_stack.table("DecisionsTable")
+    )
+    decision = Decision(
+        order_id="ord-LP-5",
+        decision=DecisionKind.APPROVE,
+        score=0.125,
+        risk_level=RiskLevel.LOW,
+        reasons=[],
+        rules=[],
+        model_version="fraud-test",
+        decided_at=datetime.now(UTC),
+    )
+    decisions.commit(decision, [])
+    parcel_stack.calls.clear()
+
+    # When the first scans of both orders' parcels arrive in one batch
+    bodies = [json.dumps(scan(pid, "INFO_RECEIVED", hours_ago(3))) for pid in ("LP-5", "LP-6")]
+    assert _handle(parcel_stack, sqs_event(bodies)) == []
+    dynamodb_calls = [name for service, name in parcel_stack.calls if service == "dynamodb"]
+
+    # Then the scored order's parcel carries its score and the other none, from one decision read
+    assert parcel_stack.parcel("LP-5")["order_fraud_score"] == 0.125
+    assert parcel_stack.parcel("LP-6")["order_fraud_score"] is None
+    assert dynamodb_calls == ["BatchGetItem", "BatchGetItem", "UpdateItem", "UpdateItem"]

@@ -29,6 +29,7 @@ from dozor.domain.parcel_tracking import (
     TrackingUnavailableError,
     outbox_entry,
 )
+from dozor.domain.scoring import StoreUnavailableError
 from dozor.domain.shipments import Parcel
 
 DUE_SHARDS = 16  # fixed by the data: changing it needs the due_shard of every parcel in transit rewritten
@@ -353,15 +354,15 @@ class DynamoAlertStore:
 
 
 class DecisionFraudScores:
-    """Implements `dozor.domain.parcel_tracking.FraudScores`: the order's fraud score, from its decision."""
+    """Implements `dozor.domain.parcel_tracking.FraudScores` from the orders' stored decisions."""
 
     def __init__(self, decisions: DynamoDecisionStore) -> None:
         self._decisions = decisions
 
-    def fraud_score(self, order_id: str) -> float | None:
+    def fraud_scores(self, order_ids: Sequence[str]) -> dict[str, float]:
         # A parcel is worth tracking without it: the loss model scores a missing value as missing.
         try:
-            decision = self._decisions.get_decision(order_id)
-        except ClientError:
-            return None
-        return None if decision is None else decision.score
+            decisions, _ = self._decisions.load(order_ids, [])
+        except StoreUnavailableError:
+            return {}
+        return {order_id: decision.score for order_id, decision in decisions.items()}

@@ -114,7 +114,9 @@ class FeedbackQueue(Protocol):
 
 
 class FraudScores(Protocol):
-    def fraud_score(self, order_id: str) -> float | None: ...
+    def fraud_scores(self, order_ids: Sequence[str]) -> dict[str, float]:
+        """The fraud scores of those orders that were decided (one batched read)."""
+        ...
 
 
 def outbox_entry(event: AlertEvent | str, name: str) -> str:
@@ -163,15 +165,20 @@ class ParcelTracking:
             stored = self._parcels.load_many(list(scans_by_parcel))
         except TrackingUnavailableError as error:
             return dict.fromkeys(scans_by_parcel, error)
+        # A new parcel keeps its order's fraud score (a loss feature): one read for all of them.
+        new_orders = [events[0].order_id for pid, events in scans_by_parcel.items() if pid not in stored]
+        scores = self._fraud.fraud_scores(new_orders) if new_orders else {}
         results: dict[str, Parcel | TrackingUnavailableError] = {}
         for parcel_id, events in scans_by_parcel.items():
             try:
-                results[parcel_id] = self._record(stored.get(parcel_id), events)
+                results[parcel_id] = self._record(stored.get(parcel_id), events, scores)
             except TrackingUnavailableError as error:
                 results[parcel_id] = error
         return results
 
-    def _record(self, stored: StoredParcel | None, events: Sequence[ShipmentEvent]) -> Parcel:
+    def _record(
+        self, stored: StoredParcel | None, events: Sequence[ShipmentEvent], scores: Mapping[str, float]
+    ) -> Parcel:
         for _ in range(SAVE_ATTEMPTS):
             before = stored.parcel if stored is not None else None
             parcel = apply_scans(before, events, self._deadlines)
@@ -179,7 +186,7 @@ class ParcelTracking:
                 self._flush(stored)
                 return parcel
             if before is None:
-                parcel = replace(parcel, order_fraud_score=self._fraud.fraud_score(parcel.order_id))
+                parcel = replace(parcel, order_fraud_score=scores.get(parcel.order_id))
             outbox: frozenset[str] = frozenset()
             kind = OUTCOME_FEEDBACK.get(parcel.status)
             if kind is not None and (before is None or before.status != parcel.status):
