@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from dozor.adapters.dynamodb_parcels import DUE_SHARDS, due_shard
 from dozor.domain.alerts import AlertType
 from dozor.handlers import parcel_sweeper, shipment_events
 from dozor.handlers.wiring import parcel_loss_model, shipment_dependencies
+from dozor_local.invoke import invoke_handler
 from tests.integration.shipments_support import (
+    EVENTS,
     ParcelStack,
     hours_ago,
     parcel_model_dir,
@@ -122,3 +126,28 @@ def test_a_parcel_due_but_not_yet_stalled_is_looked_at_again_when_it_stalls(
     assert (late["looked_at"], late["raised"]) == (1, {"STALLED": 1})
     (alert,) = parcel_stack.drain("AlertsQueue")
     assert alert["attributes"]["type"] == "STALLED" and "no scan for" in alert["body"]["message"]
+
+
+def test_invoked_as_dozor_invoke_does_it_runs_a_sweep_on_the_sample_schedule_event(
+    parcel_stack: ParcelStack, parcel_model_dir: Path
+) -> None:
+    event = json.loads((EVENTS / "schedule_sweeper.json").read_text())
+
+    invocation = invoke_handler(
+        parcel_stack.local,
+        "ParcelSweeperFunction",
+        event,
+        env_overrides={"PARCEL_MODEL_DIR": str(parcel_model_dir)},
+    )
+
+    assert invocation.ok, invocation.error
+    report = invocation.result
+    assert report["as_of"] == "2026-11-25T12:00:00+00:00"
+    assert (report["finished"], report["pages"], report["looked_at"]) == (True, 16, 0)
+
+
+def test_parcels_spread_evenly_over_the_due_index_shards() -> None:
+    shards = Counter(due_shard(f"LP{n:09d}RU") for n in range(4000))
+
+    assert set(shards) == {f"due#{n}" for n in range(DUE_SHARDS)}
+    assert max(shards.values()) < 1.25 * 4000 / DUE_SHARDS  # no shard runs hot

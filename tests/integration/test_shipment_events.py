@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -13,6 +14,7 @@ from dozor.adapters.dynamodb import DynamoDecisionStore
 from dozor.domain.contracts import Decision, DecisionKind, RiskLevel
 from dozor.handlers import shipment_events
 from dozor_local.event_source import deliver_once
+from dozor_local.invoke import invoke_handler
 from tests.integration.shipments_support import (
     EVENTS,
     ParcelStack,
@@ -210,3 +212,20 @@ def test_a_new_parcel_keeps_its_orders_fraud_score_read_in_one_batch(parcel_stac
     assert parcel_stack.parcel("LP-5")["order_fraud_score"] == 0.125
     assert parcel_stack.parcel("LP-6")["order_fraud_score"] is None
     assert dynamodb_calls == ["BatchGetItem", "BatchGetItem", "UpdateItem", "UpdateItem"]
+
+
+def test_invoked_as_dozor_invoke_does_it_reports_exactly_the_malformed_sample_record(
+    parcel_stack: ParcelStack, parcel_model_dir: Path
+) -> None:
+    event = json.loads((EVENTS / "sqs_shipment_events.json").read_text())
+
+    # dozor invoke's machinery, in-process: the function's own Lambda environment and context
+    invocation = invoke_handler(
+        parcel_stack.local,
+        "ShipmentEventsFunction",
+        event,
+        env_overrides={"PARCEL_MODEL_DIR": str(parcel_model_dir)},
+    )
+
+    assert invocation.ok, invocation.error
+    assert invocation.result == {"batchItemFailures": [{"itemIdentifier": event["Records"][-1]["messageId"]}]}
