@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from dozor.domain.alerts import BACKFILL_GRACE, FEED_QUIET_AFTER, FeedGap, effective_silence
 from dozor.domain.lanes import LaneDeadlines
 from dozor.domain.parcel_model import PARCEL_FEATURE_NAMES, ParcelLossModel, parcel_features
 from dozor.domain.shipments import STAGE_RANK, TERMINAL, Lane, Parcel, ParcelStatus, build_parcel, fold_status
@@ -87,6 +88,35 @@ def parcel_known(p: SimulatedParcel, state: KnownState, deadlines: LaneDeadlines
     first_arrival = sorted((min(s.received_at), i) for i, s in enumerate(p.scans))[: state.known]
     records = p.records()
     return build_parcel(p.parcel_id, p.order_id, [records[i] for _, i in first_arrival], deadlines)
+
+
+class CarrierFeeds:
+    """Each carrier's feed outages, found from when its scans (all parcels') reached Dozor."""
+
+    def __init__(
+        self, parcels: Sequence[SimulatedParcel], quiet_after: float = FEED_QUIET_AFTER.total_seconds()
+    ):
+        arrivals: dict[str, list[float]] = defaultdict(list)
+        for p in parcels:
+            arrivals[p.carrier].extend(r for s in p.scans for r in s.received_at)
+        self.quiet_after = quiet_after
+        self.gaps: dict[str, list[tuple[float, float]]] = {}
+        for carrier, times in arrivals.items():
+            times.sort()
+            array = np.asarray(times)
+            pauses = np.flatnonzero(np.diff(array) > quiet_after)
+            self.gaps[carrier] = [(float(array[k]), float(array[k + 1])) for k in pauses]
+
+    def at(self, carrier: str, since: float, now: float) -> list[FeedGap]:
+        """The outages the sweeper could have seen at `now` that overlap [since, now]."""
+        found = []
+        for start, end in self.gaps.get(carrier, ()):
+            if start >= now or end + BACKFILL_GRACE.total_seconds() < since:
+                continue
+            if now - start <= self.quiet_after:
+                continue  # too short so far to tell from an ordinary pause
+            found.append(FeedGap(at(start), at(min(end, now))))
+        return found
 
 
 class SellerLossRates:
@@ -188,8 +218,12 @@ def stalled_times(
     deadlines: LaneDeadlines | None,
     silence: float | None = None,
     sweep: float = SWEEP_HOURS * 3600,
+    feeds: CarrierFeeds | None = None,
 ) -> list[float | None]:
-    """First sweep at which each parcel counts as stalled: past its lane deadline, or silent `silence` s."""
+    """First sweep at which each parcel counts as stalled: past its lane deadline, or silent `silence` s.
+
+    With `feeds`, silence during the carrier's feed outages does not count (as `assess` does).
+    """
     out: list[float | None] = []
     for p in parcels:
         lane = lane_of(p)
@@ -204,6 +238,15 @@ def stalled_times(
                 limit = deadlines.stalled_after(lane, state.status).total_seconds()
             # STALLED needs "now > last scan + limit": the first sweep strictly after the limit.
             g = next_sweep(max(state.start, state.last_scan_at + limit + 1e-6), sweep)
+            if feeds is not None:
+                for _ in range(MAX_SWEEPS_PER_STATE):
+                    if g >= state.end:
+                        break
+                    gaps = feeds.at(p.carrier, state.last_scan_at, g)
+                    quiet = effective_silence(at(state.last_scan_at), at(g), gaps).total_seconds()
+                    if quiet > limit:
+                        break
+                    g += sweep
             if g < state.end:
                 first = g
                 break
@@ -267,18 +310,22 @@ def evaluate_alerts(
     sellers: SellerLossRates,
     fraud_scores: Mapping[str, float] | None = None,
     sweep_hours: float = SWEEP_HOURS,
+    feeds: CarrierFeeds | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Alert metrics for the lane deadlines, the model, both together (what Dozor raises) and the baseline."""
     sweep = sweep_hours * 3600
     deadlines = model.deadlines
+    feeds = feeds or CarrierFeeds(parcels)
     sweeps = overdue_sweeps(parcels, deadlines, sellers, fraud_scores, sweep)
     risks = model.risk(sweeps.rows) if sweeps.size else np.empty(0)
     likely = first_risk_alerts(sweeps, risks, model.likely_lost_threshold, len(parcels))
-    stalled = stalled_times(parcels, deadlines, sweep=sweep)
+    stalled = stalled_times(parcels, deadlines, sweep=sweep, feeds=feeds)
+    stalled_blind = stalled_times(parcels, deadlines, sweep=sweep)
     baseline = stalled_times(parcels, None, silence=BASELINE_SILENCE, sweep=sweep)
     return {
         "dozor_stalled_or_likely_lost": alert_metrics(parcels, earliest(stalled, likely)),
         "stalled_lane_deadline": alert_metrics(parcels, stalled),
+        "stalled_ignoring_feed_outages": alert_metrics(parcels, stalled_blind),
         "likely_lost_model": alert_metrics(parcels, likely),
         "baseline_no_scan_30_days": alert_metrics(parcels, baseline),
     }

@@ -229,14 +229,17 @@ class _Journeys:
             lag = rng.uniform(2 * HOUR, DAY)
         else:
             lag = rng.uniform(DAY, 4 * DAY)
-        received = occurred + lag
-        for outage in self.outages[carrier]:
-            if outage.start <= occurred < outage.end:
-                received = max(received, outage.end + rng.uniform(0, 6 * HOUR))
-                break
+        copies = [occurred + lag]
         if rng.random() < 0.04:
-            return (received, received + rng.uniform(600, 36 * HOUR))
-        return (received,)
+            copies.append(copies[0] + rng.uniform(600, 36 * HOUR))
+        # While a carrier's feed is down nothing gets through; afterwards it back-fills in a burst.
+        return tuple(self._after_outages(carrier, t) for t in copies)
+
+    def _after_outages(self, carrier: str, received: float) -> float:
+        for outage in self.outages[carrier]:
+            if outage.start <= received < outage.end:
+                return outage.end + self.rng.uniform(0, 6 * HOUR)
+        return received
 
     def parcel(self, sim: SimulatedOrder) -> SimulatedParcel | None:
         order = sim.order

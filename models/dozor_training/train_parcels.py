@@ -32,6 +32,7 @@ from dozor.domain.parcel_model import parcel_features as features_of
 from dozor.domain.shipments import TERMINAL
 from dozor_training.parcel_eval import (
     SWEEP_HOURS,
+    CarrierFeeds,
     SellerLossRates,
     Sweep,
     alert_metrics,
@@ -71,6 +72,9 @@ class ParcelTrainingConfig:
     overdue_per_parcel: int = 8  # sweep snapshots kept per parcel while it is overdue
     fresh_per_parcel: int = 2  # snapshots at random moments of its journey, overdue or not
     false_alerts_per_1000_delivered: float = 10.0  # LIKELY_LOST's budget, set on calibration parcels
+    # Share of training rows whose seller loss rate is blanked, so the model also knows what to do
+    # when serving cannot supply it (a new seller, or a deployment without label aggregates).
+    seller_rate_dropout: float = 0.3
     min_lane_samples: int = 30
     seed: int = 7
 
@@ -129,6 +133,7 @@ def training_rows(
     sellers: SellerLossRates,
     fraud_scores: Mapping[str, float] | None,
     config: ParcelTrainingConfig,
+    blank_seller_rates: bool = True,
 ) -> Rows:
     """Snapshot rows of these parcels: overdue sweeps (capped per parcel) plus a few random moments."""
     sweep = overdue_sweeps(
@@ -148,7 +153,11 @@ def training_rows(
     index = np.asarray(sweep.parcel_index + fresh_index, dtype=np.int64)
     overdue = np.zeros(len(index), dtype=bool)
     overdue[: sweep.size] = True
-    return Rows(x.astype(np.float32), lost[index], overdue)
+    x = x.astype(np.float32)
+    dropout = config.seller_rate_dropout if blank_seller_rates else 0.0
+    blank = np.random.default_rng(config.seed + 1).random(len(x)) < dropout
+    x[blank, PARCEL_FEATURE_NAMES.index("seller_loss_rate_30d")] = np.nan
+    return Rows(x, lost[index], overdue)
 
 
 def _fit(train: Rows, valid: Rows) -> xgb.Booster:
@@ -225,7 +234,7 @@ def train_parcel_model(
     sellers = SellerLossRates(parcels)
     train_rows = training_rows(train, deadlines, sellers, fraud_scores, config)
     cal_rows = training_rows(cal, deadlines, sellers, fraud_scores, config)
-    test_rows = training_rows(test, deadlines, sellers, fraud_scores, config)
+    test_rows = training_rows(test, deadlines, sellers, fraud_scores, config, blank_seller_rates=False)
     booster = _fit(train_rows, cal_rows)
     raw_cal = np.asarray(booster.inplace_predict(cal_rows.x), dtype=np.float64)
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw_cal, cal_rows.y)
@@ -245,7 +254,9 @@ def train_parcel_model(
     metadata["likely_lost_threshold"] = round(threshold, 6)
 
     test_risks = model.risk(test_rows.x)
-    evaluation = evaluate_alerts(test, model, sellers, fraud_scores, config.sweep_hours)
+    evaluation = evaluate_alerts(
+        test, model, sellers, fraud_scores, config.sweep_hours, CarrierFeeds(parcels)
+    )
     trained_at = datetime.now(UTC)
     version = f"parcels-{trained_at:%Y%m%d}-{fingerprint(parcels)[:8]}"
     metadata.update(
@@ -281,7 +292,12 @@ def train_parcel_model(
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
     (directory / LANES_FILE).write_text(deadlines.to_json() + "\n")
     (directory / "metrics.json").write_text(json.dumps(metadata["metrics"], indent=2) + "\n")
-    importance = {k: float(v) for k, v in booster.get_score(importance_type="gain").items()}  # type: ignore[arg-type]
+    # Slicing the booster to its best round drops the feature names: map xgboost's f<i> back.
+    gains = booster.get_score(importance_type="gain")
+    importance = {
+        PARCEL_FEATURE_NAMES[int(k[1:])] if k.startswith("f") and k[1:].isdigit() else k: float(v)  # type: ignore[arg-type]
+        for k, v in gains.items()
+    }
     (directory / "report.md").write_text(report(metadata, importance))
     (directory / "MODEL_CARD.md").write_text(model_card(metadata))
     return TrainedParcelModel(directory, metadata, evaluation)
@@ -289,7 +305,8 @@ def train_parcel_model(
 
 _METHODS = (
     ("dozor_stalled_or_likely_lost", "Dozor: STALLED or LIKELY_LOST"),
-    ("stalled_lane_deadline", "STALLED only (lane p99 deadline)"),
+    ("stalled_lane_deadline", "STALLED only (lane deadline, carrier feed outages discounted)"),
+    ("stalled_ignoring_feed_outages", "STALLED only, feed outages not discounted"),
     ("likely_lost_model", "LIKELY_LOST only (model)"),
     ("baseline_no_scan_30_days", "Baseline: no scan for 30 days"),
 )

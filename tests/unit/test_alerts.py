@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dozor.domain.alerts import AlertType, Severity, alert_id, assess, is_stalled, resolutions
+from dozor.domain.alerts import (
+    AlertType,
+    FeedGap,
+    Severity,
+    alert_id,
+    assess,
+    detect_feed_gaps,
+    effective_silence,
+    is_stalled,
+    resolutions,
+)
 from dozor.domain.lanes import LaneDeadlines
 from dozor.domain.shipments import Parcel, ParcelStatus, ScanRecord, build_parcel
 
@@ -95,3 +105,25 @@ def test_a_parcel_that_moves_again_closes_its_stall_and_exception_but_not_its_ri
 def test_a_lost_parcel_closes_the_guesses_and_keeps_the_carrier_exception() -> None:
     lost = parcel((ParcelStatus.IN_TRANSIT, 0), (ParcelStatus.LOST, 40))
     assert resolutions(lost, T0 + timedelta(days=41), DEADLINES) == {AlertType.STALLED, AlertType.LIKELY_LOST}
+
+
+def test_a_carrier_feed_outage_does_not_count_as_the_parcels_silence() -> None:
+    now = T0 + timedelta(days=6 + 9)  # 9 days after the customs scan: stalled (deadline 8 days)
+    outage = FeedGap(T0 + timedelta(days=8), T0 + timedelta(days=11))  # 3 days down, 12 h back-fill grace
+    assert effective_silence(IN_CUSTOMS.last_scan_at, now, [outage]) == timedelta(days=9 - 3.5)
+    assert not is_stalled(IN_CUSTOMS, now, DEADLINES, [outage])
+    assert assess(IN_CUSTOMS, now, None, DEADLINES, THRESHOLD, [outage]) == []
+    assert AlertType.STALLED in resolutions(IN_CUSTOMS, now, DEADLINES, feed_gaps=[outage])
+    later = now + timedelta(days=4)
+    assert types(assess(IN_CUSTOMS, later, None, DEADLINES, THRESHOLD, [outage])) == {AlertType.STALLED}
+
+
+def test_feed_gaps_are_the_long_pauses_between_a_carriers_arrivals() -> None:
+    arrivals = [T0 + timedelta(minutes=m) for m in (0, 5, 9, 15)] + [T0 + timedelta(hours=30)]
+    [gap] = detect_feed_gaps(arrivals, T0 + timedelta(hours=31))
+    assert gap == FeedGap(T0 + timedelta(minutes=15), T0 + timedelta(hours=30))
+    ongoing = detect_feed_gaps(arrivals, T0 + timedelta(hours=40))
+    assert ongoing[-1] == FeedGap(T0 + timedelta(hours=30), T0 + timedelta(hours=40))
+    # Overlapping gaps are not discounted twice.
+    doubled = effective_silence(T0, T0 + timedelta(days=10), [gap, gap])
+    assert doubled == effective_silence(T0, T0 + timedelta(days=10), [gap])
