@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from dozor.adapters.dynamodb import DynamoDecisionStore
 from dozor.domain.contracts import Decision, DecisionKind, RiskLevel
@@ -229,3 +230,36 @@ def test_invoked_as_dozor_invoke_does_it_reports_exactly_the_malformed_sample_re
 
     assert invocation.ok, invocation.error
     assert invocation.result == {"batchItemFailures": [{"itemIdentifier": event["Records"][-1]["messageId"]}]}
+
+
+def test_an_alert_whose_publish_failed_is_published_when_the_record_is_retried(
+    parcel_stack: ParcelStack,
+) -> None:
+    # Given the topic fails once (registered before the handlers build their clients)
+    failures_left = [1]
+
+    def topic_down_once(**_: Any) -> None:
+        if failures_left[0]:
+            failures_left[0] -= 1
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "try again"}}, "Publish")
+
+    boto3._get_default_session().events.register("before-call.sns.Publish", topic_down_once)
+    event = sqs_event(
+        [
+            json.dumps(scan("LP-7", "EXCEPTION", hours_ago(2))),
+            json.dumps(scan("LP-8", "IN_TRANSIT", hours_ago(2))),
+        ]
+    )
+
+    # When the carrier's EXCEPTION scan is handled, and the queue redelivers the failed record
+    first = _handle(parcel_stack, event)
+    waiting = parcel_stack.parcel_item("LP-7")["outbox"]["SS"]
+    published_meanwhile = parcel_stack.drain("AlertsQueue")
+    second = _handle(parcel_stack, event)
+
+    # Then the first attempt stored the alert and its outbox entry but reported the record failed,
+    # and the retry published it once and cleared the outbox
+    assert first == [event["Records"][0]["messageId"]] and second == []
+    assert waiting == ["RAISED:CARRIER_EXCEPTION"] and published_meanwhile == []
+    assert [a["body"]["type"] for a in parcel_stack.drain("AlertsQueue")] == ["CARRIER_EXCEPTION"]
+    assert "outbox" not in parcel_stack.parcel_item("LP-7")

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dozor.adapters.dynamodb import DynamoDecisionStore
 from dozor.domain.alerts import Alert, AlertType
@@ -53,8 +53,9 @@ def _conditional_failure(error: ClientError) -> bool:
     return bool(error.response["Error"]["Code"] == "ConditionalCheckFailedException")
 
 
-def _unavailable(what: str, error: ClientError) -> TrackingUnavailableError:
-    return TrackingUnavailableError(f"{what}: {error.response['Error']['Code']}")
+def _unavailable(what: str, error: ClientError | BotoCoreError) -> TrackingUnavailableError:
+    code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
+    return TrackingUnavailableError(f"{what}: {code}")
 
 
 def _stored(item: Mapping[str, Any]) -> StoredParcel:
@@ -80,7 +81,7 @@ class DynamoParcelStore:
             item = self._client.get_item(
                 TableName=self._table, Key={"parcel_id": {"S": parcel_id}}, ConsistentRead=True
             ).get("Item")
-        except ClientError as error:
+        except (ClientError, BotoCoreError) as error:
             raise _unavailable(f"parcel {parcel_id} not read", error) from error
         return _stored(item) if item else None
 
@@ -97,7 +98,7 @@ class DynamoParcelStore:
             for attempt in range(self._max_attempts):
                 try:
                     response = self._client.batch_get_item(RequestItems=request)
-                except ClientError as error:
+                except (ClientError, BotoCoreError) as error:
                     raise _unavailable("parcels not read", error) from error
                 for item in response.get("Responses", {}).get(self._table, []):
                     found[item["parcel_id"]["S"]] = _stored(item)
@@ -161,6 +162,8 @@ class DynamoParcelStore:
             if _conditional_failure(error):
                 raise ParcelConflictError(parcel.parcel_id) from error
             raise _unavailable(f"parcel {parcel.parcel_id} not stored", error) from error
+        except BotoCoreError as error:
+            raise _unavailable(f"parcel {parcel.parcel_id} not stored", error) from error
         return _stored(response["Attributes"])
 
     def reschedule(self, parcel: Parcel, look_at: datetime) -> bool:
@@ -177,6 +180,8 @@ class DynamoParcelStore:
             if _conditional_failure(error):
                 return False
             raise _unavailable(f"parcel {parcel.parcel_id} not rescheduled", error) from error
+        except BotoCoreError as error:
+            raise _unavailable(f"parcel {parcel.parcel_id} not rescheduled", error) from error
         return True
 
     def clear_outbox(self, parcel_id: str, entries: frozenset[str]) -> None:
@@ -191,6 +196,8 @@ class DynamoParcelStore:
         except ClientError as error:
             if not _conditional_failure(error):
                 raise _unavailable(f"outbox of {parcel_id} not cleared", error) from error
+        except BotoCoreError as error:
+            raise _unavailable(f"outbox of {parcel_id} not cleared", error) from error
 
     def due(self, shard: int, until: datetime, limit: int, start: dict[str, object] | None) -> DuePage:
         request: dict[str, Any] = {
@@ -204,7 +211,7 @@ class DynamoParcelStore:
             request["ExclusiveStartKey"] = start
         try:
             response = self._client.query(**request)
-        except ClientError as error:
+        except (ClientError, BotoCoreError) as error:
             raise _unavailable(f"due parcels of shard {shard} not read", error) from error
         return DuePage(
             [_stored(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
@@ -285,6 +292,8 @@ class DynamoAlertStore:
             if error.response["Error"]["Code"] == "TransactionCanceledException":
                 return False  # the parcel changed, or the alert is already open: nothing to raise
             raise _unavailable(f"alerts of {parcel.parcel_id} not stored", error) from error
+        except BotoCoreError as error:
+            raise _unavailable(f"alerts of {parcel.parcel_id} not stored", error) from error
         return True
 
     def resolve(self, parcel_id: str, types: frozenset[AlertType], at: datetime) -> None:
@@ -320,7 +329,7 @@ class DynamoAlertStore:
         )
         try:
             self._client.transact_write_items(TransactItems=items)
-        except ClientError as error:
+        except (ClientError, BotoCoreError) as error:
             raise _unavailable(f"alerts of {parcel_id} not resolved", error) from error
 
     def get(self, parcel_id: str, alert_type: AlertType) -> Alert | None:
@@ -330,7 +339,7 @@ class DynamoAlertStore:
                 Key={"parcel_id": {"S": parcel_id}, "alert_type": {"S": alert_type.value}},
                 ConsistentRead=True,
             ).get("Item")
-        except ClientError as error:
+        except (ClientError, BotoCoreError) as error:
             raise _unavailable(f"alert {parcel_id}#{alert_type} not read", error) from error
         if not item:
             return None

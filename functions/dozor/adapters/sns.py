@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dozor.domain.alerts import Alert
 from dozor.domain.parcel_tracking import AlertEvent, TrackingUnavailableError
@@ -38,6 +38,6 @@ class SnsAlertTopic:
                     name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
                 },
             )
-        except ClientError as error:
-            code = error.response["Error"]["Code"]
+        except (ClientError, BotoCoreError) as error:
+            code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
             raise TrackingUnavailableError(f"alert {alert.alert_id} not published: {code}") from error

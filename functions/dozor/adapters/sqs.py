@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dozor.domain.contracts import Decision, Order
 from dozor.domain.feedback import Feedback
@@ -56,6 +56,6 @@ class SqsFeedbackQueue:
                 MessageBody=feedback.model_dump_json(exclude_none=True),
                 MessageAttributes={"kind": {"DataType": "String", "StringValue": feedback.kind.value}},
             )
-        except ClientError as error:
-            code = error.response["Error"]["Code"]
+        except (ClientError, BotoCoreError) as error:
+            code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
             raise TrackingUnavailableError(f"feedback for {feedback.parcel_id} not sent: {code}") from error
