@@ -8,7 +8,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dozor.adapters.dynamodb_parcels import DUE_SHARDS, due_shard
+import boto3
+
+from dozor.adapters.dynamodb_parcels import DUE_SHARDS, DynamoCarrierFeeds, due_shard
 from dozor.domain.alerts import AlertType
 from dozor.handlers import parcel_sweeper, shipment_events
 from dozor.handlers.wiring import parcel_loss_model, shipment_dependencies
@@ -35,7 +37,19 @@ def _seed(stack: ParcelStack, parcels: dict[str, float]) -> None:
         assert result["batchItemFailures"] == []
 
 
+def _feed_live(stack: ParcelStack, since: datetime, until: datetime) -> None:
+    """The carrier's other parcels' scans keep arriving (every 4 hours) from `since` to `until`."""
+    feeds = DynamoCarrierFeeds(boto3.client("dynamodb"), stack.table("ShipmentsTable"))
+    at = since
+    while at < until:
+        feeds.heard_from({"CAINIAO"}, at)
+        at = min(at + timedelta(hours=4), until)
+    feeds.heard_from({"CAINIAO"}, until)
+
+
 def _sweep(stack: ParcelStack, at: datetime) -> dict[str, object]:
+    """A scheduled sweep at `at`, the carrier's feed live since the last one."""
+    _feed_live(stack, datetime.now(UTC), at)
     event = scheduled_event(at)
     result: dict[str, object] = parcel_sweeper.lambda_handler(event, stack.context("ParcelSweeperFunction"))
     return result
@@ -151,3 +165,30 @@ def test_parcels_spread_evenly_over_the_due_index_shards() -> None:
 
     assert set(shards) == {f"due#{n}" for n in range(DUE_SHARDS)}
     assert max(shards.values()) < 1.25 * 4000 / DUE_SHARDS  # no shard runs hot
+
+
+def test_the_sweeper_does_not_count_an_ongoing_carrier_outage_as_parcel_silence(
+    parcel_stack: ParcelStack,
+) -> None:
+    # Given a parcel last scanned 100 hours ago, whose carrier's feed has been down for 30 hours
+    _seed(parcel_stack, {"LP-O": 100})
+    parcel_stack.drain("AlertsQueue")  # the scan arrived with the feed live: STALLED on arrival
+    ddb = boto3.client("dynamodb")
+    ddb.delete_item(
+        TableName=parcel_stack.table("AlertsTable"),
+        Key={"parcel_id": {"S": "LP-O"}, "alert_type": {"S": "STALLED"}},
+    )
+    ddb.update_item(
+        TableName=parcel_stack.table("ShipmentsTable"),
+        Key={"parcel_id": {"S": "LP-O"}},
+        UpdateExpression="REMOVE open_alerts",
+    )
+    feeds = DynamoCarrierFeeds(ddb, parcel_stack.table("ShipmentsTable"))
+    feeds.heard_from({"CAINIAO"}, datetime.now(UTC) - timedelta(hours=30))
+
+    # When the sweeper looks at it now
+    event = scheduled_event(datetime.now(UTC))
+    result = parcel_sweeper.lambda_handler(event, parcel_stack.context("ParcelSweeperFunction"))
+
+    # Then 70 hours of real silence is under the 96-hour deadline: no STALLED alert
+    assert result["looked_at"] == 1 and "STALLED" not in result["raised"]  # type: ignore[operator]

@@ -4,7 +4,7 @@ records, conditional writes under concurrency, carrier-exception alerts and parc
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from dozor.adapters.dynamodb import DynamoDecisionStore
+from dozor.adapters.dynamodb_parcels import DynamoCarrierFeeds
 from dozor.domain.contracts import Decision, DecisionKind, RiskLevel
 from dozor.handlers import shipment_events
 from dozor_local.event_source import deliver_once
@@ -212,7 +213,8 @@ def test_a_new_parcel_keeps_its_orders_fraud_score_read_in_one_batch(parcel_stac
     # Then the scored order's parcel carries its score and the other none, from one decision read
     assert parcel_stack.parcel("LP-5")["order_fraud_score"] == 0.125
     assert parcel_stack.parcel("LP-6")["order_fraud_score"] is None
-    assert dynamodb_calls == ["BatchGetItem", "BatchGetItem", "UpdateItem", "UpdateItem"]
+    # (parcels, the carrier's feed note, decisions, then one write per parcel)
+    assert dynamodb_calls == ["BatchGetItem", "UpdateItem", "BatchGetItem", "UpdateItem", "UpdateItem"]
 
 
 def test_invoked_as_dozor_invoke_does_it_reports_exactly_the_malformed_sample_record(
@@ -263,3 +265,23 @@ def test_an_alert_whose_publish_failed_is_published_when_the_record_is_retried(
     assert waiting == ["RAISED:CARRIER_EXCEPTION"] and published_meanwhile == []
     assert [a["body"]["type"] for a in parcel_stack.drain("AlertsQueue")] == ["CARRIER_EXCEPTION"]
     assert "outbox" not in parcel_stack.parcel_item("LP-7")
+
+
+def test_scans_back_filled_after_a_carrier_outage_raise_no_stall_but_a_silent_parcel_does(
+    parcel_stack: ParcelStack,
+) -> None:
+    # Given CAINIAO's feed went quiet 40 hours ago (its last scans arrived then)
+    feeds = DynamoCarrierFeeds(boto3.client("dynamodb"), parcel_stack.table("ShipmentsTable"))
+    feeds.heard_from({"CAINIAO"}, datetime.now(UTC) - timedelta(hours=40))
+
+    # When the feed comes back with a scan made 100 hours ago (past the 96-hour deadline)
+    assert _handle(parcel_stack, sqs_event([json.dumps(scan("LP-9", "IN_TRANSIT", hours_ago(100)))])) == []
+    # and a 100-hour-old scan of another carrier's parcel arrives, that carrier's feed never down
+    other = scan("LP-10", "IN_TRANSIT", hours_ago(100)) | {"carrier": "YANWEN"}
+    assert _handle(parcel_stack, sqs_event([json.dumps(other)])) == []
+
+    # Then only the parcel that was silent while its carrier's feed was live is STALLED
+    raised = [(a["body"]["parcel_id"], a["body"]["type"]) for a in parcel_stack.drain("AlertsQueue")]
+    assert raised == [("LP-10", "STALLED")]
+    (gap,) = feeds.gaps("CAINIAO", datetime.now(UTC))
+    assert timedelta(hours=39) < gap.end - gap.start < timedelta(hours=41)

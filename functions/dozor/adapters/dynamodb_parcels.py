@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dozor.adapters.dynamodb import DynamoDecisionStore
-from dozor.domain.alerts import Alert, AlertType
+from dozor.domain.alerts import FEED_QUIET_AFTER, Alert, AlertType, FeedGap
 from dozor.domain.parcel_tracking import (
     AlertEvent,
     DuePage,
@@ -35,6 +35,10 @@ from dozor.domain.shipments import Parcel
 DUE_SHARDS = 16  # fixed by the data: changing it needs the due_shard of every parcel in transit rewritten
 DUE_INDEX = "DueIndex"
 CURSOR_KEY = "#sweeper-cursor"  # not a parcel: where an unfinished sweep resumes
+FEED_KEY = "#feed#"  # + carrier: not a parcel either, when the carrier's scans last arrived
+FEED_GAPS_KEPT = timedelta(days=30)  # longer than any lane's stalled deadline
+# A container notes a carrier's arrival at most this often: a busy carrier's item is not a hot key.
+FEED_NOTE_EVERY = timedelta(minutes=1)
 FINISHED_PARCEL_RETENTION = timedelta(days=400)
 RESOLVED_ALERT_RETENTION = timedelta(days=400)
 BATCH_GET_LIMIT = 100
@@ -375,3 +379,71 @@ class DecisionFraudScores:
         except StoreUnavailableError:
             return {}
         return {order_id: decision.score for order_id, decision in decisions.items()}
+
+
+def _feed_gaps(item: Mapping[str, Any]) -> list[FeedGap]:
+    pairs = json.loads(item["gaps"]["S"]) if "gaps" in item else []
+    return [FeedGap(datetime.fromtimestamp(s, UTC), datetime.fromtimestamp(e, UTC)) for s, e in pairs]
+
+
+class DynamoCarrierFeeds:
+    """Implements `dozor.domain.parcel_tracking.CarrierFeeds`: one Shipments item per carrier.
+
+    The item keeps when the carrier's scans last arrived and the pauses longer than the quiet
+    limit (feed outages) of the last 30 days.
+    """
+
+    def __init__(self, client: Any, table: str, quiet_after: timedelta = FEED_QUIET_AFTER) -> None:
+        self._client = client
+        self._table = table
+        self._quiet_after = quiet_after
+        self._noted: dict[str, tuple[datetime, list[FeedGap]]] = {}  # carrier -> (noted at, gaps then)
+
+    def heard_from(self, carriers: Iterable[str], at: datetime) -> dict[str, list[FeedGap]]:
+        found: dict[str, list[FeedGap]] = {}
+        for carrier in sorted(carriers):
+            noted = self._noted.get(carrier)
+            if noted is not None and timedelta(0) <= at - noted[0] < FEED_NOTE_EVERY:
+                found[carrier] = noted[1]
+                continue
+            key = {"parcel_id": {"S": FEED_KEY + carrier}}
+            try:
+                old = self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="SET last_heard = :at",
+                    ExpressionAttributeValues={":at": _epoch(at)},
+                    ReturnValues="ALL_OLD",
+                ).get("Attributes", {})
+                gaps = _feed_gaps(old)
+                if "last_heard" in old:
+                    last = datetime.fromtimestamp(int(old["last_heard"]["N"]), UTC)
+                    if at - last > self._quiet_after:  # the feed was down and is back
+                        gaps = [g for g in gaps if g.end > at - FEED_GAPS_KEPT] + [FeedGap(last, at)]
+                        pairs = [[int(g.start.timestamp()), int(g.end.timestamp())] for g in gaps]
+                        self._client.update_item(
+                            TableName=self._table,
+                            Key=key,
+                            UpdateExpression="SET gaps = :gaps",
+                            ExpressionAttributeValues={":gaps": {"S": json.dumps(pairs)}},
+                        )
+            except (ClientError, BotoCoreError) as error:
+                raise _unavailable(f"feed of {carrier} not noted", error) from error
+            self._noted[carrier] = (at, gaps)
+            found[carrier] = gaps
+        return found
+
+    def gaps(self, carrier: str, now: datetime) -> list[FeedGap]:
+        try:
+            item = self._client.get_item(
+                TableName=self._table, Key={"parcel_id": {"S": FEED_KEY + carrier}}, ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(f"feed of {carrier} not read", error) from error
+        if not item:
+            return []
+        gaps = _feed_gaps(item)
+        last = datetime.fromtimestamp(int(item["last_heard"]["N"]), UTC)
+        if now - last > self._quiet_after:  # still down
+            gaps.append(FeedGap(last, now))
+        return gaps

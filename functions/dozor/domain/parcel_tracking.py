@@ -14,7 +14,7 @@ be raised on a parcel that was delivered in the meantime.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from dozor.domain.alerts import Alert, AlertType, assess, resolutions
+from dozor.domain.alerts import Alert, AlertType, FeedGap, assess, effective_silence, resolutions
 from dozor.domain.feedback import Feedback, FeedbackKind
 from dozor.domain.lanes import LaneDeadlines
 from dozor.domain.parcel_model import ParcelLossModel, parcel_features
@@ -113,6 +113,18 @@ class FeedbackQueue(Protocol):
     def report(self, feedback: Feedback) -> None: ...
 
 
+class CarrierFeeds(Protocol):
+    """When each carrier's scans last arrived, and the outages of its feed (pauses past the quiet limit)."""
+
+    def heard_from(self, carriers: Iterable[str], at: datetime) -> dict[str, list[FeedGap]]:
+        """Note the carriers' scans arrived at `at`; their recent feed gaps (one may have just ended)."""
+        ...
+
+    def gaps(self, carrier: str, now: datetime) -> list[FeedGap]:
+        """The carrier's recent feed gaps, including one still going on at `now`."""
+        ...
+
+
 class FraudScores(Protocol):
     def fraud_scores(self, order_ids: Sequence[str]) -> dict[str, float]:
         """The fraud scores of those orders that were decided (one batched read)."""
@@ -141,6 +153,7 @@ class ParcelTracking:
         topic: AlertTopic,
         feedback: FeedbackQueue,
         fraud_scores: FraudScores,
+        feeds: CarrierFeeds,
         deadlines: LaneDeadlines,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rescore_every: timedelta = DEFAULT_RESCORE_EVERY,
@@ -150,6 +163,7 @@ class ParcelTracking:
         self._topic = topic
         self._feedback = feedback
         self._fraud = fraud_scores
+        self._feeds = feeds
         self._deadlines = deadlines
         self._clock = clock
         self._rescore_every = rescore_every
@@ -165,19 +179,29 @@ class ParcelTracking:
             stored = self._parcels.load_many(list(scans_by_parcel))
         except TrackingUnavailableError as error:
             return dict.fromkeys(scans_by_parcel, error)
+        # A carrier's outage is not its parcels' silence: scans back-filled after one raise no STALLED.
+        try:
+            carriers = {e.carrier for events in scans_by_parcel.values() for e in events}
+            feed_gaps = self._feeds.heard_from(carriers, self._clock())
+        except TrackingUnavailableError:
+            feed_gaps = {}  # judged without them: at worst an alert too many
         # A new parcel keeps its order's fraud score (a loss feature): one read for all of them.
         new_orders = [events[0].order_id for pid, events in scans_by_parcel.items() if pid not in stored]
         scores = self._fraud.fraud_scores(new_orders) if new_orders else {}
         results: dict[str, Parcel | TrackingUnavailableError] = {}
         for parcel_id, events in scans_by_parcel.items():
             try:
-                results[parcel_id] = self._record(stored.get(parcel_id), events, scores)
+                results[parcel_id] = self._record(stored.get(parcel_id), events, scores, feed_gaps)
             except TrackingUnavailableError as error:
                 results[parcel_id] = error
         return results
 
     def _record(
-        self, stored: StoredParcel | None, events: Sequence[ShipmentEvent], scores: Mapping[str, float]
+        self,
+        stored: StoredParcel | None,
+        events: Sequence[ShipmentEvent],
+        scores: Mapping[str, float],
+        feed_gaps: Mapping[str, list[FeedGap]],
     ) -> Parcel:
         for _ in range(SAVE_ATTEMPTS):
             before = stored.parcel if stored is not None else None
@@ -198,7 +222,8 @@ class ParcelTracking:
                 continue
             now = self._clock()
             # Time-based judgement (stalled, likely lost) is the sweeper's; here risk is unknown.
-            self._judge(saved, now, risk=None, threshold=None, look_at=None)
+            gaps = feed_gaps.get(parcel.carrier, [])
+            self._judge(saved, now, risk=None, threshold=None, look_at=None, feed_gaps=gaps)
             return saved.parcel
         raise ParcelConflictError(
             f"parcel {events[0].parcel_id} kept changing under {SAVE_ATTEMPTS} attempts"
@@ -217,6 +242,7 @@ class ParcelTracking:
     ) -> SweepReport:
         """Look at every parcel due by `now`, shard by shard, until done or out of time; resumable."""
         report = SweepReport()
+        feed_gaps: dict[str, list[FeedGap]] = {}  # per carrier, read once per run
         cursor = self._parcels.load_cursor() or SweepCursor(0)
         shard, start = cursor.shard, cursor.start
         while shard < self._parcels.shards:
@@ -225,7 +251,9 @@ class ParcelTracking:
                 return report
             page = self._parcels.due(shard, now, page_size, start)
             report.pages += 1
-            self._look_at(page.parcels, now, model, report)
+            for carrier in {s.parcel.carrier for s in page.parcels} - set(feed_gaps):
+                feed_gaps[carrier] = self._feeds.gaps(carrier, now)
+            self._look_at(page.parcels, now, model, report, feed_gaps)
             if page.next_start is None:
                 shard, start = shard + 1, None
                 report.shards_done += 1
@@ -237,7 +265,12 @@ class ParcelTracking:
         return report
 
     def _look_at(
-        self, parcels: Sequence[StoredParcel], now: datetime, model: ParcelLossModel, report: SweepReport
+        self,
+        parcels: Sequence[StoredParcel],
+        now: datetime,
+        model: ParcelLossModel,
+        report: SweepReport,
+        feed_gaps: Mapping[str, list[FeedGap]],
     ) -> None:
         if not parcels:
             return
@@ -245,20 +278,23 @@ class ParcelTracking:
         risks = model.risk(rows)
         for stored, risk in zip(parcels, risks, strict=True):
             report.looked_at += 1
+            gaps = feed_gaps.get(stored.parcel.carrier, [])
             opened, resolved = self._judge(
                 stored,
                 now,
                 risk=float(risk),
                 threshold=model.likely_lost_threshold,
-                look_at=self._next_look(stored.parcel, now),
+                look_at=self._next_look(stored.parcel, now, gaps),
+                feed_gaps=gaps,
             )
             for alert_type in opened:
                 report.raised[alert_type.value] = report.raised.get(alert_type.value, 0) + 1
             report.resolved += len(resolved)
 
-    def _next_look(self, parcel: Parcel, now: datetime) -> datetime:
+    def _next_look(self, parcel: Parcel, now: datetime, feed_gaps: Sequence[FeedGap]) -> datetime:
         """When the parcel's assessment can next change: when it turns stalled, else a re-score later."""
-        stalled_at = parcel.last_scan_at + self._deadlines.stalled_after(parcel.lane, parcel.status)
+        outage = (now - parcel.last_scan_at) - effective_silence(parcel.last_scan_at, now, feed_gaps)
+        stalled_at = parcel.last_scan_at + self._deadlines.stalled_after(parcel.lane, parcel.status) + outage
         rescore_at = now + self._rescore_every
         return min(stalled_at, rescore_at) if stalled_at > now else rescore_at
 
@@ -272,12 +308,20 @@ class ParcelTracking:
         risk: float | None,
         threshold: float | None,
         look_at: datetime | None,
+        feed_gaps: Sequence[FeedGap],
     ) -> tuple[frozenset[AlertType], frozenset[AlertType]]:
         """Open the alerts the parcel deserves, resolve those that are over, publish: (opened, resolved)."""
         parcel = stored.parcel
-        wanted = assess(parcel, now, risk, self._deadlines, threshold if threshold is not None else 2.0)
+        wanted = assess(
+            parcel,
+            now,
+            risk,
+            self._deadlines,
+            threshold if threshold is not None else 2.0,
+            feed_gaps=feed_gaps,
+        )
         wanted_types = {a.type for a in wanted}
-        over = resolutions(parcel, now, self._deadlines, risk, threshold) - wanted_types
+        over = resolutions(parcel, now, self._deadlines, risk, threshold, feed_gaps=feed_gaps) - wanted_types
         to_open = [a for a in wanted if a.type not in stored.open_alerts]
         to_resolve = frozenset(stored.open_alerts & over)
         outbox = set(stored.outbox)

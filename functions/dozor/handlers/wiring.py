@@ -15,7 +15,12 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from botocore.config import Config
 
 from dozor.adapters.dynamodb import DynamoDecisionStore
-from dozor.adapters.dynamodb_parcels import DecisionFraudScores, DynamoAlertStore, DynamoParcelStore
+from dozor.adapters.dynamodb_parcels import (
+    DecisionFraudScores,
+    DynamoAlertStore,
+    DynamoCarrierFeeds,
+    DynamoParcelStore,
+)
 from dozor.adapters.secrets import hash_key
 from dozor.adapters.sns import SnsAlertTopic
 from dozor.adapters.sqs import SqsFeedbackQueue, SqsReviewQueue
@@ -83,6 +88,7 @@ def shipment_dependencies() -> ShipmentDependencies:
         SnsAlertTopic(boto3.client("sns", config=_AWS_CONFIG), settings.alerts_topic_arn),
         SqsFeedbackQueue(boto3.client("sqs", config=_AWS_CONFIG), settings.feedback_queue_url),
         DecisionFraudScores(decisions),
+        DynamoCarrierFeeds(ddb, settings.shipments_table_name),
         deadlines,
         rescore_every=timedelta(hours=settings.rescore_every_hours),
     )
