@@ -167,7 +167,8 @@ class ParcelTracking:
         self._deadlines = deadlines
         self._clock = clock
         self._rescore_every = rescore_every
-        self._raised: dict[tuple[str, AlertType], Alert] = {}  # alerts opened in this call, by key
+        # Alerts opened but not yet published, so the outbox flush need not read them back.
+        self._raised: dict[tuple[str, AlertType], Alert] = {}
 
     # --- scans ------------------------------------------------------------------------------
 
@@ -221,7 +222,8 @@ class ParcelTracking:
                 stored = self._parcels.load(parcel.parcel_id)
                 continue
             now = self._clock()
-            # Time-based judgement (stalled, likely lost) is the sweeper's; here risk is unknown.
+            # The loss risk needs the model, which only the sweeper loads: here the carrier's word
+            # (EXCEPTION, LOST, ...) and the parcel's silence so far decide.
             gaps = feed_gaps.get(parcel.carrier, [])
             self._judge(saved, now, risk=None, threshold=None, look_at=None, feed_gaps=gaps)
             return saved.parcel
