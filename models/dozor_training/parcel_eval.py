@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from dozor.domain.alerts import BACKFILL_GRACE, FEED_QUIET_AFTER, FeedGap, effective_silence
+from dozor.domain.geography import remoteness_tier
 from dozor.domain.lanes import LaneDeadlines
 from dozor.domain.parcel_model import PARCEL_FEATURE_NAMES, ParcelLossModel, parcel_features
 from dozor.domain.shipments import STAGE_RANK, TERMINAL, Lane, Parcel, ParcelStatus, build_parcel, fold_status
@@ -311,7 +312,7 @@ def evaluate_alerts(
     fraud_scores: Mapping[str, float] | None = None,
     sweep_hours: float = SWEEP_HOURS,
     feeds: CarrierFeeds | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Any]:
     """Alert metrics for the lane deadlines, the model, both together (what Dozor raises) and the baseline."""
     sweep = sweep_hours * 3600
     deadlines = model.deadlines
@@ -322,12 +323,28 @@ def evaluate_alerts(
     stalled = stalled_times(parcels, deadlines, sweep=sweep, feeds=feeds)
     stalled_blind = stalled_times(parcels, deadlines, sweep=sweep)
     baseline = stalled_times(parcels, None, silence=BASELINE_SILENCE, sweep=sweep)
+    dozor = earliest(stalled, likely)
+    tiers: dict[str, list[int]] = defaultdict(list)
+    for n, p in enumerate(parcels):
+        tiers[str(remoteness_tier(p.destination_region))].append(n)
     return {
-        "dozor_stalled_or_likely_lost": alert_metrics(parcels, earliest(stalled, likely)),
+        "dozor_stalled_or_likely_lost": alert_metrics(parcels, dozor),
         "stalled_lane_deadline": alert_metrics(parcels, stalled),
         "stalled_ignoring_feed_outages": alert_metrics(parcels, stalled_blind),
         "likely_lost_model": alert_metrics(parcels, likely),
         "baseline_no_scan_30_days": alert_metrics(parcels, baseline),
+        # Far from the capitals parcels wait longer and get lost more often: the rules per tier.
+        "by_remoteness_tier": {
+            tier: {
+                "dozor_stalled_or_likely_lost": alert_metrics(
+                    [parcels[n] for n in rows], [dozor[n] for n in rows]
+                ),
+                "baseline_no_scan_30_days": alert_metrics(
+                    [parcels[n] for n in rows], [baseline[n] for n in rows]
+                ),
+            }
+            for tier, rows in sorted(tiers.items())
+        },
     }
 
 

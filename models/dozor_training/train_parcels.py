@@ -83,7 +83,7 @@ class ParcelTrainingConfig:
 class TrainedParcelModel:
     directory: Path
     metadata: dict[str, Any]
-    evaluation: dict[str, dict[str, Any]]
+    evaluation: dict[str, Any]
 
 
 @dataclass
@@ -327,6 +327,23 @@ def alerts_table(evaluation: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def tier_table(by_tier: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    lines = [
+        "| tier | parcels | lost | Dozor recall | Dozor lead (days) | Dozor false / 1,000 | 30-day recall "
+        "| 30-day lead (days) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for tier, rules in by_tier.items():
+        d, b = rules["dozor_stalled_or_likely_lost"], rules["baseline_no_scan_30_days"]
+        lead, base_lead = d["median_lead_days"], b["median_lead_days"]
+        lines.append(
+            f"| {tier} | {d['parcels']:,} | {d['lost']} | {d['recall']:.0%} | "
+            f"{'–' if lead is None else f'{lead:.1f}'} | {d['false_alerts_per_1000_delivered']:.1f} | "
+            f"{b['recall']:.0%} | {'–' if base_lead is None else f'{base_lead:.1f}'} |"
+        )
+    return "\n".join(lines)
+
+
 def report(metadata: Mapping[str, Any], importance: Mapping[str, float]) -> str:
     """The evaluation report (markdown) for one trained parcel model."""
     m = metadata["metrics"]
@@ -366,6 +383,10 @@ certainty minus first alert; false alerts = delivered parcels alerted before del
 
 Dozor's alerts reach {test_alerts["recall"]:.0%} of lost parcels a median of
 {test_alerts["median_lead_days"] or 0:.1f} days before the loss is certain.
+
+By remoteness of the destination (0 = Moscow / St Petersburg … 3 = Far East, far North):
+
+{tier_table(m["test_alerts"]["by_remoteness_tier"])}
 
 ## Snapshot scores (test split)
 
