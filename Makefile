@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml |
 DAYS    ?= 5
 SEED    ?= 7
 
-.PHONY: install lint test test-fast demo bench build train lock clean
+.PHONY: install lint test test-fast demo bench build train lock clean train-parcels
 
 install: $(STAMP)
 
@@ -43,6 +43,9 @@ bench: install  ## scoring path vs inplace_predict; then `dozor train` on BENCH_
 
 train: install
 	$(BIN)/dozor train-fraud --days 45 --seed 42 --orders-per-day 2000 --install
+
+train-parcels: install
+	$(BIN)/dozor train-parcels --days 60 --seed 42 --orders-per-day 1000 --fraud-scores --install
 
 build: install
 	bash infra/build_layer.sh

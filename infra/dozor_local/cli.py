@@ -73,6 +73,11 @@ COMMANDS: list[Command] = [
         "dump recorded decisions with their orders, and labels, as JSON Lines for training",
         "dozor_local.export_history:add_export_history",
     ),
+    Command(
+        "train-parcels",
+        "simulate orders and their parcels, learn lane deadlines and train the parcel-loss model",
+        "dozor_training.train_parcels:add_train_parcels",
+    ),
 ]
 
 

@@ -1,11 +1,15 @@
-"""SQS: the review queue that human reviewers' tooling consumes."""
+"""SQS: the review queue that human reviewers' tooling consumes, and the feedback queue."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from dozor.domain.contracts import Decision, Order
+from dozor.domain.feedback import Feedback
+from dozor.domain.parcel_tracking import TrackingUnavailableError
 
 
 class SqsReviewQueue:
@@ -36,3 +40,22 @@ class SqsReviewQueue:
                 "model_version": {"DataType": "String", "StringValue": decision.model_version},
             },
         )
+
+
+class SqsFeedbackQueue:
+    """Implements `dozor.domain.parcel_tracking.FeedbackQueue`: parcel outcomes for the fraud labels."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+
+    def report(self, feedback: Feedback) -> None:
+        try:
+            self._client.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=feedback.model_dump_json(exclude_none=True),
+                MessageAttributes={"kind": {"DataType": "String", "StringValue": feedback.kind.value}},
+            )
+        except (ClientError, BotoCoreError) as error:
+            code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
+            raise TrackingUnavailableError(f"feedback for {feedback.parcel_id} not sent: {code}") from error

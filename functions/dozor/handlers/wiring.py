@@ -9,6 +9,7 @@ names (cached; see `RegistryModelSource`), and report shadow verdicts with `repo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 
 import boto3
@@ -17,17 +18,27 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
 from dozor.adapters.dynamodb import DynamoDecisionStore, DynamoLabelStore
+from dozor.adapters.dynamodb_parcels import (
+    DecisionFraudScores,
+    DynamoAlertStore,
+    DynamoCarrierFeeds,
+    DynamoParcelStore,
+)
 from dozor.adapters.registry import RegistryModelSource
 from dozor.adapters.s3 import S3ModelArtifacts
 from dozor.adapters.secrets import hash_key
-from dozor.adapters.sqs import SqsReviewQueue
+from dozor.adapters.sns import SnsAlertTopic
+from dozor.adapters.sqs import SqsFeedbackQueue, SqsReviewQueue
 from dozor.adapters.ssm import SsmModelPointers
 from dozor.domain.contracts import Decision
 from dozor.domain.features import PiiHasher
 from dozor.domain.feedback import FeedbackRecorder
+from dozor.domain.lanes import LaneDeadlines
 from dozor.domain.model import PACKAGED_MODEL_DIR, FraudModel
+from dozor.domain.parcel_model import PACKAGED_PARCEL_MODEL_DIR, ParcelLossModel
+from dozor.domain.parcel_tracking import ParcelTracking
 from dozor.domain.scoring import OrderScoring, ScoredOrder
-from dozor.settings import Settings
+from dozor.settings import Settings, ShipmentSettings
 
 logger = Logger()
 tracer = Tracer()
@@ -127,3 +138,44 @@ def feedback_recorder() -> FeedbackRecorder:
         settings.features_table_name,
     )
     return FeedbackRecorder(store)
+
+
+# --- shipments ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShipmentDependencies:
+    settings: ShipmentSettings
+    tracking: ParcelTracking
+    alerts: DynamoAlertStore
+
+
+@lru_cache(maxsize=1)
+def shipment_dependencies() -> ShipmentDependencies:
+    """The parcel-tracking service for the shipment functions (the lane deadlines of the parcel model)."""
+    settings = ShipmentSettings()  # filled from the environment
+    deadlines = LaneDeadlines.load(settings.parcel_model_dir or PACKAGED_PARCEL_MODEL_DIR)
+    ddb = boto3.client("dynamodb", config=_AWS_CONFIG)
+    parcels = DynamoParcelStore(ddb, settings.shipments_table_name)
+    alerts = DynamoAlertStore(ddb, settings.alerts_table_name, settings.shipments_table_name)
+    decisions = DynamoDecisionStore(ddb, settings.features_table_name, settings.decisions_table_name)
+    tracking = ParcelTracking(
+        parcels,
+        alerts,
+        SnsAlertTopic(boto3.client("sns", config=_AWS_CONFIG), settings.alerts_topic_arn),
+        SqsFeedbackQueue(boto3.client("sqs", config=_AWS_CONFIG), settings.feedback_queue_url),
+        DecisionFraudScores(decisions),
+        DynamoCarrierFeeds(ddb, settings.shipments_table_name),
+        deadlines,
+        rescore_every=timedelta(hours=settings.rescore_every_hours),
+    )
+    return ShipmentDependencies(settings, tracking, alerts)
+
+
+@lru_cache(maxsize=1)
+def parcel_loss_model() -> ParcelLossModel:
+    """The parcel-loss model, loaded once per container (only the sweeper pays for xgboost)."""
+    settings = shipment_dependencies().settings
+    model = ParcelLossModel.load(settings.parcel_model_dir or PACKAGED_PARCEL_MODEL_DIR)
+    logger.info("parcel model ready", extra={"parcel_model_version": model.version})
+    return model

@@ -1,0 +1,449 @@
+"""DynamoDB: the Shipments table (parcels, the sweeper's cursor) and the Alerts table.
+
+A parcel item holds the parcel as JSON plus the attributes the tables' keys, indexes and readers
+need. Parcels in transit carry ``due_shard`` ("due#<n>", n from a CRC of the parcel id, so no
+index partition runs hot) and ``due_at`` (epoch seconds of the sweeper's next look); a terminal
+parcel drops both and so leaves the sparse DueIndex. Every parcel write is conditional on the
+version read; conditional-check failures and throttling become domain errors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dozor.adapters.dynamodb import DynamoDecisionStore
+from dozor.domain.alerts import FEED_QUIET_AFTER, Alert, AlertType, FeedGap
+from dozor.domain.parcel_tracking import (
+    AlertEvent,
+    DuePage,
+    ParcelConflictError,
+    StoredParcel,
+    SweepCursor,
+    TrackingUnavailableError,
+    outbox_entry,
+)
+from dozor.domain.scoring import StoreUnavailableError
+from dozor.domain.shipments import Parcel
+
+DUE_SHARDS = 16  # fixed by the data: changing it needs the due_shard of every parcel in transit rewritten
+DUE_INDEX = "DueIndex"
+CURSOR_KEY = "#sweeper-cursor"  # not a parcel: where an unfinished sweep resumes
+FEED_KEY = "#feed#"  # + carrier: not a parcel either, when the carrier's scans last arrived
+FEED_GAPS_KEPT = timedelta(days=30)  # longer than any lane's stalled deadline
+# A container notes a carrier's arrival at most this often: a busy carrier's item is not a hot key.
+FEED_NOTE_EVERY = timedelta(minutes=1)
+FINISHED_PARCEL_RETENTION = timedelta(days=400)
+RESOLVED_ALERT_RETENTION = timedelta(days=400)
+BATCH_GET_LIMIT = 100
+
+
+def due_shard(parcel_id: str) -> str:
+    """The DueIndex partition of a parcel: stable across processes (unlike hash())."""
+    return f"due#{zlib.crc32(parcel_id.encode()) % DUE_SHARDS}"
+
+
+def _epoch(t: datetime) -> dict[str, str]:
+    return {"N": str(int(t.timestamp()))}
+
+
+def _conditional_failure(error: ClientError) -> bool:
+    return bool(error.response["Error"]["Code"] == "ConditionalCheckFailedException")
+
+
+def _unavailable(what: str, error: ClientError | BotoCoreError) -> TrackingUnavailableError:
+    code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
+    return TrackingUnavailableError(f"{what}: {code}")
+
+
+def _stored(item: Mapping[str, Any]) -> StoredParcel:
+    return StoredParcel(
+        parcel=Parcel.from_record(json.loads(item["parcel"]["S"])),
+        open_alerts=frozenset(AlertType(t) for t in item.get("open_alerts", {}).get("SS", [])),
+        outbox=frozenset(item.get("outbox", {}).get("SS", [])),
+    )
+
+
+class DynamoParcelStore:
+    """Implements `dozor.domain.parcel_tracking.ParcelStore` on the Shipments table."""
+
+    shards = DUE_SHARDS
+
+    def __init__(self, client: Any, table: str, max_attempts: int = 4) -> None:
+        self._client = client
+        self._table = table
+        self._max_attempts = max_attempts
+
+    def load(self, parcel_id: str) -> StoredParcel | None:
+        try:
+            item = self._client.get_item(
+                TableName=self._table, Key={"parcel_id": {"S": parcel_id}}, ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(f"parcel {parcel_id} not read", error) from error
+        return _stored(item) if item else None
+
+    def load_many(self, parcel_ids: Sequence[str]) -> dict[str, StoredParcel]:
+        found: dict[str, StoredParcel] = {}
+        unique = list(dict.fromkeys(parcel_ids))
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [{"parcel_id": {"S": p}} for p in unique[start : start + BATCH_GET_LIMIT]],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(self._max_attempts):
+                try:
+                    response = self._client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as error:
+                    raise _unavailable("parcels not read", error) from error
+                for item in response.get("Responses", {}).get(self._table, []):
+                    found[item["parcel_id"]["S"]] = _stored(item)
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.02 * 2**attempt)  # DynamoDB asks to back off before retrying the rest
+            else:
+                raise TrackingUnavailableError("BatchGetItem left parcels unprocessed after retries")
+        return found
+
+    def save(self, parcel: Parcel, expected_version: int | None, outbox: frozenset[str]) -> StoredParcel:
+        names = {
+            "#p": "parcel",
+            "#v": "version",
+            "#s": "status",
+            "#o": "order_id",
+            "#c": "carrier",
+            "#l": "lane",
+        }
+        values: dict[str, Any] = {
+            ":p": {"S": json.dumps(parcel.to_record(), separators=(",", ":"))},
+            ":v": {"N": str(parcel.version)},
+            ":s": {"S": parcel.status.value},
+            ":o": {"S": parcel.order_id},
+            ":c": {"S": parcel.carrier},
+            ":l": {"S": parcel.lane.key()},
+            ":last": {"S": parcel.last_scan_at.isoformat()},
+            ":expected": {"N": str(expected_version or 0)},
+        }
+        sets = ["#p = :p", "#v = :v", "#s = :s", "#o = :o", "#c = :c", "#l = :l", "last_scan_at = :last"]
+        removes: list[str] = []
+        if parcel.next_scan_due is not None:
+            values[":shard"] = {"S": due_shard(parcel.parcel_id)}
+            values[":due"] = _epoch(parcel.next_scan_due)
+            values[":due_iso"] = {"S": parcel.next_scan_due.isoformat()}
+            sets += ["due_shard = :shard", "due_at = :due", "next_scan_due = :due_iso"]
+            removes.append("expires_at")
+        else:  # finished: out of the sweeper's index, and gone from the table after a while
+            values[":ttl"] = _epoch(parcel.last_scan_at + FINISHED_PARCEL_RETENTION)
+            sets.append("expires_at = :ttl")
+            removes += ["due_shard", "due_at", "next_scan_due"]
+        expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
+        if outbox:
+            values[":outbox"] = {"SS": sorted(outbox)}
+            expression += " ADD outbox :outbox"
+        condition = "attribute_not_exists(parcel_id)" if expected_version is None else "#v = :expected"
+        if expected_version is None:
+            del values[":expected"]
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"parcel_id": {"S": parcel.parcel_id}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _conditional_failure(error):
+                raise ParcelConflictError(parcel.parcel_id) from error
+            raise _unavailable(f"parcel {parcel.parcel_id} not stored", error) from error
+        except BotoCoreError as error:
+            raise _unavailable(f"parcel {parcel.parcel_id} not stored", error) from error
+        return _stored(response["Attributes"])
+
+    def reschedule(self, parcel: Parcel, look_at: datetime) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"parcel_id": {"S": parcel.parcel_id}},
+                UpdateExpression="SET due_at = :due",
+                ConditionExpression="#v = :v AND attribute_exists(due_shard)",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={":due": _epoch(look_at), ":v": {"N": str(parcel.version)}},
+            )
+        except ClientError as error:
+            if _conditional_failure(error):
+                return False
+            raise _unavailable(f"parcel {parcel.parcel_id} not rescheduled", error) from error
+        except BotoCoreError as error:
+            raise _unavailable(f"parcel {parcel.parcel_id} not rescheduled", error) from error
+        return True
+
+    def clear_outbox(self, parcel_id: str, entries: frozenset[str]) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"parcel_id": {"S": parcel_id}},
+                UpdateExpression="DELETE outbox :done",
+                ConditionExpression="attribute_exists(parcel_id)",
+                ExpressionAttributeValues={":done": {"SS": sorted(entries)}},
+            )
+        except ClientError as error:
+            if not _conditional_failure(error):
+                raise _unavailable(f"outbox of {parcel_id} not cleared", error) from error
+        except BotoCoreError as error:
+            raise _unavailable(f"outbox of {parcel_id} not cleared", error) from error
+
+    def due(self, shard: int, until: datetime, limit: int, start: dict[str, object] | None) -> DuePage:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "due_shard = :shard AND due_at <= :until",
+            "ExpressionAttributeValues": {":shard": {"S": f"due#{shard}"}, ":until": _epoch(until)},
+            "Limit": limit,
+        }
+        if start:
+            request["ExclusiveStartKey"] = start
+        try:
+            response = self._client.query(**request)
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(f"due parcels of shard {shard} not read", error) from error
+        return DuePage(
+            [_stored(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
+        )
+
+    def load_cursor(self) -> SweepCursor | None:
+        item = self._client.get_item(
+            TableName=self._table, Key={"parcel_id": {"S": CURSOR_KEY}}, ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        start = item.get("start", {}).get("S")
+        return SweepCursor(int(item["shard"]["N"]), json.loads(start) if start else None)
+
+    def save_cursor(self, cursor: SweepCursor | None) -> None:
+        key = {"parcel_id": {"S": CURSOR_KEY}}
+        if cursor is None:
+            self._client.delete_item(TableName=self._table, Key=key)
+            return
+        item: dict[str, Any] = {**key, "shard": {"N": str(cursor.shard)}}
+        if cursor.start:
+            item["start"] = {"S": json.dumps(cursor.start)}  # a DynamoDB key, kept in its wire form
+        self._client.put_item(TableName=self._table, Item=item)
+
+
+class DynamoAlertStore:
+    """Implements `dozor.domain.parcel_tracking.AlertStore`: one Alerts item per parcel and type."""
+
+    def __init__(self, client: Any, alerts_table: str, shipments_table: str) -> None:
+        self._client = client
+        self._alerts = alerts_table
+        self._shipments = shipments_table
+
+    def open(self, parcel: Parcel, alerts: Sequence[Alert], look_at: datetime | None) -> bool:
+        types = sorted(a.type.value for a in alerts)
+        parcel_update: dict[str, Any] = {
+            "TableName": self._shipments,
+            "Key": {"parcel_id": {"S": parcel.parcel_id}},
+            "UpdateExpression": "ADD open_alerts :types, outbox :entries",
+            # Only the version assessed: a parcel delivered in between gets no alert.
+            "ConditionExpression": "#v = :v",
+            "ExpressionAttributeNames": {"#v": "version"},
+            "ExpressionAttributeValues": {
+                ":types": {"SS": types},
+                ":entries": {"SS": [outbox_entry(AlertEvent.RAISED, t) for t in types]},
+                ":v": {"N": str(parcel.version)},
+            },
+        }
+        if look_at is not None:
+            parcel_update["UpdateExpression"] = "SET due_at = :due " + parcel_update["UpdateExpression"]
+            parcel_update["ExpressionAttributeValues"][":due"] = _epoch(look_at)
+        items: list[dict[str, Any]] = [{"Update": parcel_update}]
+        for alert in alerts:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._alerts,
+                        "Item": {
+                            "parcel_id": {"S": alert.parcel_id},
+                            "alert_type": {"S": alert.type.value},
+                            "alert": {"S": alert.model_dump_json()},
+                            "alert_state": {"S": "OPEN"},
+                            "open_type": {"S": alert.type.value},
+                            "raised_at": {"S": alert.raised_at.isoformat()},
+                            "severity": {"S": alert.severity.value},
+                            "carrier": {"S": alert.carrier},
+                            "lane": {"S": alert.lane},
+                        },
+                        # One open alert per parcel and type; a resolved one may be raised again.
+                        "ConditionExpression": "attribute_not_exists(parcel_id) OR alert_state = :resolved",
+                        "ExpressionAttributeValues": {":resolved": {"S": "RESOLVED"}},
+                    }
+                }
+            )
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "TransactionCanceledException":
+                return False  # the parcel changed, or the alert is already open: nothing to raise
+            raise _unavailable(f"alerts of {parcel.parcel_id} not stored", error) from error
+        except BotoCoreError as error:
+            raise _unavailable(f"alerts of {parcel.parcel_id} not stored", error) from error
+        return True
+
+    def resolve(self, parcel_id: str, types: frozenset[AlertType], at: datetime) -> None:
+        names = sorted(t.value for t in types)
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._alerts,
+                    "Key": {"parcel_id": {"S": parcel_id}, "alert_type": {"S": name}},
+                    "UpdateExpression": "SET alert_state = :resolved, resolved_at = :at, expires_at = :ttl "
+                    "REMOVE open_type",
+                    "ExpressionAttributeValues": {
+                        ":resolved": {"S": "RESOLVED"},
+                        ":at": {"S": at.isoformat()},
+                        ":ttl": _epoch(at + RESOLVED_ALERT_RETENTION),
+                    },
+                }
+            }
+            for name in names
+        ]
+        items.append(
+            {
+                "Update": {
+                    "TableName": self._shipments,
+                    "Key": {"parcel_id": {"S": parcel_id}},
+                    "UpdateExpression": "DELETE open_alerts :types ADD outbox :entries",
+                    "ExpressionAttributeValues": {
+                        ":types": {"SS": names},
+                        ":entries": {"SS": [outbox_entry(AlertEvent.RESOLVED, n) for n in names]},
+                    },
+                }
+            }
+        )
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(f"alerts of {parcel_id} not resolved", error) from error
+
+    def get(self, parcel_id: str, alert_type: AlertType) -> Alert | None:
+        try:
+            item = self._client.get_item(
+                TableName=self._alerts,
+                Key={"parcel_id": {"S": parcel_id}, "alert_type": {"S": alert_type.value}},
+                ConsistentRead=True,
+            ).get("Item")
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(f"alert {parcel_id}#{alert_type} not read", error) from error
+        if not item:
+            return None
+        alert = Alert.model_validate_json(item["alert"]["S"])
+        resolved_at = item.get("resolved_at", {}).get("S")
+        if resolved_at:
+            alert = alert.model_copy(update={"resolved_at": datetime.fromisoformat(resolved_at)})
+        return alert
+
+    def open_alerts(self, alert_type: AlertType, limit: int = 100) -> list[Alert]:
+        """The newest open alerts of a type (OpenAlertsIndex), for ops tooling and tests."""
+        response = self._client.query(
+            TableName=self._alerts,
+            IndexName="OpenAlertsIndex",
+            KeyConditionExpression="open_type = :t",
+            ExpressionAttributeValues={":t": {"S": alert_type.value}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [Alert.model_validate_json(item["alert"]["S"]) for item in response.get("Items", [])]
+
+
+class DecisionFraudScores:
+    """Implements `dozor.domain.parcel_tracking.FraudScores` from the orders' stored decisions."""
+
+    def __init__(self, decisions: DynamoDecisionStore) -> None:
+        self._decisions = decisions
+
+    def fraud_scores(self, order_ids: Sequence[str]) -> dict[str, float]:
+        # A parcel is worth tracking without it: the loss model scores a missing value as missing.
+        try:
+            decisions, _ = self._decisions.load(order_ids, [])
+        except StoreUnavailableError:
+            return {}
+        return {order_id: decision.score for order_id, decision in decisions.items()}
+
+
+def _feed_gaps(item: Mapping[str, Any]) -> list[FeedGap]:
+    pairs = json.loads(item["gaps"]["S"]) if "gaps" in item else []
+    return [FeedGap(datetime.fromtimestamp(s, UTC), datetime.fromtimestamp(e, UTC)) for s, e in pairs]
+
+
+class DynamoCarrierFeeds:
+    """Implements `dozor.domain.parcel_tracking.CarrierFeeds`: one Shipments item per carrier.
+
+    The item keeps when the carrier's scans last arrived and the pauses longer than the quiet
+    limit (feed outages) of the last 30 days.
+    """
+
+    def __init__(self, client: Any, table: str, quiet_after: timedelta = FEED_QUIET_AFTER) -> None:
+        self._client = client
+        self._table = table
+        self._quiet_after = quiet_after
+        self._noted: dict[str, tuple[datetime, list[FeedGap]]] = {}  # carrier -> (noted at, gaps then)
+
+    def heard_from(self, carriers: Iterable[str], at: datetime) -> dict[str, list[FeedGap]]:
+        found: dict[str, list[FeedGap]] = {}
+        for carrier in sorted(carriers):
+            noted = self._noted.get(carrier)
+            if noted is not None and timedelta(0) <= at - noted[0] < FEED_NOTE_EVERY:
+                found[carrier] = noted[1]
+                continue
+            key = {"parcel_id": {"S": FEED_KEY + carrier}}
+            try:
+                old = self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="SET last_heard = :at",
+                    ExpressionAttributeValues={":at": _epoch(at)},
+                    ReturnValues="ALL_OLD",
+                ).get("Attributes", {})
+                gaps = _feed_gaps(old)
+                if "last_heard" in old:
+                    last = datetime.fromtimestamp(int(old["last_heard"]["N"]), UTC)
+                    if at - last > self._quiet_after:  # the feed was down and is back
+                        gaps = [g for g in gaps if g.end > at - FEED_GAPS_KEPT] + [FeedGap(last, at)]
+                        pairs = [[int(g.start.timestamp()), int(g.end.timestamp())] for g in gaps]
+                        self._client.update_item(
+                            TableName=self._table,
+                            Key=key,
+                            UpdateExpression="SET gaps = :gaps",
+                            ExpressionAttributeValues={":gaps": {"S": json.dumps(pairs)}},
+                        )
+            except (ClientError, BotoCoreError) as error:
+                raise _unavailable(f"feed of {carrier} not noted", error) from error
+            self._noted[carrier] = (at, gaps)
+            found[carrier] = gaps
+        return found
+
+    def gaps(self, carrier: str, now: datetime) -> list[FeedGap]:
+        try:
+            item = self._client.get_item(
+                TableName=self._table, Key={"parcel_id": {"S": FEED_KEY + carrier}}, ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(f"feed of {carrier} not read", error) from error
+        if not item:
+            return []
+        gaps = _feed_gaps(item)
+        last = datetime.fromtimestamp(int(item["last_heard"]["N"]), UTC)
+        if now - last > self._quiet_after:  # still down
+            gaps.append(FeedGap(last, now))
+        return gaps

@@ -1,0 +1,187 @@
+"""Replay simulated shipments through the serving path and measure its alerts.
+
+    python -m dozor_training.serving_replay --days 60 --orders-per-day 300 --sample 1500
+
+The offline evaluation (`parcel_eval`) judges the alert rules on the simulated timeline directly.
+This replays the same kind of history through what is deployed: the template's tables, topic and
+queues on in-process moto, the real adapters, and `ParcelTracking` with a simulated clock. Each
+scan copy is applied when it reached Dozor, every carrier's feed is noted as its scans (of all
+parcels, not only the sampled ones) arrive, and the sweeper runs every `--sweep-hours`. The first
+STALLED or LIKELY_LOST alert each parcel got on the alerts queue is then scored like the offline
+rules, and the offline numbers for the same parcels are printed beside it. Order fraud scores and
+seller loss rates are not fed (no decisions or labels in the replay), so the model sees them missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+
+from dozor.adapters.dynamodb import DynamoDecisionStore
+from dozor.adapters.dynamodb_parcels import (
+    DecisionFraudScores,
+    DynamoAlertStore,
+    DynamoCarrierFeeds,
+    DynamoParcelStore,
+)
+from dozor.adapters.sns import SnsAlertTopic
+from dozor.adapters.sqs import SqsFeedbackQueue
+from dozor.domain.parcel_model import ParcelLossModel
+from dozor.domain.parcel_tracking import ParcelTracking
+from dozor.domain.shipments import ShipmentEvent
+from dozor_training.parcel_eval import CarrierFeeds, SellerLossRates, alert_metrics, evaluate_alerts
+from dozor_training.shipments_sim import SimulatedParcel, simulate_shipments
+from dozor_training.simulator import SimulationConfig, simulate
+
+ROOT = Path(__file__).resolve().parents[2]
+HOUR = 3600.0
+BATCH = 10  # the queue's BatchSize
+ALERTING = {"STALLED", "LIKELY_LOST"}
+
+
+def _arrival_hours(parcels: Sequence[SimulatedParcel]) -> list[tuple[float, str]]:
+    """(hour, carrier) for every hour in which some scan of the carrier reached Dozor."""
+    hours = {(r // HOUR * HOUR, p.carrier) for p in parcels for s in p.scans for r in s.received_at}
+    return sorted(hours)
+
+
+def replay(
+    parcels: Sequence[SimulatedParcel], everyone: Sequence[SimulatedParcel], sweep_hours: float
+) -> tuple[list[float | None], dict[str, Any]]:
+    """First STALLED / LIKELY_LOST alert time (epoch) per parcel on the serving path, and call counts."""
+    from moto import mock_aws  # noqa: PLC0415 - a measurement tool, not serving code
+
+    from dozor_local.stack import LocalStack  # noqa: PLC0415
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "eu-central-1",
+    }.items():
+        os.environ.setdefault(name, value)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    with mock_aws():
+        stack = LocalStack.deploy(ROOT / "template.yaml")
+        ddb, sqs = boto3.client("dynamodb"), boto3.client("sqs")
+        shipments = stack.physical_id("ShipmentsTable")
+        clock = [datetime.fromtimestamp(0, UTC)]
+        model = ParcelLossModel.load()
+        feeds = DynamoCarrierFeeds(ddb, shipments)
+        tracking = ParcelTracking(
+            DynamoParcelStore(ddb, shipments),
+            DynamoAlertStore(ddb, stack.physical_id("AlertsTable"), shipments),
+            SnsAlertTopic(boto3.client("sns"), stack.physical_id("AlertsTopic")),
+            SqsFeedbackQueue(sqs, stack.physical_id("FeedbackQueue")),
+            DecisionFraudScores(
+                DynamoDecisionStore(
+                    ddb, stack.physical_id("FeaturesTable"), stack.physical_id("DecisionsTable")
+                )
+            ),
+            feeds,
+            model.deadlines,
+            clock=lambda: clock[0],
+        )
+        alerts_url, feedback_url = stack.queue_url("AlertsQueue"), stack.queue_url("FeedbackQueue")
+        first: dict[str, float] = {}
+
+        def drain() -> None:
+            for url in (alerts_url, feedback_url):
+                while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+                    "Messages", []
+                ):
+                    for m in messages:
+                        alert = json.loads(m["Body"])
+                        if (
+                            url == alerts_url
+                            and alert["type"] in ALERTING
+                            and alert.get("resolved_at") is None
+                        ):
+                            raised = datetime.fromisoformat(alert["raised_at"]).timestamp()
+                            first.setdefault(alert["parcel_id"], raised)
+                    sqs.delete_message_batch(
+                        QueueUrl=url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                            for i, m in enumerate(messages)
+                        ],
+                    )
+
+        arrivals = sorted((t, n, e) for n, p in enumerate(parcels) for t, e in p.events())
+        notes = _arrival_hours(everyone)
+        start = min(t for t, _, _ in arrivals)
+        end = max(p.finished_at for p in parcels)
+        sweep_at = (start // (sweep_hours * HOUR) + 1) * sweep_hours * HOUR
+        i = j = 0
+        counts = {"batches": 0, "sweeps": 0, "sweep_looks": 0}
+        while sweep_at <= end + sweep_hours * HOUR:
+            # everything that reached Dozor before this sweep, in arrival order
+            while j < len(notes) and notes[j][0] < sweep_at:
+                clock[0] = datetime.fromtimestamp(notes[j][0], UTC)
+                feeds.heard_from({notes[j][1]}, clock[0])
+                j += 1
+            while i < len(arrivals) and arrivals[i][0] < sweep_at:
+                batch = arrivals[i : i + BATCH]
+                batch = [a for a in batch if a[0] < sweep_at]
+                i += len(batch)
+                clock[0] = datetime.fromtimestamp(batch[-1][0], UTC)
+                by_parcel: dict[str, list[ShipmentEvent]] = {}
+                for _, _, payload in batch:
+                    event = ShipmentEvent.model_validate(payload)
+                    by_parcel.setdefault(event.parcel_id, []).append(event)
+                tracking.record_scans(by_parcel)
+                counts["batches"] += 1
+            clock[0] = datetime.fromtimestamp(sweep_at, UTC)
+            report = tracking.sweep(clock[0], model, lambda: timedelta(minutes=10), page_size=100)
+            counts["sweeps"] += 1
+            counts["sweep_looks"] += report.looked_at
+            drain()
+            sweep_at += sweep_hours * HOUR
+    return [first.get(p.parcel_id) for p in parcels], counts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--orders-per-day", type=int, default=300)
+    parser.add_argument("--sample", type=int, default=1500, help="parcels replayed through the serving path")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--sweep-hours", type=float, default=6.0)
+    args = parser.parse_args(argv)
+
+    orders = simulate(SimulationConfig(days=args.days, seed=args.seed, orders_per_day=args.orders_per_day))
+    everyone = simulate_shipments(orders, args.seed)
+    rng = np.random.default_rng(args.seed)
+    chosen_ids = set(rng.choice(len(everyone), size=min(args.sample, len(everyone)), replace=False).tolist())
+    parcels = [p for n, p in enumerate(everyone) if n in chosen_ids]
+    started = time.perf_counter()
+    first_alert, counts = replay(parcels, everyone, args.sweep_hours)
+    elapsed = time.perf_counter() - started
+    serving = alert_metrics(parcels, first_alert)
+    offline = evaluate_alerts(
+        parcels,
+        ParcelLossModel.load(),
+        SellerLossRates(everyone),
+        None,
+        args.sweep_hours,
+        CarrierFeeds(everyone),
+    )
+    print(
+        json.dumps(
+            {"serving_path": serving, "offline": offline, "replay": counts, "seconds": round(elapsed, 1)},
+            indent=1,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

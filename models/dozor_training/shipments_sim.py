@@ -1,0 +1,399 @@
+"""Parcels for simulated orders: carrier scans with lane-dependent delays, losses and bad data.
+
+Every order with a shipping address becomes one parcel from China. Its journey is origin sorting,
+export, line haul, customs and one to four domestic hops (more the further from Moscow), then a
+courier or a pickup point. On the way the simulator adds what makes parcel tracking hard:
+
+- losses, more likely far from the capitals, with some carriers, for valuable goods, for a few
+  bad sellers and for reshipping fraud; a lost parcel simply stops being scanned (sometimes after
+  an EXCEPTION), the carrier may declare it LOST weeks later and the buyer may claim first;
+- delays that end well: customs holds (with an EXCEPTION scan), line-haul delays, failed delivery
+  attempts, parcels nobody collects that are RETURNED;
+- reporting noise: scans reported hours or days late, some twice, so they arrive out of order,
+  and carrier outages during which nothing arrives and everything is back-filled afterwards.
+
+The truth (delivered / lost / returned, when a loss became certain) stays with each
+`SimulatedParcel`; the events are what a carrier would send. Draws come from one
+`random.Random` seeded by the caller in a fixed order, so a seed gives the same parcels.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import json
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dozor.domain.contracts import RUB_PER_UNIT
+from dozor.domain.geography import REGIONS, remoteness_tier
+from dozor.domain.lanes import LaneDeadlines
+from dozor.domain.shipments import Parcel, ParcelStatus, ScanRecord, build_parcel
+from dozor_training.simulator import SimulatedOrder
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HOUR = 3600.0
+DAY = 86_400.0
+
+DELIVERED, LOST, RETURNED = "delivered", "lost", "returned"
+
+# name, share of parcels, loss multiplier, transit time multiplier
+CARRIERS: tuple[tuple[str, float, float, float], ...] = (
+    ("cainiao", 0.45, 1.0, 1.0),
+    ("russian_post", 0.25, 1.8, 1.35),
+    ("cdek", 0.18, 0.6, 0.85),
+    ("boxberry", 0.12, 0.9, 1.0),
+)
+BASE_LOSS = 0.011
+TIER_LOSS = (1.0, 1.4, 2.3, 3.6)
+TIER_HOPS = (1, 2, 3, 4)  # domestic sorting hops after customs
+TIER_HOP_HOURS = (16.0, 22.0, 34.0, 58.0)  # median hours per domestic hop
+VALUABLE = frozenset({"phones", "computers", "electronics", "jewelry"})
+BAD_SELLER_SHARE = 0.03  # sellers who "ship" parcels that never arrive
+BAD_SELLER_LOSS = 6.0
+FRAUD_LOSS = {"reshipping": 4.0}  # reshippers' drops make parcels vanish; other fraud ships normally
+OTHER_FRAUD_LOSS = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedScan:
+    event_id: str
+    status: ParcelStatus
+    occurred_at: float  # epoch seconds
+    received_at: tuple[float, ...]  # when each copy reached Dozor (two copies: a duplicate)
+    region: str | None
+    facility: str
+
+
+@dataclass
+class SimulatedParcel:
+    """One parcel's scans and its truth."""
+
+    parcel_id: str
+    order_id: str
+    seller_id: str
+    carrier: str
+    destination_region: str | None
+    category: str | None
+    declared_value: float  # USD
+    is_fraud_order: bool
+    outcome: str  # delivered | lost | returned
+    scans: tuple[SimulatedScan, ...]
+    loss_certain_at: float | None  # lost parcels: the carrier's LOST scan arrives or the buyer claims
+    claim_at: float | None  # the buyer's "item not received" claim, if any
+    _records: tuple[ScanRecord, ...] | None = field(default=None, repr=False)
+    _arrivals: list[tuple[float, int]] | None = field(default=None, repr=False)
+
+    @property
+    def shipped_at(self) -> float:
+        return self.scans[0].occurred_at
+
+    @property
+    def finished_at(self) -> float:
+        """When the outcome became known to Dozor: final scan received, or the loss certain."""
+        if self.outcome == LOST:
+            assert self.loss_certain_at is not None
+            return self.loss_certain_at
+        return min(self.scans[-1].received_at)
+
+    def records(self) -> tuple[ScanRecord, ...]:
+        """The scans as `ScanRecord`s (one per event, manifest fields included), in journey order."""
+        if self._records is None:
+            self._records = tuple(
+                ScanRecord(
+                    event_id=s.event_id,
+                    status=s.status,
+                    occurred_at=EPOCH + timedelta(seconds=s.occurred_at),
+                    carrier=self.carrier,
+                    country="CN" if s.region is None else "RU",
+                    region=s.region,
+                    facility=s.facility,
+                    declared_value=self.declared_value,
+                    currency="USD",
+                    category=self.category,
+                    origin_country="CN",
+                    destination_region=self.destination_region,
+                    seller_id=self.seller_id,
+                )
+                for s in self.scans
+            )
+        return self._records
+
+    def arrivals(self) -> list[tuple[float, int]]:
+        """(received_at, scan index) for every copy that reached Dozor, in arrival order."""
+        if self._arrivals is None:
+            self._arrivals = sorted((r, i) for i, s in enumerate(self.scans) for r in s.received_at)
+        return self._arrivals
+
+    def known_at(self, t: float) -> list[ScanRecord]:
+        """The scans Dozor had received by epoch `t` (duplicates collapse in the parcel)."""
+        arrivals = self.arrivals()
+        n = bisect.bisect_right(arrivals, (t, math.inf))
+        records = self.records()
+        return [records[i] for _, i in arrivals[:n]]
+
+    def parcel_at(self, t: float, deadlines: LaneDeadlines | None = None) -> Parcel | None:
+        """The parcel as Dozor saw it at epoch `t`, or None before its first scan arrived."""
+        known = self.known_at(t)
+        if not known:
+            return None
+        return build_parcel(self.parcel_id, self.order_id, known, deadlines)
+
+    def final_parcel(self) -> Parcel:
+        return build_parcel(self.parcel_id, self.order_id, self.records())
+
+    def events(self) -> Iterator[tuple[float, dict[str, Any]]]:
+        """(received_at, shipment event payload) for every copy, in arrival order."""
+        for received, i in self.arrivals():
+            s = self.scans[i]
+            yield (
+                received,
+                {
+                    "event_id": s.event_id,
+                    "parcel_id": self.parcel_id,
+                    "order_id": self.order_id,
+                    "carrier": self.carrier,
+                    "status": s.status.value,
+                    "occurred_at": _iso(s.occurred_at),
+                    "location": {
+                        "country": "CN" if s.region is None else "RU",
+                        "region": s.region,
+                        "facility": s.facility,
+                    },
+                    "declared_value": self.declared_value,
+                    "currency": "USD",
+                    "category": self.category,
+                    "origin_country": "CN",
+                    "destination_region": self.destination_region,
+                    "seller_id": self.seller_id,
+                },
+            )
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Outage:
+    carrier: str
+    start: float
+    end: float
+
+
+class _Journeys:
+    """Draws parcels; every random choice goes through `self.rng`, in a fixed order."""
+
+    def __init__(self, orders: Sequence[SimulatedOrder], seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.orders = orders
+        self.carrier_names = [c[0] for c in CARRIERS]
+        self.carrier_weights = [c[1] for c in CARRIERS]
+        self.carrier_loss = {c[0]: c[2] for c in CARRIERS}
+        self.carrier_speed = {c[0]: c[3] for c in CARRIERS}
+        self.outages = self._outages()
+        self.bad_sellers: set[str] = set()
+        for seller in sorted({o.order["seller"]["id"] for o in orders}):
+            if self.rng.random() < BAD_SELLER_SHARE:
+                self.bad_sellers.add(seller)
+
+    def _outages(self) -> dict[str, list[Outage]]:
+        """About one reporting outage per carrier per three weeks, lasting one to four days."""
+        if not self.orders:
+            return {}
+        first = self.orders[0].order["created_at"]
+        start = _epoch(first)
+        end = _epoch(self.orders[-1].order["created_at"]) + 90 * DAY
+        outages: dict[str, list[Outage]] = {}
+        for carrier in self.carrier_names:
+            t, found = start, []
+            while True:
+                t += self.rng.expovariate(1 / (21 * DAY))
+                if t > end:
+                    break
+                found.append(Outage(carrier, t, t + self.rng.uniform(1, 4) * DAY))
+            outages[carrier] = found
+        return outages
+
+    def _received(self, carrier: str, occurred: float) -> tuple[float, ...]:
+        rng = self.rng
+        u = rng.random()
+        if u < 0.8:
+            lag = rng.uniform(300, 2 * HOUR)
+        elif u < 0.97:
+            lag = rng.uniform(2 * HOUR, DAY)
+        else:
+            lag = rng.uniform(DAY, 4 * DAY)
+        copies = [occurred + lag]
+        if rng.random() < 0.04:
+            copies.append(copies[0] + rng.uniform(600, 36 * HOUR))
+        # While a carrier's feed is down nothing gets through; afterwards it back-fills in a burst.
+        return tuple(self._after_outages(carrier, t) for t in copies)
+
+    def _after_outages(self, carrier: str, received: float) -> float:
+        for outage in self.outages[carrier]:
+            if outage.start <= received < outage.end:
+                return outage.end + self.rng.uniform(0, 6 * HOUR)
+        return received
+
+    def parcel(self, sim: SimulatedOrder) -> SimulatedParcel | None:
+        order = sim.order
+        shipping = order.get("shipping") or {}
+        if not shipping.get("region"):
+            return None  # digital goods: nothing ships
+        rng = self.rng
+        region = shipping["region"]
+        tier = remoteness_tier(region)
+        tier = 1 if tier is None else tier
+        carrier = rng.choices(self.carrier_names, self.carrier_weights)[0]
+        speed = self.carrier_speed[carrier]
+        items = order.get("items") or []
+        category = items[0].get("category") if items else None
+        value_usd = round(order["amount"] * RUB_PER_UNIT[order["currency"]] / RUB_PER_UNIT["USD"], 2)
+        seller = order["seller"]["id"]
+        p_loss = BASE_LOSS * TIER_LOSS[tier] * self.carrier_loss[carrier]
+        if category in VALUABLE:
+            p_loss *= 1.6
+        if seller in self.bad_sellers:
+            p_loss *= BAD_SELLER_LOSS
+        if sim.is_fraud:
+            p_loss *= FRAUD_LOSS.get(sim.pattern, OTHER_FRAUD_LOSS)
+        lost = rng.random() < min(p_loss, 0.9)
+
+        city = REGIONS[region].city if region in REGIONS else region
+        steps: list[tuple[ParcelStatus, float, str | None, str]] = []
+        created = _epoch(order["created_at"])
+        t = created + rng.lognormvariate(math.log(0.8 * DAY), 0.6)
+        steps.append((ParcelStatus.INFO_RECEIVED, t, None, "seller"))
+        t += rng.lognormvariate(math.log(30 * HOUR), 0.5)
+        steps.append((ParcelStatus.IN_TRANSIT, t, None, "Guangzhou sorting centre"))
+        t += rng.lognormvariate(math.log(36 * HOUR), 0.4) * speed
+        steps.append((ParcelStatus.IN_TRANSIT, t, None, "export, departed China"))
+        line_haul = rng.lognormvariate(math.log(4.5 * DAY), 0.3) * speed
+        if rng.random() < 0.04:  # a missed flight or a stuck train: long silence, then it arrives
+            line_haul += rng.uniform(4, 14) * DAY
+        t += line_haul
+        entry = "Vladivostok" if tier == 3 and rng.random() < 0.5 else "Moscow"
+        steps.append((ParcelStatus.IN_TRANSIT, t, "RU-PRI" if entry == "Vladivostok" else "RU-MOW", entry))
+        t += rng.lognormvariate(math.log(14 * HOUR), 0.5)
+        steps.append((ParcelStatus.CUSTOMS, t, steps[-1][2], f"{entry} customs"))
+        hold = 0.06 * (2.0 if category in VALUABLE else 1.0)
+        if rng.random() < hold:
+            t += rng.uniform(0.5, 2) * DAY
+            steps.append((ParcelStatus.EXCEPTION, t, steps[-1][2], f"{entry} customs: held for inspection"))
+            t += rng.uniform(3, 12) * DAY
+        else:
+            t += rng.lognormvariate(math.log(30 * HOUR), 0.6)
+        steps.append((ParcelStatus.IN_TRANSIT, t, steps[-1][2], f"{entry} customs released"))
+        for hop in range(TIER_HOPS[tier]):
+            t += rng.lognormvariate(math.log(TIER_HOP_HOURS[tier]), 0.5) * speed
+            last_hop = hop == TIER_HOPS[tier] - 1
+            steps.append((ParcelStatus.IN_TRANSIT, t, region, city if last_hop else f"hub {hop + 1}"))
+        outcome = DELIVERED
+        if rng.random() < 0.5:  # courier
+            t += rng.uniform(4, 20) * HOUR
+            steps.append((ParcelStatus.OUT_FOR_DELIVERY, t, region, city))
+            while rng.random() < 0.08:
+                t += rng.uniform(2, 9) * HOUR
+                steps.append((ParcelStatus.DELIVERY_FAILED, t, region, city))
+                t += rng.uniform(14, 40) * HOUR
+                steps.append((ParcelStatus.OUT_FOR_DELIVERY, t, region, city))
+            t += rng.uniform(1, 8) * HOUR
+        else:  # pickup point
+            t += rng.uniform(6, 30) * HOUR
+            steps.append((ParcelStatus.AVAILABLE_FOR_PICKUP, t, region, f"{city} pickup point"))
+            if rng.random() < 0.025:
+                outcome = RETURNED
+                t += rng.uniform(15, 30) * DAY
+            else:
+                t += rng.expovariate(1 / (1.8 * DAY))
+        if outcome == RETURNED or rng.random() < 0.006:
+            outcome = RETURNED
+            steps.append((ParcelStatus.RETURNED, t, region, city))
+        else:
+            steps.append((ParcelStatus.DELIVERED, t, region, city))
+
+        promised = created + (14 + 6 * tier) * DAY * speed
+        loss_certain_at = claim_at = None
+        if lost:
+            outcome = LOST
+            # Vanishes after a scan somewhere between origin sorting and the last mile.
+            keep = rng.randint(2, len(steps) - 1)
+            steps = steps[:keep]
+            last = steps[-1][1]
+            if rng.random() < 0.2:
+                steps.append(
+                    (ParcelStatus.EXCEPTION, last + rng.uniform(2, 48) * HOUR, steps[-1][2], "damaged")
+                )
+                last = steps[-1][1]
+            lost_scan_at = last + rng.uniform(20, 50) * DAY if rng.random() < 0.55 else None
+            if rng.random() < 0.8:
+                claim_at = max(promised + rng.uniform(1, 12) * DAY, last + rng.uniform(3, 10) * DAY)
+            if lost_scan_at is not None:
+                steps.append((ParcelStatus.LOST, lost_scan_at, steps[-1][2], "declared lost"))
+        pid = "pcl_" + order["order_id"].removeprefix("ord_")
+        scans = tuple(
+            SimulatedScan(
+                f"{pid}-{k:02d}", status, occurred, self._received(carrier, occurred), reg, facility
+            )
+            for k, (status, occurred, reg, facility) in enumerate(steps)
+        )
+        if lost:
+            candidates = [c for c in (claim_at,) if c is not None]
+            if scans[-1].status == ParcelStatus.LOST:
+                candidates.append(min(scans[-1].received_at))
+            # Neither the carrier nor the buyer said anything: ops write it off after 60 silent days.
+            loss_certain_at = min(candidates) if candidates else scans[-1].occurred_at + 60 * DAY
+        return SimulatedParcel(
+            parcel_id=pid,
+            order_id=order["order_id"],
+            seller_id=seller,
+            carrier=carrier,
+            destination_region=region,
+            category=category,
+            declared_value=value_usd,
+            is_fraud_order=sim.is_fraud,
+            outcome=outcome,
+            scans=scans,
+            loss_certain_at=loss_certain_at,
+            claim_at=claim_at,
+        )
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def simulate_shipments(orders: Sequence[SimulatedOrder], seed: int) -> list[SimulatedParcel]:
+    """One parcel per shipped order, in order; the same orders and seed give the same parcels."""
+    # Many small objects and no reference cycles: the cyclic collector would only rescan them.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        journeys = _Journeys(orders, seed)
+        return [p for o in orders if (p := journeys.parcel(o)) is not None]
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def write_shipments(parcels: Sequence[SimulatedParcel], path: str | Path) -> Path:
+    """Write every scan copy as a shipment event (JSONL), in the order they reached Dozor."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    events = sorted(
+        ((received, payload) for p in parcels for received, payload in p.events()),
+        key=lambda pair: (pair[0], pair[1]["event_id"]),
+    )
+    with out.open("w", encoding="utf-8") as f:
+        for _, payload in events:
+            f.write(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+            f.write("\n")
+    return out

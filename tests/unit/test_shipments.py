@@ -1,0 +1,177 @@
+"""The parcel state machine: scans arrive late, twice and out of order; the parcel must not care."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dozor.domain.lanes import LaneDeadlines
+from dozor.domain.shipments import (
+    TERMINAL,
+    Parcel,
+    ParcelStatus,
+    ScanRecord,
+    ShipmentEvent,
+    apply_scans,
+)
+
+T0 = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
+DEADLINES = LaneDeadlines()  # no data: the fixed defaults
+
+
+def scan(
+    event_id: str, status: ParcelStatus, hours: float, parcel_id: str = "p-1", **extra: Any
+) -> ShipmentEvent:
+    return ShipmentEvent.model_validate(
+        {
+            "event_id": event_id,
+            "parcel_id": parcel_id,
+            "order_id": "o-1",
+            "carrier": "cainiao",
+            "status": status,
+            "occurred_at": T0 + timedelta(hours=hours),
+            "destination_region": "RU-KHA",
+            "declared_value": 120.0,
+            "currency": "CNY",
+            "category": "electronics",
+            **extra,
+        }
+    )
+
+
+JOURNEY = [
+    scan("e1", ParcelStatus.INFO_RECEIVED, 0),
+    scan("e2", ParcelStatus.IN_TRANSIT, 20),
+    scan("e3", ParcelStatus.IN_TRANSIT, 70),
+    scan("e4", ParcelStatus.CUSTOMS, 200),
+    scan("e5", ParcelStatus.IN_TRANSIT, 290),
+    scan("e6", ParcelStatus.OUT_FOR_DELIVERY, 400),
+    scan("e7", ParcelStatus.DELIVERY_FAILED, 408),
+    scan("e8", ParcelStatus.OUT_FOR_DELIVERY, 430),
+    scan("e9", ParcelStatus.DELIVERED, 436),
+]
+
+
+def without_version(parcel: Parcel) -> dict[str, Any]:
+    record = parcel.to_record()
+    record.pop("version")
+    return record
+
+
+def test_a_journey_in_order_ends_delivered_with_its_history() -> None:
+    parcel = apply_scans(None, JOURNEY, DEADLINES)
+    assert parcel.status == ParcelStatus.DELIVERED
+    assert [s.event_id for s in parcel.scans] == [e.event_id for e in JOURNEY]
+    assert parcel.next_scan_due is None
+    assert parcel.failed_attempts == 1
+    assert parcel.customs_entered_at == T0 + timedelta(hours=200)
+    assert parcel.customs_cleared_at == T0 + timedelta(hours=290)
+    assert parcel.lane.key() == "cainiao|CN|RU-KHA"
+    assert parcel.version == 1
+
+
+def test_a_stale_scan_adds_history_but_never_moves_the_parcel_back() -> None:
+    parcel = apply_scans(None, JOURNEY[:6], DEADLINES)
+    assert parcel.status == ParcelStatus.OUT_FOR_DELIVERY
+    late = apply_scans(parcel, [scan("e-late", ParcelStatus.IN_TRANSIT, 100)], DEADLINES)
+    assert late.status == ParcelStatus.OUT_FOR_DELIVERY
+    assert len(late.scans) == 7
+    assert late.version == parcel.version + 1
+    assert late.next_scan_due == parcel.next_scan_due
+
+
+def test_a_duplicate_changes_nothing() -> None:
+    parcel = apply_scans(None, JOURNEY[:4], DEADLINES)
+    again = apply_scans(parcel, [JOURNEY[1], JOURNEY[3]], DEADLINES)
+    assert again is parcel
+
+
+def test_a_delivered_parcel_stays_delivered_whatever_comes_after() -> None:
+    parcel = apply_scans(None, JOURNEY, DEADLINES)
+    after = apply_scans(
+        parcel, [scan("x1", ParcelStatus.EXCEPTION, 500), scan("x2", ParcelStatus.LOST, 900)], DEADLINES
+    )
+    assert after.status == ParcelStatus.DELIVERED
+
+
+def test_a_lost_parcel_that_turns_up_is_delivered() -> None:
+    parcel = apply_scans(None, [*JOURNEY[:4], scan("lost", ParcelStatus.LOST, 900)], DEADLINES)
+    assert parcel.status == ParcelStatus.LOST and parcel.next_scan_due is None
+    found = apply_scans(parcel, [scan("found", ParcelStatus.DELIVERED, 1000)], DEADLINES)
+    assert found.status == ParcelStatus.DELIVERED
+
+
+def test_a_resent_manifest_does_not_move_a_moving_parcel() -> None:
+    parcel = apply_scans(
+        None, [*JOURNEY[:3], scan("manifest-again", ParcelStatus.INFO_RECEIVED, 80)], DEADLINES
+    )
+    assert parcel.status == ParcelStatus.IN_TRANSIT
+
+
+def test_next_scan_is_due_after_the_last_scan_by_the_lane_norm() -> None:
+    parcel = apply_scans(None, JOURNEY[:4], DEADLINES)
+    assert parcel.next_scan_due == parcel.last_scan_at + DEADLINES.due_after(
+        parcel.lane, ParcelStatus.CUSTOMS
+    )
+
+
+def test_scans_of_another_parcel_are_refused() -> None:
+    parcel = apply_scans(None, JOURNEY[:2], DEADLINES)
+    with pytest.raises(ValueError, match="p-2"):
+        apply_scans(parcel, [scan("z", ParcelStatus.IN_TRANSIT, 30, parcel_id="p-2")], DEADLINES)
+
+
+def test_a_parcel_survives_its_record_round_trip() -> None:
+    parcel = apply_scans(None, JOURNEY[:5], DEADLINES)
+    assert Parcel.from_record(parcel.to_record()) == parcel
+
+
+def test_a_malformed_event_is_rejected_with_the_field() -> None:
+    with pytest.raises(ValueError, match="status"):
+        ShipmentEvent.model_validate({**JOURNEY[0].model_dump(), "status": "TELEPORTED"})
+
+
+statuses = st.sampled_from(list(ParcelStatus))
+# Few distinct instants, so ties on occurred_at (and their tie-breaks) are common.
+scan_lists = st.lists(
+    st.tuples(statuses, st.integers(min_value=0, max_value=12)), min_size=1, max_size=12
+).map(lambda rows: [scan(f"e{i}", status, hours * 24) for i, (status, hours) in enumerate(rows)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), scans=scan_lists)
+def test_any_permutation_and_duplication_of_the_scans_ends_in_the_same_parcel(
+    data: st.DataObject, scans: list[ShipmentEvent]
+) -> None:
+    reference = apply_scans(None, scans, DEADLINES)
+    shuffled = data.draw(st.permutations(scans + data.draw(st.lists(st.sampled_from(scans), max_size=6))))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(shuffled)), max_size=3)))
+    parcel: Parcel | None = None
+    for start, end in zip([0, *cuts], [*cuts, len(shuffled)], strict=True):
+        if start < end:
+            parcel = apply_scans(parcel, shuffled[start:end], DEADLINES)
+    assert parcel is not None
+    assert without_version(parcel) == without_version(reference)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scans=scan_lists, late=st.tuples(statuses, st.integers(min_value=0, max_value=12)))
+def test_a_scan_older_than_the_latest_never_moves_the_parcel_backwards(
+    scans: list[ShipmentEvent], late: tuple[ParcelStatus, int]
+) -> None:
+    parcel = apply_scans(None, scans, DEADLINES)
+    status, hours = late
+    moves = [s.occurred_at for s in parcel.scans if s.status != ParcelStatus.INFO_RECEIVED]
+    if not moves or T0 + timedelta(days=hours) >= max(moves) or status in TERMINAL:
+        return  # only non-terminal news strictly older than the parcel's latest movement
+    after = apply_scans(parcel, [scan("late", status, hours * 24)], DEADLINES)
+    assert after.status == parcel.status
+
+
+def test_scan_records_keep_the_manifest() -> None:
+    record = ScanRecord.of(JOURNEY[0])
+    assert ScanRecord.from_record(record.to_record()) == record
