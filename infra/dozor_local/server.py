@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -70,7 +72,8 @@ class LocalServer:
         self.pollers: list[SqsPoller] = []
         self.schedulers: list[Scheduler] = []
         self.ops_queue_url = ""
-        self._moto: Any = None
+        self._moto: subprocess.Popen[str] | None = None
+        self._endpoint_url = ""
         self._gateway: ApiGateway | None = None
         self._ticker: WallTicker | None = None
         self._stack: LocalStack | None = None
@@ -89,13 +92,17 @@ class LocalServer:
 
     def _start(self) -> None:
         isolate_from_real_aws()
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415 - heavy; only when a stack starts
-
-        # werkzeug logs every emulator request at INFO once it sees no logging configured.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-
-        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.emulator_port, verbose=False)
-        self._moto.start()
+        self._moto = subprocess.Popen(
+            [sys.executable, "-m", "dozor_local.emulator", self.host, str(self.emulator_port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._moto.stdout is not None
+        ready = self._moto.stdout.readline().strip()
+        if not ready.startswith("ready "):
+            raise OSError(f"the emulator did not start on {self.host}:{self.emulator_port}")
+        self._endpoint_url = ready.removeprefix("ready ")
         stack = LocalStack.deploy(self.template, parameters=self.parameters, endpoint_url=self.endpoint_url)
         self._stack = stack
         self._sqs = stack.client("sqs")
@@ -149,8 +156,16 @@ class LocalServer:
         for pool in self.pools.values():
             pool.stop()
         if self._moto is not None:
-            with contextlib.suppress(Exception):
-                self._moto.stop()
+            with contextlib.suppress(OSError):
+                assert self._moto.stdin is not None
+                self._moto.stdin.close()  # the emulator exits when its stdin closes
+            try:
+                self._moto.wait(10)
+            except subprocess.TimeoutExpired:
+                self._moto.kill()
+                self._moto.wait(10)
+            if self._moto.stdout is not None:
+                self._moto.stdout.close()
             self._moto = None
 
     def __enter__(self) -> LocalServer:
@@ -171,8 +186,7 @@ class LocalServer:
     @property
     def endpoint_url(self) -> str:
         """Where boto3 / the AWS CLI reach the emulator."""
-        host, port = self._moto.get_host_and_port()
-        return f"http://{host}:{port}"
+        return self._endpoint_url
 
     @property
     def api_url(self) -> str:
@@ -281,7 +295,9 @@ class LocalServer:
         }
 
     def worker_pids(self) -> list[int]:
-        return [pid for pool in self.pools.values() for pid in pool.pids()]
+        """Every process the stack started: the emulator and the function workers."""
+        emulator = [self._moto.pid] if self._moto is not None else []
+        return emulator + [pid for pool in self.pools.values() for pid in pool.pids()]
 
     # --- internals --------------------------------------------------------------------------------
 

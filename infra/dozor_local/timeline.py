@@ -89,11 +89,9 @@ class ApiClient:
         return connection
 
     def call(self, call: HttpCall) -> HttpResult:
-        body = (
-            None
-            if call.body is None
-            else (call.body if isinstance(call.body, str) else json.dumps(call.body))
-        )
+        text = call.body if isinstance(call.body, str | None) else json.dumps(call.body)
+        # bytes, not str: http.client encodes a str body as Latin-1, and sends bytes with the headers
+        body = None if text is None else text.encode()
         headers = {"content-type": "application/json", "user-agent": "dozor-demo-checkout"}
         started = time.perf_counter()
         for attempt in range(2):  # a dropped keep-alive connection is retried once on a fresh one
