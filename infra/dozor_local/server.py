@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -298,6 +299,25 @@ class LocalServer:
         """Every process the stack started: the emulator and the function workers."""
         emulator = [self._moto.pid] if self._moto is not None else []
         return emulator + [pid for pool in self.pools.values() for pid in pool.pids()]
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by the emulator and each function's workers (Linux; {} elsewhere).
+
+        The emulator works serially, so its CPU time is a floor under any run's wall time.
+        """
+        owners = {"emulator": [self._moto.pid] if self._moto is not None else []}
+        owners.update({logical_id: pool.pids() for logical_id, pool in self.pools.items()})
+        used: dict[str, float] = {}
+        for owner, pids in owners.items():
+            total = 0.0
+            for pid in pids:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    return {}
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            used[owner] = round(total, 1)
+        return used
 
     # --- internals --------------------------------------------------------------------------------
 
