@@ -21,6 +21,7 @@ Lambda does with a timed-out sandbox.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import secrets
@@ -42,6 +43,7 @@ from dozor_local.invoke import (
     isolate_from_real_aws,
     lambda_context,
     load_handler,
+    to_json,
 )
 from dozor_local.stack import FunctionSpec
 
@@ -75,21 +77,19 @@ def _worker_main(conn: Connection) -> None:
         request_id, event = message
         context = lambda_context(spec, env, request_id=request_id)
         began = time.perf_counter()
+        reply: tuple[str, Any]
         try:
             result = handler(event, context)
-            reply: tuple[str, Any] = ("result", result)
         except Exception as error:
             reply = ("error", _error_document(error, request_id))
+        else:
+            try:  # what Lambda returns is the JSON of the result: send exactly that back
+                reply = ("result", json.loads(to_json(result)))
+            except (TypeError, ValueError) as error:
+                message = f"Unable to marshal response: {error}"
+                reply = ("error", {"errorMessage": message, "errorType": "Runtime.MarshalError"})
         sys.stdout.flush()
-        duration_ms = (time.perf_counter() - began) * 1000
-        try:
-            conn.send((*reply, duration_ms))
-        except (TypeError, ValueError, AttributeError) as error:  # not picklable: Lambda can't marshal it
-            document = {
-                "errorMessage": f"Unable to marshal response: {error}",
-                "errorType": "Runtime.MarshalError",
-            }
-            conn.send(("error", document, duration_ms))
+        conn.send((*reply, (time.perf_counter() - began) * 1000))
 
 
 def _no_delay(connection: Connection) -> None:
