@@ -122,8 +122,8 @@ class LocalServer:
                 if event.type == "SQS" and event.queue:
                     self.pollers.append(self._poller(logical_id, event))
                 elif event.type in _SCHEDULE_TYPES:
-                    self.schedulers.append(
-                        Scheduler(
+                    try:
+                        scheduler = Scheduler(
                             function=logical_id,
                             event=event,
                             invoke=self._invoker(logical_id),
@@ -131,7 +131,14 @@ class LocalServer:
                             region=stack.region,
                             account_id=stack.account_id,
                         )
-                    )
+                    except ValueError as error:  # a cron() schedule: the rest of the stack still runs
+                        log.warning("%s.%s does not run locally: %s", logical_id, event.name, error)
+                        print(
+                            f"warning: {logical_id}.{event.name} does not run locally: {error}",
+                            file=sys.stderr,
+                        )
+                        continue
+                    self.schedulers.append(scheduler)
         api = ApiContext(account_id=stack.account_id, api_id=self._api_id(), region=stack.region)
         routes = routes_from({logical_id: spec.events for logical_id, spec in stack.functions.items()})
         self._gateway = ApiGateway(routes, self.invoke, api, host=self.host, port=self.api_port).start()

@@ -19,3 +19,10 @@ def misbehave(event: dict[str, Any], context: Any) -> Any:
     if event.get("unmarshallable"):
         return {"when": object()}
     return {"pid": os.getpid()}
+
+
+def record_tick(event: dict[str, Any], context: Any) -> None:
+    """A scheduled function that notes the time its event carries on a queue (via the emulator)."""
+    import boto3  # noqa: PLC0415 - only this handler needs it
+
+    boto3.client("sqs").send_message(QueueUrl=os.environ["TICKS_QUEUE_URL"], MessageBody=event["time"])
