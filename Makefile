@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml |
 DAYS    ?= 5
 SEED    ?= 7
 
-.PHONY: install lint test test-fast demo bench build train lock clean train-parcels
+.PHONY: install lint test test-fast demo bench build train lock clean train-parcels serve test-e2e bench-gateway
 
 install: $(STAMP)
 
@@ -34,6 +34,15 @@ test-fast: install
 
 demo: install
 	$(BIN)/dozor demo --days $(DAYS) --seed $(SEED)
+
+serve: install  ## the whole stack locally: API on 127.0.0.1:3000, emulator on :5000; Ctrl-C stops it
+	$(BIN)/dozor local up
+
+test-e2e: install
+	$(BIN)/pytest -q -m e2e tests/e2e
+
+bench-gateway: install
+	$(BIN)/python -m dozor_local.bench_gateway
 
 BENCH_ORDERS ?= 1000000
 

@@ -39,6 +39,11 @@ COMMANDS: list[Command] = [
         "dozor_local.cli:add_demo",
     ),
     Command(
+        "local",
+        "`local up`: the whole stack on this machine (emulator, API on :3000, pollers) until Ctrl-C",
+        "dozor_local.server:add_parser",
+    ),
+    Command(
         "train-fraud",
         "simulate history, replay it through the feature code and train the fraud model",
         "dozor_training.commands:add_train_fraud",
@@ -126,6 +131,7 @@ def add_demo(subparsers: Subparsers) -> None:
     parser.add_argument("--days", type=int, default=5, help="days of simulated marketplace history")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="where the report goes")
+    parser.add_argument("--orders-per-day", type=int, default=300, help="an ordinary day's orders")
     parser.set_defaults(run=_run_demo)
 
 

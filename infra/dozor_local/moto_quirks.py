@@ -6,11 +6,18 @@ table of tens of thousands of items, a single transaction ends up copying millio
 14-day demo never finishes. The rollback only ever needs the partitions the transaction touches,
 so while a transaction runs, a table's deep copy shares every other partition and copies just
 those (once per table per transaction). Rollback semantics are unchanged.
+
+moto's server handles each request in its own thread, but its DynamoDB backend is not thread-safe:
+two functions writing at once (the API and the order-queue consumer) make one transaction's
+rollback copy iterate a partition the other is changing ("dictionary changed size during
+iteration"). DynamoDB requests are therefore serialised, which is also the isolation a
+transaction has on AWS. SQS and SNS stay concurrent (a long poll must not block a send).
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 from collections import defaultdict
 from contextvars import ContextVar
 from typing import Any
@@ -18,6 +25,7 @@ from typing import Any
 _touched: ContextVar[dict[str, set[Any]] | None] = ContextVar("dozor_touched_partitions", default=None)
 _clones: ContextVar[dict[str, Any] | None] = ContextVar("dozor_table_clones", default=None)
 _installed = False
+_dynamodb_lock = threading.RLock()
 
 
 def install() -> None:
@@ -28,6 +36,13 @@ def install() -> None:
     from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - moto is imported only when a stack is used
     from moto.dynamodb.models.dynamo_type import DynamoType  # noqa: PLC0415
     from moto.dynamodb.models.table import Table  # noqa: PLC0415
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
+
+    original_call_action = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _dynamodb_lock:
+            return original_call_action(self)
 
     original = DynamoDBBackend.transact_write_items
 
@@ -65,4 +80,5 @@ def install() -> None:
 
     setattr(DynamoDBBackend, "transact_write_items", transact_write_items)  # noqa: B010 - a monkeypatch
     setattr(Table, "__deepcopy__", table_deepcopy)  # noqa: B010
+    setattr(DynamoHandler, "call_action", call_action)  # noqa: B010
     _installed = True

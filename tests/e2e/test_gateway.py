@@ -1,0 +1,163 @@
+"""The local API gateway against a throwaway function: the payload-2.0 event it builds and the
+responses it maps back, over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dozor_local.gateway import ApiContext, ApiGateway, Route
+from dozor_local.invoke import Invocation
+
+pytestmark = pytest.mark.e2e
+
+API = ApiContext(account_id="123456789012", api_id="abc123", region="eu-central-1")
+
+
+def echo(function: str, event: dict[str, Any]) -> Invocation:
+    """A throwaway function: answers with the event it got, or whatever the path asks for."""
+    path = event["rawPath"]
+    if path.endswith("/raise"):
+        return Invocation("r", error={"errorMessage": "boom", "errorType": "RuntimeError"})
+    if path.endswith("/plain"):
+        return Invocation("r", result={"just": "a dict"})
+    if path.endswith("/binary"):
+        return Invocation(
+            "r",
+            result={
+                "statusCode": 201,
+                "headers": {"content-type": "image/png"},
+                "body": base64.b64encode(b"\x89PNG\x00\x01").decode(),
+                "isBase64Encoded": True,
+            },
+        )
+    return Invocation(
+        "r",
+        result={
+            "statusCode": 200,
+            "headers": {"x-function": function},
+            "cookies": ["session=1; HttpOnly", "theme=dark"],
+            "body": json.dumps(event),
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[ApiGateway]:
+    routes = sorted(
+        [
+            Route.of("POST", "/v1/items/{item_id}/notes/{note_id}", "NotesFunction"),
+            Route.of("GET", "/v1/items/special", "SpecialFunction"),
+            Route.of("GET", "/v1/items/{item_id}", "ItemsFunction"),
+            Route.of("ANY", "/files/{proxy+}", "FilesFunction"),
+        ],
+        key=lambda r: r.specificity,
+    )
+    api = ApiGateway(routes, echo, API, port=0).start()
+    yield api
+    api.stop()
+
+
+def send(
+    gateway: ApiGateway, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b""
+) -> Any:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.putrequest(method, target, skip_accept_encoding=True)
+    for name, value in headers:
+        connection.putheader(name, value)
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    return response, payload
+
+
+def test_event_has_the_v2_shape_with_path_query_headers_and_cookies(gateway: ApiGateway) -> None:
+    response, payload = send(
+        gateway,
+        "POST",
+        "/v1/items/it%2042/notes/n-7?tag=a&tag=b&empty=&q=%C3%A9t%C3%A9",
+        [
+            ("Content-Type", "application/json"),
+            ("X-Trace", "one"),
+            ("X-Trace", "two"),
+            ("Cookie", "session=abc; theme=light"),
+            ("User-Agent", "checkout/1.0"),
+        ],
+        b'{"note": "hi"}',
+    )
+    assert response.status == 200
+    event = json.loads(payload)
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "POST /v1/items/{item_id}/notes/{note_id}"
+    assert event["rawPath"] == "/v1/items/it%2042/notes/n-7"
+    assert event["rawQueryString"] == "tag=a&tag=b&empty=&q=%C3%A9t%C3%A9"
+    assert event["queryStringParameters"] == {"tag": "a,b", "empty": "", "q": "été"}
+    assert event["pathParameters"] == {"item_id": "it 42", "note_id": "n-7"}
+    assert event["headers"]["x-trace"] == "one,two"
+    assert event["headers"]["content-type"] == "application/json"
+    assert "cookie" not in event["headers"]
+    assert event["cookies"] == ["session=abc", "theme=light"]
+    assert event["body"] == '{"note": "hi"}'
+    assert event["isBase64Encoded"] is False
+    assert "stageVariables" not in event
+    context = event["requestContext"]
+    assert context["http"] == {
+        "method": "POST",
+        "path": "/v1/items/it%2042/notes/n-7",
+        "protocol": "HTTP/1.1",
+        "sourceIp": "127.0.0.1",
+        "userAgent": "checkout/1.0",
+    }
+    assert context["stage"] == "$default"
+    assert context["routeKey"] == event["routeKey"]
+    assert (context["accountId"], context["apiId"], context["domainPrefix"]) == (
+        "123456789012",
+        "abc123",
+        "abc123",
+    )
+    assert context["domainName"] == "abc123.execute-api.eu-central-1.amazonaws.com"
+    assert isinstance(context["timeEpoch"], int) and context["requestId"]
+    # The function's response: its headers, one Set-Cookie per cookie.
+    assert response.getheader("x-function") == "NotesFunction"
+    assert response.headers.get_all("set-cookie") == ["session=1; HttpOnly", "theme=dark"]
+
+
+def test_binary_body_is_base64_encoded_and_absent_parts_are_left_out(gateway: ApiGateway) -> None:
+    blob = bytes(range(256))
+    _, payload = send(
+        gateway, "PUT", "/files/a/b/c.bin", [("Content-Type", "application/octet-stream")], blob
+    )
+    event = json.loads(payload)
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == blob
+    assert event["routeKey"] == "ANY /files/{proxy+}"
+    assert event["pathParameters"] == {"proxy": "a/b/c.bin"}
+    assert "queryStringParameters" not in event
+    assert "cookies" not in event
+    _, payload = send(gateway, "GET", "/v1/items/special", [])
+    event = json.loads(payload)
+    assert event["routeKey"] == "GET /v1/items/special"  # an exact path wins over a variable one
+    assert "pathParameters" not in event and "body" not in event
+
+
+def test_responses_are_mapped_as_api_gateway_does(gateway: ApiGateway) -> None:
+    response, payload = send(gateway, "GET", "/v1/items/plain", [])
+    assert (response.status, json.loads(payload)) == (200, {"just": "a dict"})
+    assert response.getheader("content-type") == "application/json"
+    response, payload = send(gateway, "GET", "/v1/items/binary", [])
+    assert (response.status, payload) == (201, b"\x89PNG\x00\x01")
+    assert response.getheader("content-type") == "image/png"
+    response, payload = send(gateway, "GET", "/v1/items/raise", [])
+    assert (response.status, json.loads(payload)) == (500, {"message": "Internal Server Error"})
+    response, payload = send(gateway, "GET", "/nowhere", [])
+    assert (response.status, json.loads(payload)) == (404, {"message": "Not Found"})
+    response, payload = send(gateway, "DELETE", "/v1/items/special", [])
+    assert response.status == 404
