@@ -16,6 +16,7 @@ from dozor.domain.feedback import Label
 from dozor_training.evaluation import CostModel
 from dozor_training.history import HistoryError, UnsupportedFormatError, open_orders, read_labels, read_losses
 from dozor_training.replay import replay_parallel
+from dozor_training.shipments_sim import simulate_shipments, simulated_losses
 from dozor_training.simulator import SimulatedOrder, SimulationConfig, simulate
 from dozor_training.train import (
     ARTIFACTS_DIR,
@@ -57,8 +58,9 @@ def train_fraud_command(args: argparse.Namespace) -> int:
     history = simulate(SimulationConfig(days=args.days, seed=args.seed, orders_per_day=args.orders_per_day))
     orders = [Order.model_validate(s.order) for s in history]
     labels = simulated_labels(history)
+    losses = simulated_losses(simulate_shipments(history, args.seed))
     t1 = time.perf_counter()
-    replayed = replay_parallel(orders, labels)
+    replayed = replay_parallel(orders, labels, losses)
     t2 = time.perf_counter()
     config = TrainingConfig(data_source=f"simulated: {args.days} days, seed {args.seed}", simulated=True)
     trained = train_fraud(replayed, labels, args.out, config)

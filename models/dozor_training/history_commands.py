@@ -27,6 +27,7 @@ from dozor.domain.model import PACKAGED_MODEL_DIR, FraudModel, ModelMismatchErro
 from dozor_training.history import (
     FRAUD,
     LEGIT,
+    LOST,
     HistoryError,
     OrderHistory,
     UnsupportedFormatError,
@@ -39,6 +40,7 @@ from dozor_training.history import (
     write_rows,
 )
 from dozor_training.replay import replay_parallel
+from dozor_training.shipments_sim import simulate_shipments, simulated_losses, write_shipments
 from dozor_training.simulator import SimulatedOrder, SimulationConfig, simulate
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -46,7 +48,7 @@ SCORE_BATCH = 65_536  # rows per booster call: big enough to amortise the call, 
 INPUT_ERROR = 2  # exit status for a bad file or argument, as argparse uses for bad usage
 
 # What `dozor simulate` writes, one file each, `<name>.<format>`: the shipments file joins here.
-HISTORY_FILES = ("orders", "labels")
+HISTORY_FILES = ("orders", "labels")  # in the chosen format; shipments.jsonl (scan events) beside them
 
 
 # --- simulate -----------------------------------------------------------------------------------
@@ -74,7 +76,7 @@ def simulate_command(args: argparse.Namespace) -> int:
         return INPUT_ERROR
     history = simulate(config)
     simulated = time.perf_counter()
-    files = write_simulated_history(history, args.out, args.format)
+    files = write_simulated_history(history, args.out, args.format, args.seed)
     written = time.perf_counter()
     fraud = sum(o.is_fraud for o in history)
     labelled = [o for o in history if o.label_reported_at is not None]
@@ -93,27 +95,30 @@ def simulate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_simulated_history(history: Sequence[SimulatedOrder], out_dir: Path, fmt: str) -> dict[str, Path]:
+def write_simulated_history(
+    history: Sequence[SimulatedOrder], out_dir: Path, fmt: str, seed: int = 7
+) -> dict[str, Path]:
     """Write each of HISTORY_FILES for `history` into `out_dir` as `<name>.<fmt>`; returns the paths."""
     out_dir = Path(out_dir)
     files = {name: out_dir / f"{name}.{fmt}" for name in HISTORY_FILES}
     write_orders((o.order for o in history), files["orders"])
-    # In the order the labels arrived, as a labels export would list them.
-    labelled = sorted(
-        (o.label_reported_at, o.order["order_id"], o) for o in history if o.label_reported_at is not None
-    )
+    parcels = simulate_shipments(history, seed)
+    # In the order the labels arrived, as a labels export would list them: fraud verdicts, and
+    # parcels lost (the carrier's LOST scan or the buyer's claim, whichever came first).
+    verdicts = [
+        (o.label_reported_at, o.order["order_id"], FRAUD if o.is_fraud else LEGIT, o.pattern)
+        for o in history
+        if o.label_reported_at is not None
+    ]
+    losses = [(loss.reported_at, loss.order_id, LOST, "") for loss in simulated_losses(parcels)]
     write_labels(
         (
-            {
-                "order_id": order_id,
-                "label": FRAUD if o.is_fraud else LEGIT,
-                "reported_at": reported_at,
-                "pattern": o.pattern,
-            }
-            for reported_at, order_id, o in labelled
+            {"order_id": order_id, "label": label, "reported_at": reported_at, "pattern": pattern}
+            for reported_at, order_id, label, pattern in sorted(verdicts + losses)
         ),
         files["labels"],
     )
+    files["shipments"] = write_shipments(parcels, out_dir / "shipments.jsonl")
     return files
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from dozor.domain.contracts import RUB_PER_UNIT
+from dozor.domain.feedback import Loss
 from dozor.domain.geography import REGIONS, remoteness_tier
 from dozor.domain.lanes import LaneDeadlines
 from dozor.domain.shipments import Parcel, ParcelStatus, ScanRecord, build_parcel
@@ -397,3 +398,15 @@ def write_shipments(parcels: Sequence[SimulatedParcel], path: str | Path) -> Pat
             f.write(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
             f.write("\n")
     return out
+
+
+def simulated_losses(parcels: Sequence[SimulatedParcel]) -> list[Loss]:
+    """When each lost parcel's loss became known (the carrier's LOST scan or the buyer's claim)."""
+    return sorted(
+        (
+            Loss(p.order_id, datetime.fromtimestamp(p.loss_certain_at, UTC))
+            for p in parcels
+            if p.outcome == "lost" and p.loss_certain_at is not None
+        ),
+        key=lambda loss: (loss.reported_at, loss.order_id),
+    )

@@ -74,7 +74,11 @@ def test_simulate_writes_the_expected_columns(capsys: pytest.CaptureFixture[str]
 
     assert orders_header.split(",") == list(ORDER_COLUMNS)
     assert labels_lines[0] == "order_id,label,reported_at,pattern"
-    assert {line.split(",")[1] for line in labels_lines[1:]} == {"fraud", "legit"}
+    # Verdicts, and parcels lost (their scans are in shipments.jsonl, one event a line)
+    assert {line.split(",")[1] for line in labels_lines[1:]} == {"fraud", "legit", "lost"}
+    scans = [json.loads(line) for line in (tmp_path / "shipments.jsonl").read_text().splitlines()]
+    lost = {s["order_id"] for s in scans if s["status"] == "LOST"}
+    assert lost <= {line.split(",")[0] for line in labels_lines[1:] if line.split(",")[1] == "lost"}
 
 
 @pytest.mark.parametrize("out_name", ["decisions.csv", "decisions.jsonl", "decisions.parquet"])
