@@ -63,6 +63,12 @@ def add_simulate(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     parser.add_argument("--orders-per-day", type=int, default=3000, help="an ordinary day's volume")
     parser.add_argument("--format", choices=FORMATS, default="jsonl", help="file format (default jsonl)")
     parser.add_argument("--out", type=Path, required=True, help="directory for orders.<ext> and labels.<ext>")
+    parser.add_argument(
+        "--without-shipments",
+        action="store_true",
+        help="orders and fraud labels only: no shipments.jsonl and no 'lost' labels (a million orders' "
+        "scans are held in memory to be written in arrival order: about 15 GB)",
+    )
     parser.set_defaults(run=simulate_command)
 
 
@@ -76,7 +82,7 @@ def simulate_command(args: argparse.Namespace) -> int:
         return INPUT_ERROR
     history = simulate(config)
     simulated = time.perf_counter()
-    files = write_simulated_history(history, args.out, args.format, args.seed)
+    files = write_simulated_history(history, args.out, args.format, args.seed, not args.without_shipments)
     written = time.perf_counter()
     fraud = sum(o.is_fraud for o in history)
     labelled = [o for o in history if o.label_reported_at is not None]
@@ -96,13 +102,13 @@ def simulate_command(args: argparse.Namespace) -> int:
 
 
 def write_simulated_history(
-    history: Sequence[SimulatedOrder], out_dir: Path, fmt: str, seed: int = 7
+    history: Sequence[SimulatedOrder], out_dir: Path, fmt: str, seed: int = 7, shipments: bool = True
 ) -> dict[str, Path]:
     """Write each of HISTORY_FILES for `history` into `out_dir` as `<name>.<fmt>`; returns the paths."""
     out_dir = Path(out_dir)
     files = {name: out_dir / f"{name}.{fmt}" for name in HISTORY_FILES}
     write_orders((o.order for o in history), files["orders"])
-    parcels = simulate_shipments(history, seed)
+    parcels = simulate_shipments(history, seed) if shipments else []
     # In the order the labels arrived, as a labels export would list them: fraud verdicts, and
     # parcels lost (the carrier's LOST scan or the buyer's claim, whichever came first).
     verdicts = [
@@ -118,7 +124,8 @@ def write_simulated_history(
         ),
         files["labels"],
     )
-    files["shipments"] = write_shipments(parcels, out_dir / "shipments.jsonl")
+    if shipments:
+        files["shipments"] = write_shipments(parcels, out_dir / "shipments.jsonl")
     return files
 
 

@@ -6,7 +6,6 @@ each parcel is then written on its own, so a bad record or a failed write only r
 records of that parcel, and after maxReceiveCount a poison record moves to the DLQ.
 """
 
-import json
 from collections import defaultdict
 from typing import Any
 
@@ -15,30 +14,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from dozor.domain.shipments import ShipmentEvent
+from dozor.handlers.records import InvalidRecordError, parse_record
 from dozor.handlers.wiring import logger, metrics, shipment_dependencies, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
-
-
-class InvalidShipmentEventError(ValueError):
-    """A record that can never be applied: it is reported, retried and ends in the DLQ."""
-
-
-def parse_scan(body: str) -> ShipmentEvent:
-    """The scan a record carries, or InvalidShipmentEventError naming what is wrong."""
-    try:
-        payload = json.loads(body)
-        if isinstance(payload, dict) and "detail" in payload and "detail-type" in payload:
-            payload = payload["detail"]
-        return ShipmentEvent.model_validate(payload)
-    except json.JSONDecodeError as error:
-        raise InvalidShipmentEventError(f"body is not JSON: {error.msg} at {error.pos}") from error
-    except ValidationError as error:
-        fields = ", ".join(".".join(map(str, e["loc"])) + f" ({e['msg']})" for e in error.errors())
-        raise InvalidShipmentEventError(f"invalid shipment event: {fields}") from error
 
 
 @logger.inject_lambda_context
@@ -46,11 +27,11 @@ def parse_scan(body: str) -> ShipmentEvent:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     scans: dict[str, ShipmentEvent] = {}
-    invalid: dict[str, InvalidShipmentEventError] = {}
+    invalid: dict[str, InvalidRecordError] = {}
     for record in (SQSRecord(r) for r in event.get("Records", [])):
         try:
-            scans[record.message_id] = parse_scan(record.body)
-        except InvalidShipmentEventError as error:
+            scans[record.message_id] = parse_record(record.body, ShipmentEvent)
+        except InvalidRecordError as error:
             invalid[record.message_id] = error
     by_parcel: dict[str, list[ShipmentEvent]] = defaultdict(list)
     for scan in scans.values():
