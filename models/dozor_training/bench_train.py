@@ -84,6 +84,7 @@ def run(orders: int, workdir: Path) -> dict[str, Any]:
             "1",
             "--out",
             str(history),
+            "--without-shipments",
         ],
         check=True,
         capture_output=True,
