@@ -1,8 +1,8 @@
 """Training at scale: `dozor train` on a simulated history of ~1M orders (`make bench`).
 
 Simulates the history into a JSON Lines file (its own process, so its memory is not counted),
-then runs `dozor train` on it as a user would, sampling the resident memory of the whole process
-tree (the trainer and its replay partition) every 0.2 s. Reports wall time split into read +
+then runs `dozor train` on it as a user would, sampling the memory of the whole process tree (the
+trainer and its replay partition; proportional set size) every 0.2 s. Reports wall time split into read +
 replay, fit, evaluation and report, the peak memory, and the replay cost per order against a
 floor measured in the same run: reading and validating the same orders from the same file.
 """
@@ -25,10 +25,14 @@ from dozor_training.history import open_orders
 DAYS = 100  # the orders a day are chosen so the history holds about --orders orders
 
 
-def _tree_rss_bytes(root: int) -> int:
-    """Resident memory of a process and all its descendants (Linux /proc)."""
+def _tree_memory_bytes(root: int) -> int:
+    """Memory of a process and all its descendants: the sum of their proportional set sizes.
+
+    PSS splits pages shared between processes (the forked replay partition's copy-on-write pages,
+    the memory-mapped orders file) among them, so the sum is what the tree really occupies; a sum
+    of RSS would count those pages once per process.
+    """
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -36,15 +40,19 @@ def _tree_rss_bytes(root: int) -> int:
             status = (entry / "status").read_text()
         except OSError:
             continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        pid, ppid = int(entry.name), int(fields["PPid"])
-        children.setdefault(ppid, []).append(pid)
-        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+        ppid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:"))
+        children.setdefault(ppid, []).append(int(entry.name))
     total, stack = 0, [root]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
         stack.extend(children.get(pid, []))
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += next(
+            (int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:")), 0
+        )
     return total
 
 
@@ -57,7 +65,7 @@ def _run_sampled(argv: list[str]) -> tuple[subprocess.CompletedProcess[str], flo
     def sample() -> None:
         nonlocal peak
         while not done.wait(0.2):
-            peak = max(peak, _tree_rss_bytes(process.pid))
+            peak = max(peak, _tree_memory_bytes(process.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -117,7 +125,7 @@ def run(orders: int, workdir: Path) -> dict[str, Any]:
         "file_mb": round(orders_file.stat().st_size / 2**20, 1),
         "train_wall_seconds": round(wall, 1),
         "seconds": report["seconds"],
-        "peak_rss_mb_process_tree": round(peak / 2**20, 1),
+        "peak_memory_mb_process_tree_pss": round(peak / 2**20, 1),
         "read_and_replay_us_per_order_wall": replay_us,
         "read_and_validate_us_per_order_cpu": round(floor_us, 1),
         "ratio_replay_to_read": round(replay_us / floor_us, 2),

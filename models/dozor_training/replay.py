@@ -52,10 +52,11 @@ class ReplayResult:
 
 
 class ExpiringAggregates(agg.InMemoryAggregates):
-    """The in-memory store, forgetting containers once their TTL has passed (as DynamoDB would).
+    """The in-memory store, forgetting containers once no window reads them any more.
 
     A month of a million orders leaves tens of millions of hour and day containers behind; nothing
-    reads them after they expire, so keeping them would only cost memory.
+    reads them after their last window has passed (their TTL, less the slack DynamoDB keeps for
+    late events, which a replay in time order has none of), so keeping them would only cost memory.
     """
 
     def __init__(self) -> None:
@@ -66,22 +67,26 @@ class ExpiringAggregates(agg.InMemoryAggregates):
         items = self.items
         for update in updates:
             if update.expires_at is not None and update.key not in items:
-                self._by_expiry.setdefault(update.expires_at // _EVICT_EVERY, []).append(update.key)
+                self._file(update.key, update.expires_at)
         agg.apply_updates(items, updates)
 
+    def _file(self, key: agg.Key, expires_at: float) -> None:
+        forget_at = agg.last_read_before(key[1], expires_at)
+        self._by_expiry.setdefault(int(forget_at) // _EVICT_EVERY, []).append(key)
+
     def evict(self, now: float) -> None:
-        """Drop containers whose TTL is before ``now`` (re-filing those whose TTL moved on)."""
+        """Drop containers no window reads any more (re-filing those whose TTL moved on)."""
         limit = int(now) // _EVICT_EVERY
         for bucket in sorted(b for b in self._by_expiry if b < limit):
             for key in self._by_expiry.pop(bucket):
                 item = self.items.get(key)
                 if item is None:
                     continue
-                expires = int(item.get("expires_at", 0))  # type: ignore[call-overload]
-                if expires < now:
+                expires = float(item.get("expires_at", 0))  # type: ignore[arg-type]
+                if agg.last_read_before(key[1], expires) < now:
                     del self.items[key]
                 else:
-                    self._by_expiry.setdefault(expires // _EVICT_EVERY, []).append(key)
+                    self._file(key, expires)
 
 
 def _verdicts(labels: Sequence[Label], losses: Sequence[Loss]) -> dict[str, list[tuple[float, str]]]:

@@ -43,6 +43,14 @@ DAY = 86400
 _TTL_SLACK = {"H": 2 * HOUR, "D": 2 * DAY, "M": 35 * DAY}
 
 
+def last_read_before(sk: str, expires_at: float) -> float:
+    """When the last window over a container has passed: its TTL without the slack for late events.
+
+    A replay in time order has no late events, so it may forget a container from then on.
+    """
+    return expires_at - _TTL_SLACK.get(sk[:1], 0)
+
+
 @dataclass(frozen=True)
 class Entity:
     """Something orders share: a buyer, a card, a device... ``value`` is already hashed if personal."""
