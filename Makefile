@@ -51,7 +51,7 @@ bench: install  ## scoring path vs inplace_predict; then `dozor train` on BENCH_
 	$(BIN)/python -m dozor_training.bench_train --orders $(BENCH_ORDERS)
 
 train: install
-	$(BIN)/dozor train-fraud --days 45 --seed 42 --orders-per-day 2000 --install
+	$(BIN)/dozor train-fraud --days 90 --seed 42 --orders-per-day 1500 --install
 
 train-parcels: install
 	$(BIN)/dozor train-parcels --days 60 --seed 42 --orders-per-day 1000 --fraud-scores --install
