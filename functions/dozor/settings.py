@@ -18,8 +18,6 @@ class Settings(BaseSettings):
     hash_key_secret_arn: str
     # A model directory to load instead of the one packaged with the function (local runs, tests).
     model_dir: Path | None = None
-    # Only FeedbackFunction stores labels; the scoring functions never see this table.
-    labels_table_name: str | None = None
     # The model registry (template: ModelBucket, ActiveModelParameter, ShadowModelParameter). Without
     # ACTIVE_MODEL_PARAMETER the function serves the packaged model (or MODEL_DIR) and nothing else.
     model_bucket_name: str | None = None
@@ -31,6 +29,16 @@ class Settings(BaseSettings):
     model_cache_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / "dozor-models")
     # Checkout payloads are a few KB; anything far larger is a client bug or an attack.
     max_body_bytes: int = 64 * 1024
+
+
+class FeedbackSettings(BaseSettings):
+    """Settings of the feedback function: the labels it stores and the counters it moves."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    labels_table_name: str
+    decisions_table_name: str  # where a scored order's entities are kept
+    features_table_name: str
 
 
 class ShipmentSettings(BaseSettings):

@@ -38,7 +38,7 @@ from dozor.domain.model import PACKAGED_MODEL_DIR, FraudModel
 from dozor.domain.parcel_model import PACKAGED_PARCEL_MODEL_DIR, ParcelLossModel
 from dozor.domain.parcel_tracking import ParcelTracking
 from dozor.domain.scoring import OrderScoring, ScoredOrder
-from dozor.settings import Settings, ShipmentSettings
+from dozor.settings import FeedbackSettings, Settings, ShipmentSettings
 
 logger = Logger()
 tracer = Tracer()
@@ -128,9 +128,7 @@ def report_shadow(scored: ScoredOrder, decision: Decision) -> None:
 @lru_cache(maxsize=1)
 def feedback_recorder() -> FeedbackRecorder:
     """The feedback function's service: no model, no secret, just the three tables."""
-    settings = Settings()
-    if not settings.labels_table_name:
-        raise RuntimeError("LABELS_TABLE_NAME is not set: FeedbackFunction needs the Labels table")
+    settings = FeedbackSettings()  # filled from the environment
     store = DynamoLabelStore(
         boto3.client("dynamodb", config=_AWS_CONFIG),
         settings.labels_table_name,
