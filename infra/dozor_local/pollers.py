@@ -61,6 +61,7 @@ class SqsPoller:
         invoke: Invoke,
         retry_after: int | None = None,
         wait_seconds: int = 1,
+        clock: Clock | None = None,
     ) -> None:
         self.sqs = sqs
         self.function = function
@@ -75,6 +76,9 @@ class SqsPoller:
         # seconds: the simulated clock's compression of that wait (the demo, the tests).
         self.retry_after = retry_after
         self.wait_seconds = wait_seconds
+        # A simulated clock: records are stamped as received at its time (moto stamps wall time),
+        # which is what the functions on a simulated stack take as "now" (dozor_local.simtime).
+        self.clock = clock
         self.stats = PollerStats()
         self._busy = threading.Event()
         self._stopping = threading.Event()
@@ -144,6 +148,11 @@ class SqsPoller:
             self._busy.clear()
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        if self.clock is not None:
+            stamp = str(int(self.clock.now().timestamp() * 1000))
+            for message in batch:
+                attributes = message.setdefault("Attributes", {})
+                attributes["ApproximateFirstReceiveTimestamp"] = stamp
         invocation = self.invoke(to_event(batch, self.queue_arn, self.region))
         self.stats.batches += 1
         self.stats.records += len(batch)

@@ -16,6 +16,7 @@ emulator): see `workers`. The functions cannot tell they are local except throug
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from dozor_local import simtime
 from dozor_local.gateway import ApiContext, ApiGateway, routes_from
 from dozor_local.invoke import Invocation, isolate_from_real_aws
 from dozor_local.pollers import Clock, Scheduler, SimClock, SqsPoller, WallClock, WallTicker
@@ -109,8 +111,11 @@ class LocalServer:
         self._sqs = stack.client("sqs")
         for logical_id, spec in stack.functions.items():
             env = {**stack.env_for(logical_id), **self.env_overrides}
+            if isinstance(self.clock, SimClock):  # the functions' "now" is the event's simulated time
+                env[simtime.HANDLER_ENV] = spec.handler
+            runs = dataclasses.replace(spec, handler=simtime.WRAPPER) if simtime.HANDLER_ENV in env else spec
             log_path = self.log_dir / f"{logical_id}.log" if self.log_dir else None
-            pool = FunctionPool(spec, env, concurrency=self.concurrency.get(logical_id, 1), log_path=log_path)
+            pool = FunctionPool(runs, env, concurrency=self.concurrency.get(logical_id, 1), log_path=log_path)
             self.pools[logical_id] = pool
             pool.start()  # all spawn at once; imports run in parallel
         for pool in self.pools.values():
@@ -346,6 +351,7 @@ class LocalServer:
             invoke=self._invoker(logical_id),
             retry_after=self.retry_after,
             wait_seconds=self.poll_wait_seconds,
+            clock=self.clock if isinstance(self.clock, SimClock) else None,
         )
 
     def _api_id(self) -> str:

@@ -9,7 +9,9 @@ consumes it, and schedules firing on simulated time. At the end it compares the 
 the simulator's ground truth and the rules-only baseline, and writes `summary.json` and
 `report.html` (inline SVG charts).
 
-To add a traffic source (carrier scans, say), write a `Feed` and add it in `feeds_for`.
+Carrier scans and buyers' "item not received" claims come from the parcel simulator
+(`shipments_sim`) and are judged with the offline evaluation's metrics (`parcel_eval`).
+To add a traffic source, write a `Feed` and add it in `feeds_for`.
 """
 
 from __future__ import annotations
@@ -33,12 +35,25 @@ from dozor_local.pollers import SimClock
 from dozor_local.server import LocalServer
 from dozor_local.timeline import Action, Feed, HttpCall, Progress, QueueMessage, replay
 from dozor_training.demo_report import write_report
+from dozor_training.parcel_eval import BASELINE_SILENCE, alert_metrics, stalled_times
+from dozor_training.shipments_sim import EPOCH, SimulatedParcel, simulate_shipments
 from dozor_training.simulator import SimulatedOrder, SimulationConfig, simulate
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 HTTP_SHARE = 0.25  # of orders that arrive as checkout calls; the rest come from the order bus
 CHECKOUT_CLIENTS = 2  # concurrent checkout calls
 POISON_EVERY = 500  # now and then a producer bug puts garbage on the order queue
+SCAN_POISON_EVERY = 2_000  # and a carrier integration sends a scan nobody can read
+# After the last order the clock runs on until the parcels are done, but not past this: a lost
+# parcel nobody reports is written off after 60 silent days, longer than a demo should take.
+PARCEL_TAIL = timedelta(days=30)
+# The default volume keeps `make demo` under 3 minutes on 2 cores. The hourly sweeper is what
+# costs: moto answers each of its 16 due-index queries by scanning the whole Shipments table, so
+# every simulated hour costs ≈ 60 ms + 0.4 ms per parcel of emulator CPU (300 orders a day took
+# 16 minutes with parcels; 60 a day, 5 minutes; 40 a day, 3 min 17 s).
+ORDERS_PER_DAY = 30
+SWEEP_HOURS = 1.0  # ParcelSweeperFunction's schedule in template.yaml
+ALERTING = ("STALLED", "LIKELY_LOST")  # the alerts that say "this parcel may be lost"
 # The cost model behind "money saved": an approved fraud is charged back in full, a manual review
 # costs an analyst's few minutes, a declined legitimate order loses the platform its margin.
 REVIEW_COST_RUB = 150.0
@@ -96,22 +111,102 @@ class ChargebackFeed:
             yield sim.label_reported_at, QueueMessage("FeedbackQueue", body)
 
 
-def feeds_for(local: LocalServer, history: list[SimulatedOrder], seed: int, end: datetime) -> list[Feed]:
+def at(epoch: float) -> datetime:
+    return EPOCH + timedelta(seconds=epoch)
+
+
+@dataclass
+class ScanFeed:
+    """Carrier scans onto the shipment events queue as each copy reached Dozor: late, twice, out of order."""
+
+    parcels: list[SimulatedParcel]
+    end: datetime
+    name: str = "scans"
+
+    def arrivals(self) -> list[tuple[float, dict[str, Any]]]:
+        cutoff = self.end.timestamp()
+        return sorted(
+            ((t, payload) for p in self.parcels for t, payload in p.events() if t <= cutoff),
+            key=lambda pair: (pair[0], pair[1]["event_id"]),
+        )
+
+    def events(self) -> Iterator[tuple[datetime, Action]]:
+        for n, (received, payload) in enumerate(self.arrivals()):
+            yield at(received), QueueMessage("ShipmentEventsQueue", payload)
+            if n % SCAN_POISON_EVERY == SCAN_POISON_EVERY // 2:
+                broken = {**payload, "event_id": f"broken-{n}", "status": "TELEPORTED", "occurred_at": "soon"}
+                yield at(received), QueueMessage("ShipmentEventsQueue", broken)
+
+
+@dataclass
+class ClaimFeed:
+    """Buyers' "item not received" claims onto the feedback queue (deliveries are the scans' to report)."""
+
+    parcels: list[SimulatedParcel]
+    end: datetime
+    name: str = "claims"
+
+    def claims(self) -> list[SimulatedParcel]:
+        cutoff = self.end.timestamp()
+        return sorted(
+            (p for p in self.parcels if p.claim_at is not None and p.claim_at <= cutoff),
+            key=lambda p: (p.claim_at or 0.0, p.parcel_id),
+        )
+
+    def events(self) -> Iterator[tuple[datetime, Action]]:
+        for p in self.claims():
+            assert p.claim_at is not None
+            body = {
+                "order_id": p.order_id,
+                "parcel_id": p.parcel_id,
+                "kind": "item_not_received",
+                "reported_at": at(p.claim_at).isoformat(),
+            }
+            yield at(p.claim_at), QueueMessage("FeedbackQueue", body)
+
+
+def feeds_for(
+    local: LocalServer,
+    history: list[SimulatedOrder],
+    seed: int,
+    end: datetime,
+    parcels: list[SimulatedParcel] | None = None,
+    parcels_end: datetime | None = None,
+) -> list[Feed]:
     """The traffic the deployed template can take: a feed only where a function consumes it."""
     feeds: list[Feed] = [OrderFeed(history, seed)]
     consumers = {e.queue for spec in local.stack.functions.values() for e in spec.events if e.queue}
     if "FeedbackQueue" in consumers:
         feeds.append(ChargebackFeed(history, end))
-    # Carrier scans (ShipmentEventsQueue) plug in here once the shipments functions are in the template.
+    if parcels and "ShipmentEventsQueue" in consumers:
+        feeds.append(ScanFeed(parcels, parcels_end or end))
+        if "FeedbackQueue" in consumers:
+            feeds.append(ClaimFeed(parcels, parcels_end or end))
     return feeds
+
+
+def _poisoned(messages: int, every: int) -> int:
+    """How many malformed messages a feed adds among `messages` (one at the middle of every `every`)."""
+    return (messages + every // 2) // every
+
+
+def parcels_end(parcels: list[SimulatedParcel], end: datetime) -> datetime:
+    """How long the clock runs for the parcels: until the last scan or claim, at most PARCEL_TAIL on."""
+    last = max(
+        (t for p in parcels for t in (*(r for s in p.scans for r in s.received_at), p.claim_at or 0.0)),
+        default=end.timestamp(),
+    )
+    return min(max(at(last), end), end + PARCEL_TAIL)
 
 
 # --- the run -------------------------------------------------------------------------------------
 
 
-def run(days: int, seed: int, out: Path, orders_per_day: int = 300) -> dict[str, Any]:
+def run(days: int, seed: int, out: Path, orders_per_day: int = ORDERS_PER_DAY) -> dict[str, Any]:
     history = simulate(SimulationConfig(days=days, seed=seed, orders_per_day=orders_per_day, start=START))
     end = START + timedelta(days=days)
+    parcels = simulate_shipments(history, seed)
+    clock_end = parcels_end(parcels, end)
     started = time.perf_counter()
     env = {"POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
     print(f"simulated {len(history):,} orders over {days} days; starting the local stack", file=sys.stderr)
@@ -130,21 +225,31 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = 300) -> dict[str,
             f"local stack up in {ready:.1f} s: API {local.api_url}, emulator {local.endpoint_url}",
             file=sys.stderr,
         )
-        feeds = feeds_for(local, history, seed, end)
-        expected = len(history) + len(history) // POISON_EVERY + 1
+        feeds = feeds_for(local, history, seed, end, parcels, clock_end)
+        expected = len(history) + _poisoned(len(history), POISON_EVERY)
         if any(isinstance(f, ChargebackFeed) for f in feeds):
             expected += sum(
                 1 for s in history if s.is_fraud and s.label_reported_at and s.label_reported_at <= end
             )
+        for feed in feeds:
+            if isinstance(feed, ScanFeed):
+                scans = len(feed.arrivals())
+                expected += scans + _poisoned(scans, SCAN_POISON_EVERY)
+            elif isinstance(feed, ClaimFeed):
+                expected += len(feed.claims())
+        tracking = any(isinstance(f, ScanFeed) for f in feeds)
+        if not tracking:
+            clock_end = end
         progress = Progress(expected, "replaying")
         stats = replay(local, feeds, total=expected, progress=progress, clients=CHECKOUT_CLIENTS)
-        local.advance_clock(end)
-        progress.close(stats.actions, f"sim {end:%Y-%m-%d}")
+        stats.schedule_ticks += local.advance_clock(clock_end)
+        progress.close(stats.actions, f"sim {clock_end:%Y-%m-%d}")
         decisions = _collect_decisions(local, history, stats.http)
+        ops_alerts = _drain_ops_alerts(local) if local.topics() else []
         observed = {
             "dlq_depths": local.dlq_depths(),
             "review_queue_depth": local.queue_depth("ReviewQueue"),
-            "ops_alerts": _alerts_by_type(_drain_ops_alerts(local)) if local.topics() else None,
+            "ops_alerts": _alerts_by_type(ops_alerts) if local.topics() else None,
             "schedule_ticks": stats.schedule_ticks,
             "queued": stats.sent,
             "function_invocations": {i: p.invocations for i, p in local.pools.items()},
@@ -154,6 +259,9 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = 300) -> dict[str,
     elapsed = time.perf_counter() - started
     latencies = [r.latency_ms for r in stats.http]
     summary = summarise(history, decisions, latencies, observed, elapsed, stats.wall_seconds)
+    if tracking:
+        summary["parcel_alerts"] = parcel_alert_summary(parcels, ops_alerts, clock_end)
+    summary["simulated_until"] = clock_end.isoformat()
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_report(out / "report.html", summary, history, decisions, latencies)
@@ -201,6 +309,58 @@ def _drain_ops_alerts(local: LocalServer) -> list[dict[str, Any]]:
 
 
 # --- the numbers ---------------------------------------------------------------------------------
+
+
+def raised_alerts(notifications: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alerts the topic announced as raised (a resolution is the same alert with `resolved_at`)."""
+    alerts = []
+    for notification in notifications:
+        try:
+            alert = json.loads(notification["Message"])
+        except (KeyError, ValueError):
+            continue
+        if isinstance(alert, dict) and alert.get("resolved_at") is None and "parcel_id" in alert:
+            alerts.append(alert)
+    return alerts
+
+
+def first_alerts(
+    parcels: list[SimulatedParcel], alerts: list[dict[str, Any]], types: tuple[str, ...]
+) -> list[float | None]:
+    """Per parcel, when the first alert of these types was raised (epoch), or None."""
+    first: dict[str, float] = {}
+    for alert in alerts:
+        if alert["type"] in types:
+            raised = datetime.fromisoformat(alert["raised_at"]).timestamp()
+            first[alert["parcel_id"]] = min(raised, first.get(alert["parcel_id"], raised))
+    return [first.get(p.parcel_id) for p in parcels]
+
+
+def parcel_alert_summary(
+    parcels: list[SimulatedParcel], notifications: list[dict[str, Any]], clock_end: datetime
+) -> dict[str, Any]:
+    """The ops alerts against the simulator's truth, beside the "no scan for 30 days" baseline.
+
+    Judged on the parcels whose outcome was known when the clock stopped (a loss still unreported
+    then could not have been caught in time, nor an alert on it counted), with `parcel_eval`'s
+    metrics: precision, recall before the loss became certain, median lead time in days, false
+    alerts per 1,000 delivered. The baseline sweeps hourly on the same scan arrivals.
+    """
+    alerts = raised_alerts(notifications)
+    done = [p for p in parcels if p.finished_at <= clock_end.timestamp()]
+    by_type = Counter(str(a["type"]) for a in alerts)
+    return {
+        "raised_by_type": dict(sorted(by_type.items())),
+        "parcels": len(parcels),
+        "parcels_judged": len(done),
+        "outcomes": dict(Counter(p.outcome for p in done)),
+        "dozor_stalled_or_likely_lost": alert_metrics(done, first_alerts(done, alerts, ALERTING)),
+        **{kind.lower(): alert_metrics(done, first_alerts(done, alerts, (kind,))) for kind in ALERTING},
+        "baseline_no_scan_30_days": alert_metrics(
+            done, stalled_times(done, None, silence=BASELINE_SILENCE, sweep=SWEEP_HOURS * 3600)
+        ),
+    }
+
 
 _RULE_ACTIONS = {rule.id: rule.action for rule in RULES}
 # Ops list hits are named LIST_<STATUS>_<KIND> (dozor.domain.rules.evaluate).
@@ -296,8 +456,7 @@ def summarise(
                 "declined_legit": f"{LEGIT_DECLINE_MARGIN:.0%} margin",
             },
         },
-        # Precision, recall and lead time against the simulator's parcel truth plug in here once
-        # the shipments functions and a parcel feed are in; `ops_alerts` counts what the topic sent.
+        # Filled in by `run` when the template tracks parcels (`parcel_alert_summary`).
         "parcel_alerts": None,
         "http_api": {
             "requests": len(latencies),
@@ -308,6 +467,28 @@ def summarise(
         "replay_seconds": round(replay_seconds, 1),
         "wall_seconds": round(elapsed, 1),
     }
+
+
+def _parcel_lines(parcels: dict[str, Any] | None) -> list[str]:
+    if not parcels:
+        return []
+    lines = [
+        f"parcel alerts      {parcels['raised_by_type']} on {parcels['parcels_judged']:,} parcels "
+        f"with known outcome {parcels['outcomes']}"
+    ]
+    for label, key in (
+        ("  Dozor", "dozor_stalled_or_likely_lost"),
+        ("  STALLED", "stalled"),
+        ("  LIKELY_LOST", "likely_lost"),
+        ("  no scan 30 d", "baseline_no_scan_30_days"),
+    ):
+        m = parcels[key]
+        lines.append(
+            f"{label:<19}precision {m['precision']}  recall {m['recall']}  "
+            f"lead {m['median_lead_days']} d  "
+            f"false alerts {m['false_alerts_per_1000_delivered']}/1,000 delivered"
+        )
+    return lines
 
 
 def _print_summary(summary: dict[str, Any], decisions: dict[str, dict[str, Any]], out: Path) -> None:
@@ -321,6 +502,7 @@ def _print_summary(summary: dict[str, Any], decisions: dict[str, dict[str, Any]]
         f"{money['saved_vs_rules_only']:,} RUB vs rules only",
         f"HTTP API           {api['requests']} checkout calls, "
         f"p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms",
+        *_parcel_lines(summary.get("parcel_alerts")),
         f"DLQs               {summary['dlq_depths']}   review queue {summary['review_queue_depth']}",
         f"wall time          {summary['wall_seconds']} s (replay {summary['replay_seconds']} s)",
     ]
@@ -341,9 +523,9 @@ def main(args: argparse.Namespace | None = None) -> int:
         parser.add_argument("--days", type=int, default=5)
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--out", type=Path, default=Path("demo-output"))
-        parser.add_argument("--orders-per-day", type=int, default=300)
+        parser.add_argument("--orders-per-day", type=int, default=ORDERS_PER_DAY)
         args = parser.parse_args()
-    run(args.days, args.seed, Path(args.out), orders_per_day=getattr(args, "orders_per_day", 300))
+    run(args.days, args.seed, Path(args.out), orders_per_day=getattr(args, "orders_per_day", ORDERS_PER_DAY))
     return 0
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 
+from dozor.domain.lanes import LaneDeadlines
+from dozor.domain.parcel_model import PACKAGED_PARCEL_MODEL_DIR
+from dozor.domain.shipments import ParcelStatus, ShipmentEvent, apply_scans
 from dozor_local.server import LocalServer
-from tests.e2e.conftest import SIM_START
 from tests.integration.conftest import make_order
 
 pytestmark = pytest.mark.e2e
@@ -115,28 +116,57 @@ def test_poison_message_lands_in_the_dlq_while_its_batch_mates_are_decided_once(
         assert feature(local, f"buyer#b-e2e-batch-{n}", "P")["orders"] == 1
 
 
-def test_silent_parcel_raises_a_stalled_alert_on_the_topic(local: LocalServer) -> None:
-    if "ShipmentEventsFunction" not in local.stack.functions:
-        pytest.skip(
-            "the shipments functions (ShipmentEventsFunction, ParcelSweeperFunction) are not in template.yaml"
-        )
+HEARTBEAT = timedelta(hours=4)  # under the 6 hours after which a quiet feed counts as down
+
+
+def _parcel_alerts(local: LocalServer, parcel_id: str) -> list[dict[str, Any]]:
+    """The alerts on the ops queue for one parcel (the topic's notifications carry the Alert JSON)."""
+    alerts: list[dict[str, Any]] = []
+    while batch := local.read_ops_alerts():
+        alerts += [json.loads(n["Message"]) for n in batch]
+    return [a for a in alerts if a["parcel_id"] == parcel_id]
+
+
+def test_silent_parcel_raises_a_stalled_alert_after_its_lane_deadline(local: LocalServer) -> None:
+    """One scan, then silence: the hourly sweeper raises STALLED at its first tick past the deadline."""
+    scanned_at = local.clock.now()
     scan = {
         "event_id": "e2e-scan-1",
         "parcel_id": "e2e-parcel-1",
         "order_id": "e2e-parcel-order-1",
-        "carrier": "CDEK",
+        "carrier": "cdek",
         "status": "INFO_RECEIVED",
-        "occurred_at": SIM_START.isoformat(),
-        "location": {"country": "CN", "region": "CN-GD", "facility": "Shenzhen sorting centre"},
+        "occurred_at": scanned_at.isoformat(),
+        "location": {"country": "CN", "region": None, "facility": "Shenzhen sorting centre"},
+        "origin_country": "CN",
+        "destination_region": "RU-MOW",
     }
+    deadlines = LaneDeadlines.load(PACKAGED_PARCEL_MODEL_DIR)
+    lane = apply_scans(None, [ShipmentEvent.model_validate(scan)], deadlines).lane
+    stalled_at = scanned_at + deadlines.stalled_after(lane, ParcelStatus.INFO_RECEIVED)
     local.send("ShipmentEventsQueue", scan)
+    # The carrier keeps reporting its other parcels: the silence is this parcel's, not a feed outage.
+    moment, beat = scanned_at, 0
+    while moment < stalled_at + timedelta(hours=1):
+        moment = min(moment + HEARTBEAT, stalled_at + timedelta(hours=1))
+        beat += 1
+        local.advance_clock(moment)
+        heartbeat = {**scan, "event_id": f"e2e-busy-{beat}", "parcel_id": "e2e-busy-parcel"}
+        local.send("ShipmentEventsQueue", {**heartbeat, "occurred_at": moment.isoformat()})
+        assert local.wait_idle(30)
+        if moment < stalled_at:
+            # judged at the simulated time the scans arrived and swept: nothing is late yet
+            assert _parcel_alerts(local, "e2e-parcel-1") == []
     assert local.wait_idle(30)
-    local.advance_clock(local.clock.now() + timedelta(days=20))
-    assert local.wait_idle(30)
-    alerts: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not any(a.get("parcel_id") == "e2e-parcel-1" for a in alerts):
-        alerts += [json.loads(n["Message"]) for n in local.read_ops_alerts(wait_seconds=1)]
-    stalled = [a for a in alerts if a.get("parcel_id") == "e2e-parcel-1"]
-    assert stalled
-    assert stalled[0]["type"] == "STALLED"
+    alerts = _parcel_alerts(local, "e2e-parcel-1")
+    assert [a["type"] for a in alerts] == ["STALLED"]
+    raised_at = datetime.fromisoformat(alerts[0]["raised_at"])
+    assert stalled_at < raised_at <= stalled_at + timedelta(hours=1)  # the first hourly sweep past it
+    assert datetime.fromisoformat(alerts[0]["last_scan_at"]) == scanned_at
+    assert alerts[0]["lane"] == lane.key()
+    assert alerts[0]["resolved_at"] is None
+    # ShipmentEventsFunction noted the carrier's feed at the simulated time its last scan arrived.
+    feed = local.client("dynamodb").get_item(
+        TableName=local.stack.physical_id("ShipmentsTable"), Key={"parcel_id": {"S": "#feed#cdek"}}
+    )["Item"]
+    assert int(feed["last_heard"]["N"]) == int(moment.timestamp())
