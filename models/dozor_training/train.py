@@ -188,23 +188,34 @@ def fingerprint(order_ids: Sequence[str], labels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _fit_booster(
-    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
+def fit_booster(
+    params: Mapping[str, Any],
+    feature_names: Sequence[str],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    max_rounds: int = MAX_ROUNDS,
 ) -> xgb.Booster:
-    train = xgb.DMatrix(x_train, label=y_train, missing=np.nan, feature_names=list(FEATURE_NAMES))
-    valid = xgb.DMatrix(x_val, label=y_val, missing=np.nan, feature_names=list(FEATURE_NAMES))
-    return xgb.train(
-        PARAMS,
+    """XGBoost with early stopping on the calibration split, cut to the rounds it chose.
+
+    Serving must not walk the overfitted tail, so only the best iteration's trees are kept.
+    """
+    train = xgb.DMatrix(x_train, label=y_train, missing=np.nan, feature_names=list(feature_names))
+    valid = xgb.DMatrix(x_val, label=y_val, missing=np.nan, feature_names=list(feature_names))
+    fitted = xgb.train(
+        dict(params),
         train,
-        MAX_ROUNDS,
+        max_rounds,
         evals=[(valid, "calibration")],
         early_stopping_rounds=40,
         verbose_eval=False,
     )
+    return fitted[: fitted.best_iteration + 1]
 
 
-def _calibration(raw: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
-    """Isotonic map from booster output to observed fraud rate, stored as interpolation knots."""
+def calibration_knots(raw: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
+    """Isotonic map from booster output to the observed positive rate, stored as interpolation knots."""
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
     return {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
 
@@ -236,12 +247,12 @@ def train_fraud(
         raise PeriodError("the test period has no orders")
     x = result.matrix
 
-    fitted = _fit_booster(x[train_mask], y_known[train_mask], x[cal_mask], y_known[cal_mask])
-    rounds = fitted.best_iteration + 1
-    # Keep only the trees early stopping chose: serving must not walk the overfitted tail.
-    booster = fitted[:rounds]
+    booster = fit_booster(
+        PARAMS, FEATURE_NAMES, x[train_mask], y_known[train_mask], x[cal_mask], y_known[cal_mask]
+    )
+    rounds = booster.num_boosted_rounds()
     raw = np.asarray(booster.inplace_predict(x), dtype=np.float64)
-    calibration = _calibration(raw[cal_mask], y_known[cal_mask])
+    calibration = calibration_knots(raw[cal_mask], y_known[cal_mask])
     scores = np.clip(np.interp(raw, calibration["x"], calibration["y"]), 0, 1)
     fitted_at = time.perf_counter()
     metrics, chosen, test_set = _evaluate(result, scores, y_known, y_final, periods, config)

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
-from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from dozor.domain.lanes import LANES_FILE, LaneDeadlines, learn_deadlines
@@ -45,7 +44,7 @@ from dozor_training.parcel_eval import (
     parcel_known,
 )
 from dozor_training.shipments_sim import LOST, SimulatedParcel
-from dozor_training.train import ARTIFACTS_DIR
+from dozor_training.train import ARTIFACTS_DIR, calibration_knots, fit_booster
 
 PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -160,21 +159,6 @@ def training_rows(
     return Rows(x, lost[index], overdue)
 
 
-def _fit(train: Rows, valid: Rows) -> xgb.Booster:
-    names = list(PARCEL_FEATURE_NAMES)
-    dtrain = xgb.DMatrix(train.x, label=train.y, missing=np.nan, feature_names=names)
-    dvalid = xgb.DMatrix(valid.x, label=valid.y, missing=np.nan, feature_names=names)
-    fitted = xgb.train(
-        PARAMS,
-        dtrain,
-        MAX_ROUNDS,
-        evals=[(dvalid, "calibration")],
-        early_stopping_rounds=40,
-        verbose_eval=False,
-    )
-    return fitted[: fitted.best_iteration + 1]
-
-
 def _threshold(
     parcels: Sequence[SimulatedParcel], sweep: Sweep, risks: np.ndarray, budget: float
 ) -> tuple[float, dict[str, Any]]:
@@ -235,10 +219,11 @@ def train_parcel_model(
     train_rows = training_rows(train, deadlines, sellers, fraud_scores, config)
     cal_rows = training_rows(cal, deadlines, sellers, fraud_scores, config)
     test_rows = training_rows(test, deadlines, sellers, fraud_scores, config, blank_seller_rates=False)
-    booster = _fit(train_rows, cal_rows)
+    booster = fit_booster(
+        PARAMS, PARCEL_FEATURE_NAMES, train_rows.x, train_rows.y, cal_rows.x, cal_rows.y, MAX_ROUNDS
+    )
     raw_cal = np.asarray(booster.inplace_predict(cal_rows.x), dtype=np.float64)
-    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw_cal, cal_rows.y)
-    calibration = {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
+    calibration = calibration_knots(raw_cal, cal_rows.y)
 
     metadata: dict[str, Any] = {
         "version": "pending",
