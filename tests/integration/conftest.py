@@ -147,9 +147,9 @@ def api_event(
     return event
 
 
-def sqs_event(bodies: list[str]) -> dict[str, Any]:
-    """An SQS event with one record per body, in the shape of events/sqs_order_events.json."""
-    template = json.loads((EVENTS / "sqs_order_events.json").read_text())["Records"][0]
+def sqs_event(bodies: list[str], sample: str = "sqs_order_events.json") -> dict[str, Any]:
+    """An SQS event with one record per body, in the shape of the sample event ``events/<sample>``."""
+    template = json.loads((EVENTS / sample).read_text())["Records"][0]
     records = []
     for body in bodies:
         record = json.loads(json.dumps(template))

@@ -22,6 +22,7 @@ from dozor.domain.parcel_model import PARCEL_FEATURE_NAMES
 from dozor.handlers.wiring import parcel_loss_model, shipment_dependencies
 from dozor_local.invoke import lambda_context
 from dozor_local.stack import LocalStack
+from tests.integration.conftest import sqs_event as queue_event
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -160,13 +161,7 @@ def scan(
 
 def sqs_event(bodies: list[str]) -> dict[str, Any]:
     """An SQS event with one record per body, in the shape of events/sqs_shipment_events.json."""
-    template = json.loads((EVENTS / "sqs_shipment_events.json").read_text())["Records"][0]
-    records = []
-    for body in bodies:
-        record = json.loads(json.dumps(template))
-        record.update(messageId=str(uuid.uuid4()), body=body, receiptHandle=str(uuid.uuid4()))
-        records.append(record)
-    return {"Records": records}
+    return queue_event(bodies, "sqs_shipment_events.json")
 
 
 def scheduled_event(at: datetime) -> dict[str, Any]:
