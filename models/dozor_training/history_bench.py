@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dozor_training.fraud.simulator import SimulationConfig, simulate
 from dozor_training.history import open_orders, write_orders
-from dozor_training.simulator import SimulationConfig, simulate
 
 FORMATS = ("jsonl", "csv", "parquet", "jsonl.gz", "csv.gz")
 

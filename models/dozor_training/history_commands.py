@@ -21,9 +21,12 @@ from typing import Any
 import numpy as np
 
 from dozor.domain.contracts import DecisionKind
-from dozor.domain.decisions import combine
+from dozor.domain.errors import ModelMismatchError
 from dozor.domain.feedback import Label, Loss
-from dozor.domain.model import PACKAGED_MODEL_DIR, FraudModel, ModelMismatchError, Thresholds
+from dozor.domain.fraud.decisions import combine
+from dozor.domain.fraud.model import PACKAGED_MODEL_DIR, FraudModel, Thresholds
+from dozor_training.fraud.replay import replay_parallel
+from dozor_training.fraud.simulator import SimulatedOrder, SimulationConfig, simulate
 from dozor_training.history import (
     FRAUD,
     LEGIT,
@@ -39,9 +42,7 @@ from dozor_training.history import (
     write_orders,
     write_rows,
 )
-from dozor_training.replay import replay_parallel
-from dozor_training.shipments_sim import simulate_shipments, simulated_losses, write_shipments
-from dozor_training.simulator import SimulatedOrder, SimulationConfig, simulate
+from dozor_training.parcels.simulator import simulate_shipments, simulated_losses, write_shipments
 
 FORMATS = ("jsonl", "csv", "parquet")
 SCORE_BATCH = 65_536  # rows per booster call: big enough to amortise the call, small next to the matrix

@@ -15,8 +15,8 @@ from dozor_training.demo import (
     parcel_alert_summary,
     parcels_end,
 )
-from dozor_training.shipments_sim import DAY, LOST, SimulatedParcel, simulate_shipments
-from dozor_training.simulator import SimulationConfig, simulate
+from dozor_training.fraud.simulator import SimulationConfig, simulate
+from dozor_training.parcels.simulator import DAY, LOST, SimulatedParcel, simulate_shipments
 
 
 def parcels() -> list[SimulatedParcel]:

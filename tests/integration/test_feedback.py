@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from dozor.domain.contracts import Order
-from dozor.domain.features import FEATURE_INDEX, FEATURE_NAMES
 from dozor.domain.feedback import Label
-from dozor.domain.scoring import OrderScoring
-from dozor.handlers import feedback, score_order
-from dozor.handlers.wiring import feedback_recorder
-from dozor_training.replay import replay
-from dozor_training.simulator import SimulationConfig, simulate
+from dozor.domain.fraud.features import FEATURE_INDEX, FEATURE_NAMES
+from dozor.domain.fraud.scoring import OrderScoring
+from dozor.handlers.fraud import feedback, score_order
+from dozor.handlers.fraud.wiring import feedback_recorder
+from dozor_training.fraud.replay import replay
+from dozor_training.fraud.simulator import SimulationConfig, simulate
 from tests.integration.conftest import BASE_TIME, Stack, api_event, make_order, sqs_event
 
 

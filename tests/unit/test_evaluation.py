@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from dozor.domain.model import Thresholds
+from dozor.domain.fraud.model import Thresholds
 from dozor_training.evaluation import (
     ChosenThresholds,
     CostModel,
@@ -323,7 +323,7 @@ def card(version: str = "fraud-20261125-abcdef12") -> ModelCardInfo:
         name="dozor-fraud",
         version=version,
         intended_use="Scores marketplace orders at checkout.",
-        data_source="simulated (dozor_training.simulator, seed 1)",
+        data_source="simulated (dozor_training.fraud.simulator, seed 1)",
         simulated=True,
         periods={
             "train": Period("2026-10-01", "2026-10-20", 8000, 240),

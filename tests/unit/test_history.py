@@ -15,6 +15,7 @@ import pytest
 
 from dozor.domain.contracts import Order
 from dozor.domain.feedback import Label, Loss
+from dozor_training.fraud.simulator import SimulatedOrder, SimulationConfig, simulate
 from dozor_training.history import (
     MAX_LISTED,
     ORDER_COLUMNS,
@@ -29,7 +30,6 @@ from dozor_training.history import (
     write_orders,
     write_rows,
 )
-from dozor_training.simulator import SimulatedOrder, SimulationConfig, simulate
 
 FORMATS = ["jsonl", "csv", "parquet", "csv.gz", "jsonl.gz"]
 T0 = datetime(2026, 10, 1, tzinfo=UTC)

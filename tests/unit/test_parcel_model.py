@@ -12,19 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dozor.domain.lanes import LaneDeadlines
-from dozor.domain.model import ModelMismatchError
-from dozor.domain.parcel_model import (
+from dozor.domain.errors import ModelMismatchError
+from dozor.domain.parcels.lanes import LaneDeadlines
+from dozor.domain.parcels.model import (
     PACKAGED_PARCEL_MODEL_DIR,
     PARCEL_FEATURE_NAMES,
     ParcelLossModel,
     parcel_features,
 )
-from dozor.domain.shipments import ParcelStatus, ScanRecord, build_parcel
-from dozor_training.parcel_eval import DAY, SellerLossRates, alert_metrics, known_states, stalled_times
-from dozor_training.shipments_sim import LOST, SimulatedParcel, simulate_shipments
-from dozor_training.simulator import SimulationConfig, simulate
-from dozor_training.train_parcels import ARTIFACT_FILES, ParcelTrainingConfig, install, train_parcel_model
+from dozor.domain.parcels.shipments import ParcelStatus, ScanRecord, build_parcel
+from dozor_training.fraud.simulator import SimulationConfig, simulate
+from dozor_training.parcels.evaluation import DAY, SellerLossRates, alert_metrics, known_states, stalled_times
+from dozor_training.parcels.simulator import LOST, SimulatedParcel, simulate_shipments
+from dozor_training.parcels.train import ARTIFACT_FILES, ParcelTrainingConfig, install, train_parcel_model
 
 FEATURE = {name: i for i, name in enumerate(PARCEL_FEATURE_NAMES)}
 

@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dozor.domain.contracts import Order
-from dozor.domain.features import FEATURE_INDEX, FEATURE_NAMES
 from dozor.domain.feedback import Label, Loss
-from dozor_training.replay import OutOfOrderError, replay, replay_parallel
-from dozor_training.simulator import SimulationConfig, simulate
+from dozor.domain.fraud.features import FEATURE_INDEX, FEATURE_NAMES
+from dozor_training.fraud.replay import OutOfOrderError, replay, replay_parallel
+from dozor_training.fraud.simulator import SimulationConfig, simulate
 from tests.unit.conftest import build_order
 
 T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)

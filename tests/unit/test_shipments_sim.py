@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from dozor.domain.geography import remoteness_tier
-from dozor.domain.lanes import LaneDeadlines
-from dozor.domain.shipments import Parcel, ParcelStatus, ShipmentEvent, apply_scans
-from dozor_training.shipments_sim import (
+from dozor.domain.parcels.lanes import LaneDeadlines
+from dozor.domain.parcels.shipments import Parcel, ParcelStatus, ShipmentEvent, apply_scans
+from dozor_training.fraud.simulator import SimulatedOrder, SimulationConfig, simulate
+from dozor_training.parcels.simulator import (
     DELIVERED,
     LOST,
     RETURNED,
@@ -19,7 +20,6 @@ from dozor_training.shipments_sim import (
     simulate_shipments,
     write_shipments,
 )
-from dozor_training.simulator import SimulatedOrder, SimulationConfig, simulate
 
 
 @pytest.fixture(scope="module")

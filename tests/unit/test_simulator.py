@@ -16,7 +16,7 @@ import pytest
 
 from dozor.domain.contracts import Order
 from dozor.domain.geography import REGIONS, remoteness_tier
-from dozor_training.simulator import (
+from dozor_training.fraud.simulator import (
     CAPITAL_REGIONS,
     DEFAULT_PATTERN_MIX,
     FRAUD_PATTERNS,
@@ -72,7 +72,7 @@ def test_history_does_not_depend_on_hash_randomisation() -> None:
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
         "from tests.unit.test_simulator import SMALL, _digest\n"
-        "from dozor_training.simulator import simulate\n"
+        "from dozor_training.fraud.simulator import simulate\n"
         "print(_digest(simulate(SMALL)))\n"
     )
     env = os.environ | {"PYTHONHASHSEED": "0" if os.environ.get("PYTHONHASHSEED") != "0" else "1"}

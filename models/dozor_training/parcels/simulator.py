@@ -30,16 +30,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from dozor.domain.clock import DAY, HOUR, from_epoch, iso_z
 from dozor.domain.contracts import RUB_PER_UNIT
 from dozor.domain.feedback import Loss
 from dozor.domain.geography import REGIONS, remoteness_tier
-from dozor.domain.lanes import LaneDeadlines
-from dozor.domain.shipments import Parcel, ParcelStatus, ScanRecord, build_parcel
-from dozor_training.simulator import SimulatedOrder
+from dozor.domain.parcels.lanes import LaneDeadlines
+from dozor.domain.parcels.shipments import Parcel, ParcelStatus, ScanRecord, build_parcel
+from dozor_training.fraud.simulator import SimulatedOrder
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-HOUR = 3600.0
-DAY = 86_400.0
 
 DELIVERED, LOST, RETURNED = "delivered", "lost", "returned"
 
@@ -160,7 +159,7 @@ class SimulatedParcel:
                     "order_id": self.order_id,
                     "carrier": self.carrier,
                     "status": s.status.value,
-                    "occurred_at": _iso(s.occurred_at),
+                    "occurred_at": iso_z(from_epoch(s.occurred_at)),
                     "location": {
                         "country": "CN" if s.region is None else "RU",
                         "region": s.region,
@@ -174,10 +173,6 @@ class SimulatedParcel:
                     "seller_id": self.seller_id,
                 },
             )
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -404,7 +399,7 @@ def simulated_losses(parcels: Sequence[SimulatedParcel]) -> list[Loss]:
     """When each lost parcel's loss became known (the carrier's LOST scan or the buyer's claim)."""
     return sorted(
         (
-            Loss(p.order_id, datetime.fromtimestamp(p.loss_certain_at, UTC))
+            Loss(p.order_id, from_epoch(p.loss_certain_at))
             for p in parcels
             if p.outcome == "lost" and p.loss_certain_at is not None
         ),

@@ -1,6 +1,6 @@
 """Replay simulated shipments through the serving path and measure its alerts.
 
-    python -m dozor_training.serving_replay --days 60 --orders-per-day 300 --sample 1500
+    python -m dozor_training.parcels.serving_replay --days 60 --orders-per-day 300 --sample 1500
 
 The offline evaluation (`parcel_eval`) judges the alert rules on the simulated timeline directly.
 This replays the same kind of history through what is deployed: the template's tables, topic and
@@ -26,8 +26,8 @@ from typing import Any
 import boto3
 import numpy as np
 
-from dozor.adapters.dynamodb import DynamoDecisionStore
-from dozor.adapters.dynamodb_parcels import (
+from dozor.adapters.dynamodb.decisions import DynamoDecisionStore
+from dozor.adapters.dynamodb.parcels import (
     DecisionFraudScores,
     DynamoAlertStore,
     DynamoCarrierFeeds,
@@ -35,12 +35,12 @@ from dozor.adapters.dynamodb_parcels import (
 )
 from dozor.adapters.sns import SnsAlertTopic
 from dozor.adapters.sqs import SqsFeedbackQueue
-from dozor.domain.parcel_model import ParcelLossModel
-from dozor.domain.parcel_tracking import ParcelTracking
-from dozor.domain.shipments import ShipmentEvent
-from dozor_training.parcel_eval import CarrierFeeds, SellerLossRates, alert_metrics, evaluate_alerts
-from dozor_training.shipments_sim import SimulatedParcel, simulate_shipments
-from dozor_training.simulator import SimulationConfig, simulate
+from dozor.domain.parcels.model import ParcelLossModel
+from dozor.domain.parcels.shipments import ShipmentEvent
+from dozor.domain.parcels.tracking import ParcelTracking
+from dozor_training.fraud.simulator import SimulationConfig, simulate
+from dozor_training.parcels.evaluation import CarrierFeeds, SellerLossRates, alert_metrics, evaluate_alerts
+from dozor_training.parcels.simulator import SimulatedParcel, simulate_shipments
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600.0

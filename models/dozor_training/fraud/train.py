@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
-from sklearn.isotonic import IsotonicRegression
 
-from dozor.domain.features import FEATURE_NAMES
+from dozor.domain.clock import DAY, from_epoch
 from dozor.domain.feedback import Label
-from dozor.domain.model import PACKAGED_MODEL_DIR
-from dozor.domain.rules import rules_only_score
+from dozor.domain.fraud.features import FEATURE_NAMES
+from dozor.domain.fraud.model import PACKAGED_MODEL_DIR
+from dozor.domain.fraud.rules import rules_only_score
 from dozor_training.evaluation import (
     LOGISTIC,
     MODEL,
@@ -37,10 +37,9 @@ from dozor_training.evaluation import (
     evaluate,
     fit_logistic_baseline,
 )
-from dozor_training.replay import ReplayResult
+from dozor_training.fitting import ARTIFACTS_DIR, calibration_knots, fit_booster
+from dozor_training.fraud.replay import ReplayResult
 from dozor_training.report import FRAUD_TASK, ModelCardInfo, Period, write_report
-
-ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "artifacts"
 
 PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -55,10 +54,6 @@ PARAMS: dict[str, Any] = {
     "nthread": 2,
     "seed": 7,
 }
-MAX_ROUNDS = 400
-
-
-DAY = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -99,10 +94,10 @@ class Periods:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "train": [_iso(t) for t in self.train],
-            "calibration": [_iso(t) for t in self.calibration],
-            "test": [_iso(t) for t in self.test],
-            "label_cutoff": _iso(self.label_cutoff),
+            "train": [from_epoch(t).isoformat() for t in self.train],
+            "calibration": [from_epoch(t).isoformat() for t in self.calibration],
+            "test": [from_epoch(t).isoformat() for t in self.test],
+            "label_cutoff": from_epoch(self.label_cutoff).isoformat(),
             "gap_days": round(self.gap_days, 2),
         }
 
@@ -146,10 +141,8 @@ def choose_periods(
         gap = min(label_delay_days * DAY, 0.5 * (t_start - fit_start))
         fit_end = t_start - max(gap, 0.0)
     if not fit_start < fit_end <= t_start < t_end:
-        raise PeriodError(
-            f"periods do not line up: train [{_iso(fit_start)}, {_iso(fit_end)}), "
-            f"test [{_iso(t_start)}, {_iso(t_end)}]"
-        )
+        a, b, c, d = (from_epoch(t).isoformat() for t in (fit_start, fit_end, t_start, t_end))
+        raise PeriodError(f"periods do not line up: train [{a}, {b}), test [{c}, {d}]")
     cal_start = fit_end - config.calibration_share * (fit_end - fit_start)
     return Periods(
         train=(fit_start, cal_start),
@@ -176,48 +169,12 @@ class TrainedModel:
     metadata: dict[str, Any]
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
 def fingerprint(order_ids: Sequence[str], labels: np.ndarray) -> str:
     """What the model was trained from: the feature set, the parameters, the orders and their labels."""
     digest = hashlib.sha256(json.dumps([FEATURE_NAMES, PARAMS], sort_keys=True).encode())
     for order_id, label in zip(order_ids, labels, strict=True):
         digest.update(f"{order_id}:{int(label)}\n".encode())
     return digest.hexdigest()
-
-
-def fit_booster(
-    params: Mapping[str, Any],
-    feature_names: Sequence[str],
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    max_rounds: int = MAX_ROUNDS,
-) -> xgb.Booster:
-    """XGBoost with early stopping on the calibration split, cut to the rounds it chose.
-
-    Serving must not walk the overfitted tail, so only the best iteration's trees are kept.
-    """
-    train = xgb.DMatrix(x_train, label=y_train, missing=np.nan, feature_names=list(feature_names))
-    valid = xgb.DMatrix(x_val, label=y_val, missing=np.nan, feature_names=list(feature_names))
-    fitted = xgb.train(
-        dict(params),
-        train,
-        max_rounds,
-        evals=[(valid, "calibration")],
-        early_stopping_rounds=40,
-        verbose_eval=False,
-    )
-    return fitted[: fitted.best_iteration + 1]
-
-
-def calibration_knots(raw: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
-    """Isotonic map from booster output to the observed positive rate, stored as interpolation knots."""
-    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
-    return {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
 
 
 def train_fraud(

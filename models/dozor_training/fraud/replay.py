@@ -17,21 +17,22 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from dozor.adapters.memory import InMemoryAggregates
 from dozor.domain import aggregates as agg
-from dozor.domain import features, rules
+from dozor.domain.clock import HOUR, from_epoch
 from dozor.domain.contracts import Order
 from dozor.domain.feedback import Label, Loss
+from dozor.domain.fraud import features, rules
 
 # Training needs stable hashes, not secret ones: any fixed key gives the same equalities.
 REPLAY_HASH_KEY = b"dozor-replay"
 
 _BLOCK_ROWS = 65_536  # the feature matrix grows in blocks, so an unsized stream needs no copies
-_EVICT_EVERY = agg.HOUR  # how often (in history time) expired containers are dropped
+_EVICT_EVERY = HOUR  # how often (in history time) expired containers are dropped
 
 
 class OutOfOrderError(ValueError):
@@ -51,7 +52,7 @@ class ReplayResult:
         return len(self.order_ids)
 
 
-class ExpiringAggregates(agg.InMemoryAggregates):
+class ExpiringAggregates(InMemoryAggregates):
     """The in-memory store, forgetting containers once no window reads them any more.
 
     A month of a million orders leaves tens of millions of hour and day containers behind; nothing
@@ -139,7 +140,7 @@ def replay(
         last = now
         while due and due[0][0] < now:
             reported, _, verdict, labelled = heapq.heappop(due)
-            store.apply(features.label_updates(labelled, _at(reported), verdict))
+            store.apply(features.label_updates(labelled, from_epoch(reported), verdict))
         if now >= next_eviction:
             store.evict(now)
             next_eviction = now + _EVICT_EVERY
@@ -232,7 +233,3 @@ def _replay_partition(
     except Exception:  # the parent reads the same orders and reports the same error
         sys.exit(1)
     np.save(out, result.matrix)
-
-
-def _at(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=UTC)

@@ -14,12 +14,10 @@ from pathlib import Path
 from dozor.domain.contracts import Order
 from dozor.domain.feedback import Label
 from dozor_training.evaluation import CostModel
-from dozor_training.history import HistoryError, UnsupportedFormatError, open_orders, read_labels, read_losses
-from dozor_training.replay import replay_parallel
-from dozor_training.shipments_sim import simulate_shipments, simulated_losses
-from dozor_training.simulator import SimulatedOrder, SimulationConfig, simulate
-from dozor_training.train import (
-    ARTIFACTS_DIR,
+from dozor_training.fitting import ARTIFACTS_DIR
+from dozor_training.fraud.replay import replay_parallel
+from dozor_training.fraud.simulator import SimulatedOrder, SimulationConfig, simulate
+from dozor_training.fraud.train import (
     PeriodError,
     TrainingConfig,
     choose_periods,
@@ -27,6 +25,8 @@ from dozor_training.train import (
     train_fraud,
     typical_label_delay_days,
 )
+from dozor_training.history import HistoryError, UnsupportedFormatError, open_orders, read_labels, read_losses
+from dozor_training.parcels.simulator import simulate_shipments, simulated_losses
 
 
 def add_train_fraud(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

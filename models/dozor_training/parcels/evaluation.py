@@ -27,12 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from dozor.domain.alerts import BACKFILL_GRACE, FEED_QUIET_AFTER, FeedGap, effective_silence
 from dozor.domain.geography import remoteness_tier
-from dozor.domain.lanes import LaneDeadlines
-from dozor.domain.parcel_model import PARCEL_FEATURE_NAMES, ParcelLossModel, parcel_features
-from dozor.domain.shipments import STAGE_RANK, TERMINAL, Lane, Parcel, ParcelStatus, build_parcel, fold_status
-from dozor_training.shipments_sim import DAY, DELIVERED, EPOCH, LOST, RETURNED, SimulatedParcel
+from dozor.domain.parcels.alerts import BACKFILL_GRACE, FEED_QUIET_AFTER, FeedGap, effective_silence
+from dozor.domain.parcels.lanes import LaneDeadlines
+from dozor.domain.parcels.model import PARCEL_FEATURE_NAMES, ParcelLossModel, parcel_features
+from dozor.domain.parcels.shipments import (
+    STAGE_RANK,
+    TERMINAL,
+    Lane,
+    Parcel,
+    ParcelStatus,
+    build_parcel,
+    fold_status,
+)
+from dozor_training.parcels.simulator import DAY, DELIVERED, EPOCH, LOST, RETURNED, SimulatedParcel
 
 SWEEP_HOURS = 6.0  # the deployed sweeper runs every few minutes; 6 h keeps the offline sweep cheap
 BASELINE_SILENCE = 30 * DAY

@@ -25,11 +25,12 @@ import numpy as np
 import xgboost as xgb
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from dozor.domain.lanes import LANES_FILE, LaneDeadlines, learn_deadlines
-from dozor.domain.parcel_model import PACKAGED_PARCEL_MODEL_DIR, PARCEL_FEATURE_NAMES, ParcelLossModel
-from dozor.domain.parcel_model import parcel_features as features_of
-from dozor.domain.shipments import TERMINAL
-from dozor_training.parcel_eval import (
+from dozor.domain.parcels.lanes import LANES_FILE, LaneDeadlines, learn_deadlines
+from dozor.domain.parcels.model import PACKAGED_PARCEL_MODEL_DIR, PARCEL_FEATURE_NAMES, ParcelLossModel
+from dozor.domain.parcels.model import parcel_features as features_of
+from dozor.domain.parcels.shipments import TERMINAL
+from dozor_training.fitting import ARTIFACTS_DIR, calibration_knots, fit_booster
+from dozor_training.parcels.evaluation import (
     SWEEP_HOURS,
     CarrierFeeds,
     SellerLossRates,
@@ -43,8 +44,7 @@ from dozor_training.parcel_eval import (
     overdue_sweeps,
     parcel_known,
 )
-from dozor_training.shipments_sim import LOST, SimulatedParcel
-from dozor_training.train import ARTIFACTS_DIR, calibration_knots, fit_booster
+from dozor_training.parcels.simulator import LOST, SimulatedParcel
 
 PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -59,7 +59,6 @@ PARAMS: dict[str, Any] = {
     "nthread": 2,
     "seed": 7,
 }
-MAX_ROUNDS = 400
 ARTIFACT_FILES = ("model.ubj", "metadata.json", LANES_FILE, "metrics.json", "report.md", "MODEL_CARD.md")
 
 
@@ -219,9 +218,7 @@ def train_parcel_model(
     train_rows = training_rows(train, deadlines, sellers, fraud_scores, config)
     cal_rows = training_rows(cal, deadlines, sellers, fraud_scores, config)
     test_rows = training_rows(test, deadlines, sellers, fraud_scores, config, blank_seller_rates=False)
-    booster = fit_booster(
-        PARAMS, PARCEL_FEATURE_NAMES, train_rows.x, train_rows.y, cal_rows.x, cal_rows.y, MAX_ROUNDS
-    )
+    booster = fit_booster(PARAMS, PARCEL_FEATURE_NAMES, train_rows.x, train_rows.y, cal_rows.x, cal_rows.y)
     raw_cal = np.asarray(booster.inplace_predict(cal_rows.x), dtype=np.float64)
     calibration = calibration_knots(raw_cal, cal_rows.y)
 
@@ -462,8 +459,8 @@ def add_train_parcels(subparsers: argparse._SubParsersAction) -> None:  # type: 
 def _fraud_scores(history: Sequence[Any]) -> dict[str, float]:
     """Every order's fraud score from the packaged fraud model, replayed point in time."""
     from dozor.domain.contracts import Order  # noqa: PLC0415 - only with --fraud-scores
-    from dozor.domain.model import FraudModel  # noqa: PLC0415
-    from dozor_training.replay import replay  # noqa: PLC0415
+    from dozor.domain.fraud.model import FraudModel  # noqa: PLC0415
+    from dozor_training.fraud.replay import replay  # noqa: PLC0415
 
     replayed = replay(Order.model_validate(s.order) for s in history)
     scores = FraudModel.load().scores(replayed.matrix)
@@ -471,8 +468,8 @@ def _fraud_scores(history: Sequence[Any]) -> dict[str, float]:
 
 
 def train_parcels_command(args: argparse.Namespace) -> int:
-    from dozor_training.shipments_sim import simulate_shipments  # noqa: PLC0415
-    from dozor_training.simulator import SimulationConfig, simulate  # noqa: PLC0415
+    from dozor_training.fraud.simulator import SimulationConfig, simulate  # noqa: PLC0415
+    from dozor_training.parcels.simulator import simulate_shipments  # noqa: PLC0415
 
     t0 = time.perf_counter()
     history = simulate(SimulationConfig(days=args.days, seed=args.seed, orders_per_day=args.orders_per_day))

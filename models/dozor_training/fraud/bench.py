@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from dozor.adapters.memory import CollectingReviewQueue, InMemoryDecisionStore
 from dozor.domain.contracts import Order
-from dozor.domain.features import PiiHasher
-from dozor.domain.model import FraudModel
-from dozor.domain.scoring import OrderScoring, ScoredOrder
-from dozor_training.offline import CollectingReviewQueue, InMemoryDecisionStore
-from dozor_training.replay import replay
-from dozor_training.simulator import SimulationConfig, simulate
+from dozor.domain.fraud.model import FraudModel
+from dozor.domain.fraud.scoring import OrderScoring, ScoredOrder
+from dozor.domain.privacy import PiiHasher
+from dozor_training.fraud.replay import replay
+from dozor_training.fraud.simulator import SimulationConfig, simulate
 
 
 def _cpu(fn: Callable[[], object]) -> float:
