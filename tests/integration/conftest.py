@@ -16,7 +16,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from dozor.handlers.wiring import dependencies
+from dozor.handlers.fraud.wiring import dependencies
 from dozor_local.invoke import lambda_context
 from dozor_local.stack import LocalStack
 

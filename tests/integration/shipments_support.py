@@ -17,9 +17,9 @@ import pytest
 import xgboost as xgb
 from moto import mock_aws
 
-from dozor.domain.lanes import LaneDeadlines, StageNorm
-from dozor.domain.parcel_model import PARCEL_FEATURE_NAMES
-from dozor.handlers.wiring import parcel_loss_model, shipment_dependencies
+from dozor.domain.parcels.lanes import LaneDeadlines, StageNorm
+from dozor.domain.parcels.model import PARCEL_FEATURE_NAMES
+from dozor.handlers.parcels.wiring import parcel_loss_model, shipment_dependencies
 from dozor_local.invoke import lambda_context
 from dozor_local.stack import LocalStack
 from tests.integration.conftest import sqs_event as queue_event

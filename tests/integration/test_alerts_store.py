@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
-from dozor.adapters.dynamodb_parcels import DynamoAlertStore, DynamoParcelStore
+from dozor.adapters.dynamodb.parcels import DynamoAlertStore, DynamoParcelStore
 from dozor.adapters.sns import SnsAlertTopic
-from dozor.domain.alerts import Alert, AlertType, Severity, assess
-from dozor.domain.lanes import LaneDeadlines
-from dozor.domain.parcel_tracking import AlertEvent
-from dozor.domain.shipments import Parcel, ShipmentEvent, apply_scans
+from dozor.domain.parcels.alerts import Alert, AlertType, Severity, assess
+from dozor.domain.parcels.lanes import LaneDeadlines
+from dozor.domain.parcels.shipments import Parcel, ShipmentEvent, apply_scans
+from dozor.domain.parcels.tracking import AlertEvent
 from tests.integration.shipments_support import ParcelStack, parcel_model_dir, parcel_stack, scan
 
 __all__ = ["parcel_model_dir", "parcel_stack"]  # fixtures

@@ -6,7 +6,7 @@ import json
 
 import boto3
 
-from dozor.handlers import order_events
+from dozor.handlers.fraud import order_events
 from dozor_local.event_source import deliver_once
 from tests.integration.conftest import Stack, make_order
 

@@ -8,8 +8,8 @@ from collections import Counter
 import boto3
 import pytest
 
-from dozor.handlers import order_events, score_order
-from dozor.handlers.wiring import dependencies
+from dozor.handlers.fraud import order_events, score_order
+from dozor.handlers.fraud.wiring import dependencies
 from tests.integration.conftest import Stack, api_event, make_order, sqs_event
 
 

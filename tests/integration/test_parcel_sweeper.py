@@ -10,10 +10,10 @@ from pathlib import Path
 
 import boto3
 
-from dozor.adapters.dynamodb_parcels import DUE_SHARDS, DynamoCarrierFeeds, due_shard
-from dozor.domain.alerts import AlertType
-from dozor.handlers import parcel_sweeper, shipment_events
-from dozor.handlers.wiring import parcel_loss_model, shipment_dependencies
+from dozor.adapters.dynamodb.parcels import DUE_SHARDS, DynamoCarrierFeeds, due_shard
+from dozor.domain.parcels.alerts import AlertType
+from dozor.handlers.parcels import parcel_sweeper, shipment_events
+from dozor.handlers.parcels.wiring import parcel_loss_model, shipment_dependencies
 from dozor_local.invoke import invoke_handler
 from tests.integration.shipments_support import (
     EVENTS,

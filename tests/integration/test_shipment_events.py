@@ -11,10 +11,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from dozor.adapters.dynamodb import DynamoDecisionStore
-from dozor.adapters.dynamodb_parcels import DynamoCarrierFeeds
+from dozor.adapters.dynamodb.decisions import DynamoDecisionStore
+from dozor.adapters.dynamodb.parcels import DynamoCarrierFeeds
 from dozor.domain.contracts import Decision, DecisionKind, RiskLevel
-from dozor.handlers import shipment_events
+from dozor.handlers.parcels import shipment_events
 from dozor_local.event_source import deliver_once
 from dozor_local.invoke import invoke_handler
 from tests.integration.shipments_support import (

@@ -12,10 +12,10 @@ from typing import Any
 
 import boto3
 
-from dozor.adapters.dynamodb import DynamoDecisionStore
+from dozor.adapters.dynamodb.decisions import DynamoDecisionStore
 from dozor.domain.contracts import Decision, DecisionKind, RiskLevel
-from dozor.handlers import parcel_sweeper, shipment_events
-from dozor.handlers.wiring import parcel_loss_model, shipment_dependencies
+from dozor.handlers.parcels import parcel_sweeper, shipment_events
+from dozor.handlers.parcels.wiring import parcel_loss_model, shipment_dependencies
 from dozor_local.sam import load_template
 from tests.integration.shipments_support import (
     TEMPLATE,

@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dozor.adapters.memory import InMemoryAggregates
 from dozor.domain import aggregates as agg
 from dozor.domain.contracts import Order
-from dozor.domain.features import OrderView, PiiHasher, compute, identify, updates, view
+from dozor.domain.fraud.features import OrderView, compute, identify, updates, view
+from dozor.domain.privacy import PiiHasher
 
 TEST_PII_KEY = b"unit-test-pii-key"
 
@@ -58,7 +60,7 @@ class FeatureReplay:
 
     def __init__(self, key: bytes = TEST_PII_KEY) -> None:
         self.hasher = PiiHasher(key)
-        self.store = agg.InMemoryAggregates()
+        self.store = InMemoryAggregates()
 
     def score(self, order: Order) -> tuple[OrderView, np.ndarray]:
         entities = identify(order, self.hasher)

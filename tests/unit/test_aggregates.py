@@ -18,17 +18,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dozor.adapters.memory import InMemoryAggregates
 from dozor.domain import aggregates as agg
 from dozor.domain.aggregates import (
     Entity,
-    InMemoryAggregates,
     apply_updates,
     container_sks,
     keys_for,
     summarise,
     updates_for,
 )
-from dozor.domain.features import LINKS
+from dozor.domain.fraud.features import LINKS
 
 CARD = Entity("card", "c0ffee")
 BUYER = Entity("buyer", "buyer-1")

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dozor.domain.contracts import Order
-from dozor.domain.features import FEATURE_INDEX, FEATURE_NAMES, PiiHasher, identify
+from dozor.domain.fraud.features import FEATURE_INDEX, FEATURE_NAMES, identify
+from dozor.domain.privacy import PiiHasher
 
 if TYPE_CHECKING:
     from .conftest import FeatureReplay

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from dozor.domain.contracts import Order
-from dozor.domain.features import FEATURE_INDEX, PiiHasher, compute, identify, view
-from dozor.domain.privacy import pseudonymise
+from dozor.domain.fraud.features import FEATURE_INDEX, compute, identify, view
+from dozor.domain.privacy import PiiHasher, pseudonymise
 
 HASHER = PiiHasher(b"unit-test-pii-key")
 

@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dozor.adapters.memory import CollectingReviewQueue, InMemoryDecisionStore
 from dozor.domain.contracts import DecisionKind
-from dozor.domain.features import FEATURE_INDEX, PiiHasher
-from dozor.domain.model import FraudModel
-from dozor.domain.scoring import OrderScoring
-from dozor_training.offline import CollectingReviewQueue, InMemoryDecisionStore
+from dozor.domain.fraud.features import FEATURE_INDEX
+from dozor.domain.fraud.model import FraudModel
+from dozor.domain.fraud.scoring import OrderScoring
+from dozor.domain.privacy import PiiHasher
 from tests.unit.conftest import build_order
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -19,16 +19,14 @@ from aws_lambda_powertools import Logger
 
 from dozor.adapters.s3 import S3ModelArtifacts
 from dozor.adapters.ssm import SsmModelPointers
-from dozor.domain.model import FraudModel, ModelMismatchError
-from dozor.domain.registry import (
+from dozor.domain.errors import DozorError, StoreUnavailableError, UnknownVersionError
+from dozor.domain.fraud.model import FraudModel
+from dozor.domain.fraud.registry import (
     NO_SHADOW,
     PACKAGED,
     ModelRole,
     PointerChange,
-    RegistryError,
-    RegistryUnavailableError,
     ServingModels,
-    UnknownVersionError,
     check_version,
 )
 
@@ -129,14 +127,14 @@ class RegistryModelSource:
             return self._current
         try:
             active = self._model(self._pointers.read(ModelRole.ACTIVE))
-        except (RegistryError, ModelMismatchError) as error:
+        except DozorError as error:  # unreachable, unknown, or not this code's features
             return self._keep_current("active", error)
         shadow: FraudModel | None = None
         if self._pointers.has(ModelRole.SHADOW):
             try:
                 version = self._pointers.read(ModelRole.SHADOW)
                 shadow = None if version == NO_SHADOW else self._model(version)
-            except (RegistryError, ModelMismatchError) as error:
+            except DozorError as error:  # unreachable, unknown, or not this code's features
                 # A broken shadow must not hold back the active model: go on without it.
                 self._keep_current("shadow", error)
                 shadow = None
@@ -173,7 +171,7 @@ class RegistryModelSource:
             return self._loaded[version]
         check_version(version)
         if self._artifacts is None:
-            raise RegistryUnavailableError(f"model {version} is named but no model bucket is configured")
+            raise StoreUnavailableError(f"model {version} is named but no model bucket is configured")
         directory = self._cache_dir / version
         if not (directory / "metadata.json").exists():
             self._artifacts.download(version, directory)

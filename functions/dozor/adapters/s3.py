@@ -2,7 +2,7 @@
 
 Versions are immutable: every file is written with ``If-None-Match: *``, so a second upload of a
 version can only succeed if it carries the same bytes (compared by the SHA-256 kept in the
-object's metadata). Errors surface as registry errors, never as ClientError.
+object's metadata). Errors surface as domain errors, never as ClientError.
 """
 
 from __future__ import annotations
@@ -13,17 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from dozor.domain.registry import ArtifactConflictError, RegistryUnavailableError, UnknownVersionError
+from dozor.adapters.aws_errors import S3, translated
+from dozor.domain.errors import ArtifactConflictError, ConflictError, NotFoundError, UnknownVersionError
 
 # The booster first, metadata last: a version counts as published once its metadata is there.
 ARTIFACT_FILES = ("model.ubj", "metadata.json")
-_MISSING = {"404", "NoSuchKey", "NotFound"}
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 class S3ModelArtifacts:
@@ -44,17 +38,16 @@ class S3ModelArtifacts:
             body = (directory / name).read_bytes()
             digest = hashlib.sha256(body).hexdigest()
             try:
-                self._client.put_object(
-                    Bucket=self._bucket,
-                    Key=self.key(version, name),
-                    Body=body,
-                    IfNoneMatch="*",
-                    Metadata={"sha256": digest},
-                )
+                with translated(S3, f"cannot upload {version}/{name}"):
+                    self._client.put_object(
+                        Bucket=self._bucket,
+                        Key=self.key(version, name),
+                        Body=body,
+                        IfNoneMatch="*",
+                        Metadata={"sha256": digest},
+                    )
                 uploaded = True
-            except ClientError as error:
-                if _code(error) not in {"PreconditionFailed", "412"}:
-                    raise RegistryUnavailableError(f"cannot upload {version}/{name}: {error}") from error
+            except ConflictError as error:  # already there: fine only if it is the same bytes
                 if self._stored_digest(version, name) != digest:
                     raise ArtifactConflictError(
                         f"{version}/{name} already exists with different content; "
@@ -64,11 +57,10 @@ class S3ModelArtifacts:
 
     def exists(self, version: str) -> bool:
         try:
-            self._client.head_object(Bucket=self._bucket, Key=self.key(version, ARTIFACT_FILES[-1]))
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return False
-            raise RegistryUnavailableError(f"cannot read {version}: {error}") from error
+            with translated(S3, f"cannot read {version}"):
+                self._client.head_object(Bucket=self._bucket, Key=self.key(version, ARTIFACT_FILES[-1]))
+        except NotFoundError:
+            return False
         return True
 
     def download(self, version: str, directory: Path) -> Path:
@@ -76,12 +68,11 @@ class S3ModelArtifacts:
         directory.mkdir(parents=True, exist_ok=True)
         for name in ARTIFACT_FILES:
             try:
-                response = self._client.get_object(Bucket=self._bucket, Key=self.key(version, name))
-                body = response["Body"].read()
-            except ClientError as error:
-                if _code(error) in _MISSING:
-                    raise UnknownVersionError(f"no model {version} in s3://{self._bucket}") from error
-                raise RegistryUnavailableError(f"cannot download {version}/{name}: {error}") from error
+                with translated(S3, f"cannot download {version}/{name}"):
+                    response = self._client.get_object(Bucket=self._bucket, Key=self.key(version, name))
+                    body = response["Body"].read()
+            except NotFoundError as error:
+                raise UnknownVersionError(f"no model {version} in s3://{self._bucket}") from error
             handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
             with os.fdopen(handle, "wb") as out:
                 out.write(body)
@@ -91,18 +82,14 @@ class S3ModelArtifacts:
     def versions(self) -> list[str]:
         """Every version with an artifact in the bucket, in name order."""
         found: list[str] = []
-        try:
+        with translated(S3, f"cannot list s3://{self._bucket}"):
             paginator = self._client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self._bucket, Prefix=f"{self._kind}/", Delimiter="/"):
                 found += [p["Prefix"].split("/")[1] for p in page.get("CommonPrefixes", [])]
-        except ClientError as error:
-            raise RegistryUnavailableError(f"cannot list s3://{self._bucket}: {error}") from error
         return sorted(found)
 
     def _stored_digest(self, version: str, name: str) -> str | None:
-        try:
+        with translated(S3, f"cannot read {version}/{name}"):
             head = self._client.head_object(Bucket=self._bucket, Key=self.key(version, name))
-        except ClientError as error:
-            raise RegistryUnavailableError(f"cannot read {version}/{name}: {error}") from error
         digest: str | None = head.get("Metadata", {}).get("sha256")
         return digest

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+from dozor.domain.errors import StoreUnavailableError
 
 # The key rotates rarely and a rotation needs a backfill anyway; an hour of caching keeps the
 # secret off the hot path.
@@ -10,5 +13,9 @@ _CACHE_SECONDS = 3600
 
 
 def hash_key(secret_id: str) -> bytes:
-    value = parameters.get_secret(secret_id, max_age=_CACHE_SECONDS)
+    """The hashing key (cached); `StoreUnavailableError` when Secrets Manager cannot give it."""
+    try:
+        value = parameters.get_secret(secret_id, max_age=_CACHE_SECONDS)
+    except GetParameterError as error:  # powertools wraps every failure of the read in it
+        raise StoreUnavailableError(f"hash key secret not read: {error}") from error
     return value.encode() if isinstance(value, str) else bytes(value)

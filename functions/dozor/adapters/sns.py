@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from dozor.domain.alerts import Alert
-from dozor.domain.parcel_tracking import AlertEvent, TrackingUnavailableError
+from dozor.adapters.aws_errors import SNS, translated
+from dozor.domain.parcels.alerts import Alert
+from dozor.domain.parcels.tracking import AlertEvent
 
 SUBJECT_LIMIT = 100  # SNS rejects longer email subjects
 
 
 class SnsAlertTopic:
-    """Implements `dozor.domain.parcel_tracking.AlertTopic`: one message per raised or resolved alert."""
+    """Implements `dozor.domain.parcels.tracking.AlertTopic`: one message per raised or resolved alert."""
 
     def __init__(self, client: Any, topic_arn: str) -> None:
         self._client = client
@@ -29,7 +28,7 @@ class SnsAlertTopic:
             "region": alert.destination_region or "unknown",
         }
         subject = f"Dozor {alert.type.value} {event.value.lower()}: parcel {alert.parcel_id}"
-        try:
+        with translated(SNS, f"alert {alert.alert_id} not published"):
             self._client.publish(
                 TopicArn=self._topic_arn,
                 Message=alert.model_dump_json(),
@@ -38,6 +37,3 @@ class SnsAlertTopic:
                     name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
                 },
             )
-        except (ClientError, BotoCoreError) as error:
-            code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
-            raise TrackingUnavailableError(f"alert {alert.alert_id} not published: {code}") from error

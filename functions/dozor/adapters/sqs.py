@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from dozor.adapters.aws_errors import SQS, translated
 from dozor.domain.contracts import Decision, Order
 from dozor.domain.feedback import Feedback
-from dozor.domain.parcel_tracking import TrackingUnavailableError
 
 
 class SqsReviewQueue:
-    """Implements `dozor.domain.scoring.ReviewQueue`: one message per order sent to review."""
+    """Implements `dozor.domain.fraud.scoring.ReviewQueue`: one message per order sent to review."""
 
     def __init__(self, client: Any, queue_url: str) -> None:
         self._client = client
@@ -32,30 +30,28 @@ class SqsReviewQueue:
                 "currency": order.currency,
             },
         }
-        self._client.send_message(
-            QueueUrl=self._queue_url,
-            MessageBody=json.dumps(body),
-            MessageAttributes={
-                "risk_level": {"DataType": "String", "StringValue": decision.risk_level.value},
-                "model_version": {"DataType": "String", "StringValue": decision.model_version},
-            },
-        )
+        with translated(SQS, f"review of {decision.order_id} not queued"):
+            self._client.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=json.dumps(body),
+                MessageAttributes={
+                    "risk_level": {"DataType": "String", "StringValue": decision.risk_level.value},
+                    "model_version": {"DataType": "String", "StringValue": decision.model_version},
+                },
+            )
 
 
 class SqsFeedbackQueue:
-    """Implements `dozor.domain.parcel_tracking.FeedbackQueue`: parcel outcomes for the fraud labels."""
+    """Implements `dozor.domain.parcels.tracking.FeedbackQueue`: parcel outcomes for the fraud labels."""
 
     def __init__(self, client: Any, queue_url: str) -> None:
         self._client = client
         self._queue_url = queue_url
 
     def report(self, feedback: Feedback) -> None:
-        try:
+        with translated(SQS, f"feedback for {feedback.parcel_id} not sent"):
             self._client.send_message(
                 QueueUrl=self._queue_url,
                 MessageBody=feedback.model_dump_json(exclude_none=True),
                 MessageAttributes={"kind": {"DataType": "String", "StringValue": feedback.kind.value}},
             )
-        except (ClientError, BotoCoreError) as error:
-            code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
-            raise TrackingUnavailableError(f"feedback for {feedback.parcel_id} not sent: {code}") from error

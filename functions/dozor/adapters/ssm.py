@@ -11,9 +11,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-from botocore.exceptions import ClientError
 
-from dozor.domain.registry import ModelRole, PointerChange, RegistryUnavailableError
+from dozor.adapters.aws_errors import SSM, translated
+from dozor.domain.errors import NotFoundError, StoreUnavailableError
+from dozor.domain.fraud.registry import ModelRole, PointerChange
 
 
 class SsmModelPointers:
@@ -36,36 +37,32 @@ class SsmModelPointers:
         try:
             return self._names[role]
         except KeyError:
-            raise RegistryUnavailableError(f"no parameter configured for the {role} model") from None
+            raise NotFoundError(f"no parameter configured for the {role} model") from None
 
     def read(self, role: ModelRole) -> str:
         """The version the role points at (cached for `max_age` seconds)."""
         try:
             value = self._provider.get(self.name(role), max_age=self._max_age)
-        except GetParameterError as error:
-            raise RegistryUnavailableError(f"cannot read the {role} model parameter: {error}") from error
+        except GetParameterError as error:  # powertools wraps every failure of the read in it
+            raise StoreUnavailableError(f"cannot read the {role} model parameter: {error}") from error
         return str(value).strip()
 
     def point(self, role: ModelRole, version: str) -> int:
         """Point the role at `version`; returns the parameter's new revision."""
-        try:
+        with translated(SSM, f"cannot set the {role} model parameter"):
             response = self._client.put_parameter(
                 Name=self.name(role), Value=version, Type="String", Overwrite=True
             )
-        except ClientError as error:
-            raise RegistryUnavailableError(f"cannot set the {role} model parameter: {error}") from error
         return int(response["Version"])
 
     def history(self, role: ModelRole) -> list[PointerChange]:
         """Every value the role's parameter has had, oldest first."""
         changes: list[PointerChange] = []
-        try:
+        with translated(SSM, f"cannot read the {role} model history"):
             paginator = self._client.get_paginator("get_parameter_history")
             for page in paginator.paginate(Name=self.name(role)):
                 changes += [
                     PointerChange(role, int(p["Version"]), str(p["Value"]), p.get("LastModifiedDate"))
                     for p in page.get("Parameters", [])
                 ]
-        except ClientError as error:
-            raise RegistryUnavailableError(f"cannot read the {role} model history: {error}") from error
         return sorted(changes, key=lambda c: c.revision)

@@ -30,14 +30,14 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple, Protocol
 
+from dozor.domain.clock import DAY, HOUR
+
 Key = tuple[str, str]
 Item = Mapping[str, object]
 Snapshot = Mapping[Key, Item]
 
 PROFILE = "P"
 FIVE_MINUTES = 300
-HOUR = 3600
-DAY = 86400
 
 # How long a container outlives the last window that reads it, for clock skew and late events.
 _TTL_SLACK = {"H": 2 * HOUR, "D": 2 * DAY, "M": 35 * DAY}
@@ -394,16 +394,3 @@ def apply_updates(items: dict[Key, dict[str, object]], updates: Iterable[Contain
             item.setdefault(attr, value)
         if update.expires_at is not None:
             item["expires_at"] = update.expires_at
-
-
-class InMemoryAggregates:
-    """The feature store for training replay and tests: same reads and updates, in a dict."""
-
-    def __init__(self) -> None:
-        self.items: dict[Key, dict[str, object]] = {}
-
-    def read(self, keys: Iterable[Key]) -> dict[Key, dict[str, object]]:
-        return {k: self.items[k] for k in keys if k in self.items}
-
-    def apply(self, updates: Iterable[ContainerUpdate]) -> None:
-        apply_updates(self.items, updates)

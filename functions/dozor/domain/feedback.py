@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, Self
+from typing import Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 
-from dozor.domain.aggregates import FRAUD, LOSS, ContainerUpdate, Entity
+from dozor.domain.aggregates import FRAUD, LOSS
 from dozor.domain.contracts import Id
-from dozor.domain.features import label_updates
 
 
 class FeedbackKind(StrEnum):
@@ -80,25 +79,6 @@ def label_of(feedback: Feedback) -> Label | None:
     return None
 
 
-class Recorded(StrEnum):
-    """What recording one feedback message did."""
-
-    COUNTED = "counted"  # stored, and counted against the order's entities
-    STORED = "stored"  # stored; nothing to count (a legit verdict, an unknown order, a parcel only)
-    ALREADY_COUNTED = "already_counted"  # stored; the order was already counted as fraud / lost
-    DUPLICATE = "duplicate"  # this very feedback was recorded before (at-least-once delivery)
-
-
-class LabelStore(Protocol):
-    def entities_of(self, order_id: str) -> list[Entity] | None:
-        """The entities the order was counted for when it was scored; None if Dozor never scored it."""
-        ...
-
-    def record(self, feedback: Feedback, verdict: str | None, updates: list[ContainerUpdate]) -> Recorded:
-        """Store the feedback; for a verdict not yet counted for its order, apply ``updates`` with it."""
-        ...
-
-
 def verdict_of(kind: FeedbackKind) -> str | None:
     """What a feedback kind counts as in the label aggregates: FRAUD, LOSS or nothing."""
     if kind in FRAUD_KINDS:
@@ -106,24 +86,3 @@ def verdict_of(kind: FeedbackKind) -> str | None:
     if kind in LOSS_KINDS:
         return LOSS
     return None
-
-
-class FeedbackRecorder:
-    """Turns feedback into labels and label-based aggregates, once per order and verdict.
-
-    The same arithmetic as training replay (`features.label_updates` at ``reported_at``): a
-    chargeback here changes exactly the features the next order of that buyer, card or seller
-    would have seen in replay.
-    """
-
-    def __init__(self, store: LabelStore) -> None:
-        self._store = store
-
-    def record(self, feedback: Feedback) -> Recorded:
-        verdict = verdict_of(feedback.kind)
-        if verdict is None or feedback.order_id is None:
-            return self._store.record(feedback, None, [])
-        entities = self._store.entities_of(feedback.order_id)
-        if not entities:  # an order Dozor never scored: keep the label, there is nothing to count
-            return self._store.record(feedback, None, [])
-        return self._store.record(feedback, verdict, label_updates(entities, feedback.reported_at, verdict))

@@ -17,10 +17,40 @@ with the feature code in mind:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
+
 from dozor.domain.contracts import Order
-from dozor.domain.features import PiiHasher, _address_key, _normalise
 
 _LETTERS = "abcdefghijklmnop"  # one per hex digit of the hash
+
+
+class PiiHasher:
+    """Keyed hash (HMAC-SHA256) for personal data: stable for joins, useless without the key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __call__(self, kind: str, value: str) -> str:
+        return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalise(value: str) -> str:
+    """Case and spacing folded, so the same email or address is the same entity."""
+    return _SPACES.sub(" ", value.strip().lower())
+
+
+def address_key(order: Order) -> str | None:
+    """The shipping address as one normalised string, country to street (None without a street)."""
+    s = order.shipping
+    if s is None or not s.address:
+        return None
+    parts = (s.country, s.region, s.city, s.postal_code, s.address)
+    return "|".join(normalise(p) for p in parts if p)
 
 
 def pseudonymise(order: Order, hasher: PiiHasher) -> Order:
@@ -39,7 +69,7 @@ def pseudonymise(order: Order, hasher: PiiHasher) -> Order:
         changes["payment"] = order.payment.model_copy(
             update={"card_fingerprint": hasher("card", order.payment.card_fingerprint)}
         )
-    address = _address_key(order)
+    address = address_key(order)
     if order.shipping and address:
         changes["shipping"] = order.shipping.model_copy(update={"address": hasher("address", address)})
     return order.model_copy(update=changes) if changes else order
@@ -49,7 +79,7 @@ def _email_pseudonym(email: str, hasher: PiiHasher) -> str:
     local, at, domain = email.strip().rpartition("@")
     if not at:  # not an address at all: nothing readable is worth keeping
         local, domain = email.strip(), ""
-    normalised = _normalise(email)
+    normalised = normalise(email)
     stream = ""
     block = 0
     while len(stream) < len(local):

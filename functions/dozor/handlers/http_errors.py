@@ -8,6 +8,22 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
+from dozor.domain.errors import (
+    ConflictError,
+    DozorError,
+    InvalidInputError,
+    NotFoundError,
+    StoreUnavailableError,
+)
+
+# Each family of the one error model has one status (dozor.domain.errors); first match wins.
+_STATUS: tuple[tuple[type[DozorError], int, str], ...] = (
+    (StoreUnavailableError, 503, "the decision store is busy; retry the same request"),
+    (ConflictError, 409, "the request conflicts with what is stored"),
+    (InvalidInputError, 422, "the request is invalid"),
+    (NotFoundError, 404, "not found"),
+)
+
 
 def error_response(
     status: int,
@@ -45,3 +61,13 @@ def oversize_response(size: int, limit: int) -> dict[str, Any]:
         "body": json.dumps({"message": f"body of {size} bytes exceeds the {limit} byte limit"}),
         "isBase64Encoded": False,
     }
+
+
+def domain_error_response(error: DozorError) -> Response[str]:
+    """The HTTP answer to a domain error, by its family; 503s ask the client to retry."""
+    for family, status, message in _STATUS:
+        if isinstance(error, family):
+            headers = {"Retry-After": "1"} if status == 503 else None
+            detail = str(error) if status in (404, 409) else message
+            return error_response(status, detail, headers)
+    return error_response(500, "internal error")

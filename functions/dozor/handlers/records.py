@@ -10,11 +10,9 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from dozor.domain.errors import InvalidRecordError
+
 Payload = TypeVar("Payload", bound=BaseModel)
-
-
-class InvalidRecordError(ValueError):
-    """A record that can never be processed."""
 
 
 def parse_record(body: str, model: type[Payload]) -> Payload:

@@ -14,7 +14,8 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dozor.handlers.wiring import logger, metrics, parcel_loss_model, shipment_dependencies, tracer
+from dozor.handlers.parcels.wiring import parcel_loss_model, shipment_dependencies
+from dozor.handlers.wiring import logger, metrics, tracer
 
 
 @logger.inject_lambda_context

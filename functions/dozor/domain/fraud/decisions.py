@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from dozor.domain.contracts import Decision, DecisionKind, Reason, RiskLevel
-from dozor.domain.model import Thresholds
-from dozor.domain.rules import RuleHit
+from dozor.domain.fraud.model import Thresholds
+from dozor.domain.fraud.rules import RuleHit
 
 _RANK = {DecisionKind.APPROVE: 0, DecisionKind.REVIEW: 1, DecisionKind.DECLINE: 2}
 _RISK_FOR = {

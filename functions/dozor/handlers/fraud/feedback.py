@@ -15,8 +15,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dozor.domain.feedback import Feedback
+from dozor.handlers.fraud.wiring import feedback_recorder
 from dozor.handlers.records import parse_record
-from dozor.handlers.wiring import feedback_recorder, logger, metrics, tracer
+from dozor.handlers.wiring import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

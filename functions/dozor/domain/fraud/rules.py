@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dozor.domain.contracts import DecisionKind
-from dozor.domain.features import FEATURE_INDEX, OrderView
+from dozor.domain.fraud.features import FEATURE_INDEX, OrderView
 
 Facts = Mapping[str, float]
 

@@ -20,20 +20,13 @@ from typing import Protocol
 import numpy as np
 
 from dozor.domain import aggregates as agg
-from dozor.domain import features, rules
 from dozor.domain.contracts import Decision, DecisionKind, Order
-from dozor.domain.decisions import combine, decide
-from dozor.domain.explanations import explain
-from dozor.domain.model import FraudModel
-from dozor.domain.privacy import pseudonymise
-
-
-class AlreadyDecidedError(Exception):
-    """The order was decided before (a replay or a concurrent delivery)."""
-
-
-class StoreUnavailableError(Exception):
-    """The feature store could not be read in time (throttling, outage)."""
+from dozor.domain.errors import AlreadyDecidedError, StoreUnavailableError
+from dozor.domain.fraud import features, rules
+from dozor.domain.fraud.decisions import combine, decide
+from dozor.domain.fraud.explanations import explain
+from dozor.domain.fraud.model import FraudModel
+from dozor.domain.privacy import PiiHasher, pseudonymise
 
 
 class DecisionStore(Protocol):
@@ -89,7 +82,7 @@ class OrderScoring:
         store: DecisionStore,
         review_queue: ReviewQueue,
         model: FraudModel,
-        hasher: features.PiiHasher,
+        hasher: PiiHasher,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store

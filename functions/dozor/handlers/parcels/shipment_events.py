@@ -15,9 +15,11 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dozor.domain.shipments import ShipmentEvent
-from dozor.handlers.records import InvalidRecordError, parse_record
-from dozor.handlers.wiring import logger, metrics, shipment_dependencies, tracer
+from dozor.domain.errors import InvalidRecordError
+from dozor.domain.parcels.shipments import ShipmentEvent
+from dozor.handlers.parcels.wiring import shipment_dependencies
+from dozor.handlers.records import parse_record
+from dozor.handlers.wiring import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

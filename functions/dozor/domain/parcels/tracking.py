@@ -22,25 +22,18 @@ from typing import Protocol
 
 import numpy as np
 
-from dozor.domain.alerts import Alert, AlertType, FeedGap, assess, effective_silence, resolutions
+from dozor.domain.errors import DozorError, ParcelConflictError, StoreUnavailableError
 from dozor.domain.feedback import Feedback, FeedbackKind
-from dozor.domain.lanes import LaneDeadlines
-from dozor.domain.parcel_model import ParcelLossModel, parcel_features
-from dozor.domain.shipments import Parcel, ParcelStatus, ShipmentEvent, apply_scans
+from dozor.domain.parcels.alerts import Alert, AlertType, FeedGap, assess, effective_silence, resolutions
+from dozor.domain.parcels.lanes import LaneDeadlines
+from dozor.domain.parcels.model import ParcelLossModel, parcel_features
+from dozor.domain.parcels.shipments import Parcel, ParcelStatus, ShipmentEvent, apply_scans
 
 # Outcomes the fraud side learns from (a lost parcel, a delivered one).
 OUTCOME_FEEDBACK = {ParcelStatus.LOST: FeedbackKind.LOST, ParcelStatus.DELIVERED: FeedbackKind.DELIVERED}
 SAVE_ATTEMPTS = 4
 # How long a parcel's due time may be moved past "now" at most before the sweeper looks again.
 DEFAULT_RESCORE_EVERY = timedelta(hours=6)
-
-
-class TrackingUnavailableError(Exception):
-    """A store or publisher could not be reached; the caller retries the scans later."""
-
-
-class ParcelConflictError(TrackingUnavailableError):
-    """The parcel changed between read and write (another batch, the sweeper)."""
 
 
 class AlertEvent(StrEnum):
@@ -174,26 +167,26 @@ class ParcelTracking:
 
     def record_scans(
         self, scans_by_parcel: Mapping[str, Sequence[ShipmentEvent]]
-    ) -> dict[str, Parcel | TrackingUnavailableError]:
+    ) -> dict[str, Parcel | DozorError]:
         """Apply each parcel's scans (one batched read for all); per parcel its new state or the error."""
         try:
             stored = self._parcels.load_many(list(scans_by_parcel))
-        except TrackingUnavailableError as error:
+        except StoreUnavailableError as error:
             return dict.fromkeys(scans_by_parcel, error)
         # A carrier's outage is not its parcels' silence: scans back-filled after one raise no STALLED.
         try:
             carriers = {e.carrier for events in scans_by_parcel.values() for e in events}
             feed_gaps = self._feeds.heard_from(carriers, self._clock())
-        except TrackingUnavailableError:
+        except StoreUnavailableError:
             feed_gaps = {}  # judged without them: at worst an alert too many
         # A new parcel keeps its order's fraud score (a loss feature): one read for all of them.
         new_orders = [events[0].order_id for pid, events in scans_by_parcel.items() if pid not in stored]
         scores = self._fraud.fraud_scores(new_orders) if new_orders else {}
-        results: dict[str, Parcel | TrackingUnavailableError] = {}
+        results: dict[str, Parcel | DozorError] = {}
         for parcel_id, events in scans_by_parcel.items():
             try:
                 results[parcel_id] = self._record(stored.get(parcel_id), events, scores, feed_gaps)
-            except TrackingUnavailableError as error:
+            except DozorError as error:  # this parcel's scans are retried; the others are done
                 results[parcel_id] = error
         return results
 

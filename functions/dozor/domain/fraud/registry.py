@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from dozor.domain.model import FraudModel
+from dozor.domain.errors import ArtifactConflictError, UnknownVersionError
+from dozor.domain.fraud.model import FraudModel
 
 PACKAGED = "packaged"
 NO_SHADOW = "none"
@@ -24,22 +25,6 @@ _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 class ModelRole(StrEnum):
     ACTIVE = "active"
     SHADOW = "shadow"
-
-
-class RegistryError(Exception):
-    """Base of what can go wrong between a function and the model registry."""
-
-
-class RegistryUnavailableError(RegistryError):
-    """The registry could not be read or written (throttling, permissions, outage, missing resource)."""
-
-
-class UnknownVersionError(RegistryError):
-    """No artifact was published under this version."""
-
-
-class ArtifactConflictError(RegistryError):
-    """A different artifact already exists under this version; versions are immutable."""
 
 
 def check_version(version: str, *, publishable: bool = False) -> str:

@@ -16,13 +16,10 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from dozor.domain.features import FEATURE_NAMES
+from dozor.domain.errors import ModelMismatchError
+from dozor.domain.fraud.features import FEATURE_NAMES
 
-PACKAGED_MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
-
-
-class ModelMismatchError(RuntimeError):
-    """The artifact was trained on other features than this code computes."""
+PACKAGED_MODEL_DIR = Path(__file__).resolve().parents[2] / "model"
 
 
 @dataclass(frozen=True)

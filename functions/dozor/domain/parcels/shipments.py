@@ -16,14 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from dozor.domain.contracts import Id, ShortText
-
-if TYPE_CHECKING:
-    from dozor.domain.lanes import LaneDeadlines
 
 DEFAULT_ORIGIN = "CN"
 
@@ -308,11 +305,17 @@ def canonical(scans: Iterable[ScanRecord]) -> tuple[ScanRecord, ...]:
     return tuple(unique.values())
 
 
+class ScanDeadlines(Protocol):
+    """When a parcel's next scan is due (`lanes.LaneDeadlines` learns it from delivered parcels)."""
+
+    def due_after(self, lane: Lane, status: ParcelStatus) -> timedelta: ...
+
+
 def build_parcel(
     parcel_id: str,
     order_id: str,
     scans: Iterable[ScanRecord],
-    deadlines: LaneDeadlines | None = None,
+    deadlines: ScanDeadlines | None = None,
     *,
     version: int = 1,
     order_fraud_score: float | None = None,
@@ -367,7 +370,7 @@ def build_parcel(
     )
 
 
-def apply_scans(parcel: Parcel | None, events: Sequence[ShipmentEvent], deadlines: LaneDeadlines) -> Parcel:
+def apply_scans(parcel: Parcel | None, events: Sequence[ShipmentEvent], deadlines: ScanDeadlines) -> Parcel:
     """The parcel after these scans: the same set of scans gives the same parcel in any order.
 
     Returns `parcel` itself (same version) when the events add nothing new, so a store can skip

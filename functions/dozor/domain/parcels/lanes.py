@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from dozor.domain.geography import remoteness_tier
-from dozor.domain.shipments import TERMINAL, Lane, Parcel, ParcelStatus
+from dozor.domain.parcels.shipments import TERMINAL, Lane, Parcel, ParcelStatus
 
 LANES_FILE = "lanes.json"
 GLOBAL = "*"

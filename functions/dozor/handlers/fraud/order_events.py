@@ -17,8 +17,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dozor.domain.contracts import Order
-from dozor.handlers.records import InvalidRecordError, parse_record
-from dozor.handlers.wiring import logger, metrics, report_shadow, scoring, tracer
+from dozor.domain.errors import InvalidRecordError
+from dozor.handlers.fraud.wiring import report_shadow, scoring
+from dozor.handlers.records import parse_record
+from dozor.handlers.wiring import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -16,8 +16,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from dozor.domain.lanes import LaneDeadlines
-from dozor.domain.shipments import Parcel, ParcelStatus
+from dozor.domain.parcels.lanes import LaneDeadlines
+from dozor.domain.parcels.shipments import Parcel, ParcelStatus
 
 # A LIKELY_LOST alert closes only when the risk falls well below the line that opened it, so a
 # parcel whose risk hovers around the threshold does not open and close an alert every sweep.

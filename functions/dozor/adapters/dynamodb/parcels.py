@@ -10,27 +10,24 @@ version read; conditional-check failures and throttling become domain errors.
 from __future__ import annotations
 
 import json
-import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from dozor.adapters.dynamodb import DynamoDecisionStore
-from dozor.domain.alerts import FEED_QUIET_AFTER, Alert, AlertType, FeedGap
-from dozor.domain.parcel_tracking import (
+from dozor.adapters.aws_errors import DYNAMODB, translated
+from dozor.adapters.dynamodb.codec import chunked_batch_get
+from dozor.adapters.dynamodb.decisions import DynamoDecisionStore
+from dozor.domain.errors import ConflictError, ParcelConflictError, StoreUnavailableError
+from dozor.domain.parcels.alerts import FEED_QUIET_AFTER, Alert, AlertType, FeedGap
+from dozor.domain.parcels.shipments import Parcel
+from dozor.domain.parcels.tracking import (
     AlertEvent,
     DuePage,
-    ParcelConflictError,
     StoredParcel,
     SweepCursor,
-    TrackingUnavailableError,
     outbox_entry,
 )
-from dozor.domain.scoring import StoreUnavailableError
-from dozor.domain.shipments import Parcel
 
 DUE_SHARDS = 16  # fixed by the data: changing it needs the due_shard of every parcel in transit rewritten
 DUE_INDEX = "DueIndex"
@@ -41,7 +38,6 @@ FEED_GAPS_KEPT = timedelta(days=30)  # longer than any lane's stalled deadline
 FEED_NOTE_EVERY = timedelta(minutes=1)
 FINISHED_PARCEL_RETENTION = timedelta(days=400)
 RESOLVED_ALERT_RETENTION = timedelta(days=400)
-BATCH_GET_LIMIT = 100
 
 
 def due_shard(parcel_id: str) -> str:
@@ -53,15 +49,6 @@ def _epoch(t: datetime) -> dict[str, str]:
     return {"N": str(int(t.timestamp()))}
 
 
-def _conditional_failure(error: ClientError) -> bool:
-    return bool(error.response["Error"]["Code"] == "ConditionalCheckFailedException")
-
-
-def _unavailable(what: str, error: ClientError | BotoCoreError) -> TrackingUnavailableError:
-    code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
-    return TrackingUnavailableError(f"{what}: {code}")
-
-
 def _stored(item: Mapping[str, Any]) -> StoredParcel:
     return StoredParcel(
         parcel=Parcel.from_record(json.loads(item["parcel"]["S"])),
@@ -71,48 +58,27 @@ def _stored(item: Mapping[str, Any]) -> StoredParcel:
 
 
 class DynamoParcelStore:
-    """Implements `dozor.domain.parcel_tracking.ParcelStore` on the Shipments table."""
+    """Implements `dozor.domain.parcels.tracking.ParcelStore` on the Shipments table."""
 
     shards = DUE_SHARDS
 
-    def __init__(self, client: Any, table: str, max_attempts: int = 4) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self._client = client
         self._table = table
-        self._max_attempts = max_attempts
 
     def load(self, parcel_id: str) -> StoredParcel | None:
-        try:
+        with translated(DYNAMODB, f"parcel {parcel_id} not read"):
             item = self._client.get_item(
                 TableName=self._table, Key={"parcel_id": {"S": parcel_id}}, ConsistentRead=True
             ).get("Item")
-        except (ClientError, BotoCoreError) as error:
-            raise _unavailable(f"parcel {parcel_id} not read", error) from error
         return _stored(item) if item else None
 
     def load_many(self, parcel_ids: Sequence[str]) -> dict[str, StoredParcel]:
-        found: dict[str, StoredParcel] = {}
-        unique = list(dict.fromkeys(parcel_ids))
-        for start in range(0, len(unique), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                self._table: {
-                    "Keys": [{"parcel_id": {"S": p}} for p in unique[start : start + BATCH_GET_LIMIT]],
-                    "ConsistentRead": True,
-                }
-            }
-            for attempt in range(self._max_attempts):
-                try:
-                    response = self._client.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as error:
-                    raise _unavailable("parcels not read", error) from error
-                for item in response.get("Responses", {}).get(self._table, []):
-                    found[item["parcel_id"]["S"]] = _stored(item)
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(0.02 * 2**attempt)  # DynamoDB asks to back off before retrying the rest
-            else:
-                raise TrackingUnavailableError("BatchGetItem left parcels unprocessed after retries")
-        return found
+        requests = [(self._table, {"parcel_id": {"S": p}}) for p in dict.fromkeys(parcel_ids)]
+        return {
+            item["parcel_id"]["S"]: _stored(item)
+            for _, item in chunked_batch_get(self._client, requests, "parcels not read", consistent=True)
+        }
 
     def save(self, parcel: Parcel, expected_version: int | None, outbox: frozenset[str]) -> StoredParcel:
         names = {
@@ -153,55 +119,47 @@ class DynamoParcelStore:
         if expected_version is None:
             del values[":expected"]
         try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key={"parcel_id": {"S": parcel.parcel_id}},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if _conditional_failure(error):
-                raise ParcelConflictError(parcel.parcel_id) from error
-            raise _unavailable(f"parcel {parcel.parcel_id} not stored", error) from error
-        except BotoCoreError as error:
-            raise _unavailable(f"parcel {parcel.parcel_id} not stored", error) from error
+            with translated(DYNAMODB, f"parcel {parcel.parcel_id} not stored"):
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key={"parcel_id": {"S": parcel.parcel_id}},
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                )
+        except ConflictError as error:
+            raise ParcelConflictError(parcel.parcel_id) from error
         return _stored(response["Attributes"])
 
     def reschedule(self, parcel: Parcel, look_at: datetime) -> bool:
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"parcel_id": {"S": parcel.parcel_id}},
-                UpdateExpression="SET due_at = :due",
-                ConditionExpression="#v = :v AND attribute_exists(due_shard)",
-                ExpressionAttributeNames={"#v": "version"},
-                ExpressionAttributeValues={":due": _epoch(look_at), ":v": {"N": str(parcel.version)}},
-            )
-        except ClientError as error:
-            if _conditional_failure(error):
-                return False
-            raise _unavailable(f"parcel {parcel.parcel_id} not rescheduled", error) from error
-        except BotoCoreError as error:
-            raise _unavailable(f"parcel {parcel.parcel_id} not rescheduled", error) from error
+            with translated(DYNAMODB, f"parcel {parcel.parcel_id} not rescheduled"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"parcel_id": {"S": parcel.parcel_id}},
+                    UpdateExpression="SET due_at = :due",
+                    ConditionExpression="#v = :v AND attribute_exists(due_shard)",
+                    ExpressionAttributeNames={"#v": "version"},
+                    ExpressionAttributeValues={":due": _epoch(look_at), ":v": {"N": str(parcel.version)}},
+                )
+        except ConflictError:
+            return False  # the parcel moved on (or finished) since it was read
         return True
 
     def clear_outbox(self, parcel_id: str, entries: frozenset[str]) -> None:
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"parcel_id": {"S": parcel_id}},
-                UpdateExpression="DELETE outbox :done",
-                ConditionExpression="attribute_exists(parcel_id)",
-                ExpressionAttributeValues={":done": {"SS": sorted(entries)}},
-            )
-        except ClientError as error:
-            if not _conditional_failure(error):
-                raise _unavailable(f"outbox of {parcel_id} not cleared", error) from error
-        except BotoCoreError as error:
-            raise _unavailable(f"outbox of {parcel_id} not cleared", error) from error
+            with translated(DYNAMODB, f"outbox of {parcel_id} not cleared"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"parcel_id": {"S": parcel_id}},
+                    UpdateExpression="DELETE outbox :done",
+                    ConditionExpression="attribute_exists(parcel_id)",
+                    ExpressionAttributeValues={":done": {"SS": sorted(entries)}},
+                )
+        except ConflictError:
+            pass  # the parcel is gone: nothing left to clear
 
     def due(self, shard: int, until: datetime, limit: int, start: dict[str, object] | None) -> DuePage:
         request: dict[str, Any] = {
@@ -213,18 +171,17 @@ class DynamoParcelStore:
         }
         if start:
             request["ExclusiveStartKey"] = start
-        try:
+        with translated(DYNAMODB, f"due parcels of shard {shard} not read"):
             response = self._client.query(**request)
-        except (ClientError, BotoCoreError) as error:
-            raise _unavailable(f"due parcels of shard {shard} not read", error) from error
         return DuePage(
             [_stored(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
         )
 
     def load_cursor(self) -> SweepCursor | None:
-        item = self._client.get_item(
-            TableName=self._table, Key={"parcel_id": {"S": CURSOR_KEY}}, ConsistentRead=True
-        ).get("Item")
+        with translated(DYNAMODB, "sweep cursor not read"):
+            item = self._client.get_item(
+                TableName=self._table, Key={"parcel_id": {"S": CURSOR_KEY}}, ConsistentRead=True
+            ).get("Item")
         if not item:
             return None
         start = item.get("start", {}).get("S")
@@ -232,17 +189,18 @@ class DynamoParcelStore:
 
     def save_cursor(self, cursor: SweepCursor | None) -> None:
         key = {"parcel_id": {"S": CURSOR_KEY}}
-        if cursor is None:
-            self._client.delete_item(TableName=self._table, Key=key)
-            return
-        item: dict[str, Any] = {**key, "shard": {"N": str(cursor.shard)}}
-        if cursor.start:
-            item["start"] = {"S": json.dumps(cursor.start)}  # a DynamoDB key, kept in its wire form
-        self._client.put_item(TableName=self._table, Item=item)
+        with translated(DYNAMODB, "sweep cursor not saved"):
+            if cursor is None:
+                self._client.delete_item(TableName=self._table, Key=key)
+                return
+            item: dict[str, Any] = {**key, "shard": {"N": str(cursor.shard)}}
+            if cursor.start:
+                item["start"] = {"S": json.dumps(cursor.start)}  # a DynamoDB key, kept in its wire form
+            self._client.put_item(TableName=self._table, Item=item)
 
 
 class DynamoAlertStore:
-    """Implements `dozor.domain.parcel_tracking.AlertStore`: one Alerts item per parcel and type."""
+    """Implements `dozor.domain.parcels.tracking.AlertStore`: one Alerts item per parcel and type."""
 
     def __init__(self, client: Any, alerts_table: str, shipments_table: str) -> None:
         self._client = client
@@ -291,13 +249,10 @@ class DynamoAlertStore:
                 }
             )
         try:
-            self._client.transact_write_items(TransactItems=items)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "TransactionCanceledException":
-                return False  # the parcel changed, or the alert is already open: nothing to raise
-            raise _unavailable(f"alerts of {parcel.parcel_id} not stored", error) from error
-        except BotoCoreError as error:
-            raise _unavailable(f"alerts of {parcel.parcel_id} not stored", error) from error
+            with translated(DYNAMODB, f"alerts of {parcel.parcel_id} not stored"):
+                self._client.transact_write_items(TransactItems=items)
+        except ConflictError:
+            return False  # the parcel changed, or the alert is already open: nothing to raise
         return True
 
     def resolve(self, parcel_id: str, types: frozenset[AlertType], at: datetime) -> None:
@@ -331,20 +286,16 @@ class DynamoAlertStore:
                 }
             }
         )
-        try:
+        with translated(DYNAMODB, f"alerts of {parcel_id} not resolved"):
             self._client.transact_write_items(TransactItems=items)
-        except (ClientError, BotoCoreError) as error:
-            raise _unavailable(f"alerts of {parcel_id} not resolved", error) from error
 
     def get(self, parcel_id: str, alert_type: AlertType) -> Alert | None:
-        try:
+        with translated(DYNAMODB, f"alert {parcel_id}#{alert_type} not read"):
             item = self._client.get_item(
                 TableName=self._alerts,
                 Key={"parcel_id": {"S": parcel_id}, "alert_type": {"S": alert_type.value}},
                 ConsistentRead=True,
             ).get("Item")
-        except (ClientError, BotoCoreError) as error:
-            raise _unavailable(f"alert {parcel_id}#{alert_type} not read", error) from error
         if not item:
             return None
         alert = Alert.model_validate_json(item["alert"]["S"])
@@ -355,19 +306,20 @@ class DynamoAlertStore:
 
     def open_alerts(self, alert_type: AlertType, limit: int = 100) -> list[Alert]:
         """The newest open alerts of a type (OpenAlertsIndex), for ops tooling and tests."""
-        response = self._client.query(
-            TableName=self._alerts,
-            IndexName="OpenAlertsIndex",
-            KeyConditionExpression="open_type = :t",
-            ExpressionAttributeValues={":t": {"S": alert_type.value}},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
+        with translated(DYNAMODB, f"open {alert_type} alerts not read"):
+            response = self._client.query(
+                TableName=self._alerts,
+                IndexName="OpenAlertsIndex",
+                KeyConditionExpression="open_type = :t",
+                ExpressionAttributeValues={":t": {"S": alert_type.value}},
+                ScanIndexForward=False,
+                Limit=limit,
+            )
         return [Alert.model_validate_json(item["alert"]["S"]) for item in response.get("Items", [])]
 
 
 class DecisionFraudScores:
-    """Implements `dozor.domain.parcel_tracking.FraudScores` from the orders' stored decisions."""
+    """Implements `dozor.domain.parcels.tracking.FraudScores` from the orders' stored decisions."""
 
     def __init__(self, decisions: DynamoDecisionStore) -> None:
         self._decisions = decisions
@@ -387,7 +339,7 @@ def _feed_gaps(item: Mapping[str, Any]) -> list[FeedGap]:
 
 
 class DynamoCarrierFeeds:
-    """Implements `dozor.domain.parcel_tracking.CarrierFeeds`: one Shipments item per carrier.
+    """Implements `dozor.domain.parcels.tracking.CarrierFeeds`: one Shipments item per carrier.
 
     The item keeps when the carrier's scans last arrived and the pauses longer than the quiet
     limit (feed outages) of the last 30 days.
@@ -407,7 +359,7 @@ class DynamoCarrierFeeds:
                 found[carrier] = noted[1]
                 continue
             key = {"parcel_id": {"S": FEED_KEY + carrier}}
-            try:
+            with translated(DYNAMODB, f"feed of {carrier} not noted"):
                 old = self._client.update_item(
                     TableName=self._table,
                     Key=key,
@@ -427,19 +379,15 @@ class DynamoCarrierFeeds:
                             UpdateExpression="SET gaps = :gaps",
                             ExpressionAttributeValues={":gaps": {"S": json.dumps(pairs)}},
                         )
-            except (ClientError, BotoCoreError) as error:
-                raise _unavailable(f"feed of {carrier} not noted", error) from error
             self._noted[carrier] = (at, gaps)
             found[carrier] = gaps
         return found
 
     def gaps(self, carrier: str, now: datetime) -> list[FeedGap]:
-        try:
+        with translated(DYNAMODB, f"feed of {carrier} not read"):
             item = self._client.get_item(
                 TableName=self._table, Key={"parcel_id": {"S": FEED_KEY + carrier}}, ConsistentRead=True
             ).get("Item")
-        except (ClientError, BotoCoreError) as error:
-            raise _unavailable(f"feed of {carrier} not read", error) from error
         if not item:
             return []
         gaps = _feed_gaps(item)

@@ -11,7 +11,6 @@ time to validate requests and build the OpenAPI document.
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
@@ -20,9 +19,10 @@ from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dozor.domain.contracts import Decision, Order
-from dozor.domain.scoring import StoreUnavailableError
-from dozor.handlers.http_errors import error_response, oversize_response, validation_response
-from dozor.handlers.wiring import dependencies, logger, metrics, report_shadow, scoring, tracer
+from dozor.domain.errors import DozorError, NotFoundError, StoreUnavailableError
+from dozor.handlers.fraud.wiring import dependencies, report_shadow, scoring
+from dozor.handlers.http_errors import domain_error_response, oversize_response, validation_response
+from dozor.handlers.wiring import logger, metrics, tracer
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/v1/docs", title="Dozor risk API", version="1.0.0")
@@ -58,10 +58,11 @@ def invalid_request(error: RequestValidationError) -> Response[str]:
     return validation_response(error.errors())
 
 
-@app.exception_handler(StoreUnavailableError)
-def store_unavailable(error: StoreUnavailableError) -> Response[str]:
-    logger.warning("decision store unavailable", extra={"error": str(error)})
-    return error_response(503, "the decision store is busy; retry the same request", {"Retry-After": "1"})
+@app.exception_handler(DozorError)
+def domain_error(error: DozorError) -> Response[str]:
+    if isinstance(error, StoreUnavailableError):
+        logger.warning("decision store unavailable", extra={"error": str(error)})
+    return domain_error_response(error)
 
 
 @lambda_handler_decorator

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from dozor.domain.contracts import RUB_PER_UNIT
+from dozor.domain.errors import ModelMismatchError
 from dozor.domain.geography import remoteness_tier
-from dozor.domain.lanes import LaneDeadlines
-from dozor.domain.model import ModelMismatchError
-from dozor.domain.shipments import STAGE_RANK, Parcel, ParcelStatus
+from dozor.domain.parcels.lanes import LaneDeadlines
+from dozor.domain.parcels.shipments import STAGE_RANK, Parcel, ParcelStatus
 
-PACKAGED_PARCEL_MODEL_DIR = Path(__file__).resolve().parent.parent / "parcel_model"
+PACKAGED_PARCEL_MODEL_DIR = Path(__file__).resolve().parents[2] / "parcel_model"
 
 NAN = math.nan
 HOUR = 3600.0

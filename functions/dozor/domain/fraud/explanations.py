@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from dozor.domain.contracts import Reason
-from dozor.domain.features import FEATURE_NAMES
+from dozor.domain.fraud.features import FEATURE_NAMES
 
 _WHO = {
     "buyer": "The buyer",

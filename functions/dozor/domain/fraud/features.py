@@ -8,10 +8,7 @@ routes down its learned default branch.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
-import re
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +18,7 @@ import numpy as np
 from dozor.domain import aggregates as agg
 from dozor.domain.contracts import RUB_PER_UNIT, Order
 from dozor.domain.geography import REGIONS, normalise_region, remoteness_tier
+from dozor.domain.privacy import PiiHasher, address_key, normalise
 
 NAN = math.nan
 
@@ -110,23 +108,6 @@ FEATURE_NAMES: tuple[str, ...] = tuple(ORDER_FEATURES + _entity_feature_names() 
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
-class PiiHasher:
-    """Keyed hash (HMAC-SHA256) for personal data: stable for joins, useless without the key."""
-
-    def __init__(self, key: bytes) -> None:
-        self._key = key
-
-    def __call__(self, kind: str, value: str) -> str:
-        return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-_SPACES = re.compile(r"\s+")
-
-
-def _normalise(value: str) -> str:
-    return _SPACES.sub(" ", value.strip().lower())
-
-
 def identify(order: Order, hasher: PiiHasher) -> dict[str, agg.Entity]:
     """The entities this order touches, keyed by kind; personal values hashed."""
     raw: dict[str, str | None] = {
@@ -135,8 +116,8 @@ def identify(order: Order, hasher: PiiHasher) -> dict[str, agg.Entity]:
         "device": order.device_id,
         "card": order.payment.card_fingerprint if order.payment else None,
         "ip": order.ip,
-        "email": _normalise(order.buyer.email) if order.buyer.email else None,
-        "address": _address_key(order),
+        "email": normalise(order.buyer.email) if order.buyer.email else None,
+        "address": address_key(order),
     }
     entities = {}
     for kind, value in raw.items():
@@ -144,14 +125,6 @@ def identify(order: Order, hasher: PiiHasher) -> dict[str, agg.Entity]:
             stored = hasher(kind, value) if kind in PERSONAL_KINDS else value
             entities[kind] = agg.Entity(kind, stored)
     return entities
-
-
-def _address_key(order: Order) -> str | None:
-    s = order.shipping
-    if s is None or not s.address:
-        return None
-    parts = (s.country, s.region, s.city, s.postal_code, s.address)
-    return "|".join(_normalise(p) for p in parts if p)
 
 
 @dataclass(frozen=True)

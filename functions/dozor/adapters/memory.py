@@ -1,16 +1,31 @@
-"""The scoring service without AWS: in-memory implementations of its ports.
+"""The domain's ports in memory: the feature store, the decision store, the review queue.
 
-Used to score history offline (backtests, benchmarks, the demo's baseline) through exactly the
-code path the functions run, with the stores held in memory instead of DynamoDB and SQS.
+Used to score history offline (training replay, backtests, benchmarks, the demo's baseline) and
+by the unit tests, through exactly the code path the functions run, with the stores held in
+dicts instead of DynamoDB and SQS. Same semantics: conditional decision writes, the same counter
+arithmetic (`aggregates.apply_updates`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from dozor.domain.aggregates import ContainerUpdate, InMemoryAggregates, Key
+from dozor.domain.aggregates import ContainerUpdate, Key, apply_updates
 from dozor.domain.contracts import Decision, Order
-from dozor.domain.scoring import AlreadyDecidedError
+from dozor.domain.errors import AlreadyDecidedError
+
+
+class InMemoryAggregates:
+    """The feature store for training replay and tests: same reads and updates, in a dict."""
+
+    def __init__(self) -> None:
+        self.items: dict[Key, dict[str, object]] = {}
+
+    def read(self, keys: Iterable[Key]) -> dict[Key, dict[str, object]]:
+        return {k: self.items[k] for k in keys if k in self.items}
+
+    def apply(self, updates: Iterable[ContainerUpdate]) -> None:
+        apply_updates(self.items, updates)
 
 
 class InMemoryDecisionStore:

@@ -1,0 +1,113 @@
+"""DynamoDB's attribute values to and from Python, and the counter update every store applies.
+
+Shared by the tables' adapters: a Features-table container update is the same UpdateItem
+whether a scored order or a feedback label moves it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from dozor.adapters.aws_errors import DYNAMODB, translated
+from dozor.domain.aggregates import ContainerUpdate
+from dozor.domain.errors import StoreUnavailableError
+
+BATCH_GET_LIMIT = 100
+
+
+def number(value: float) -> dict[str, str]:
+    return {"N": repr(float(value)) if not float(value).is_integer() else str(int(value))}
+
+
+def from_attr(value: dict[str, Any]) -> object:
+    if "N" in value:
+        return float(value["N"])
+    if "S" in value:
+        return value["S"]
+    if "SS" in value:
+        return set(value["SS"])
+    if "BOOL" in value:
+        return value["BOOL"]
+    if "NS" in value:
+        return {float(v) for v in value["NS"]}
+    return None
+
+
+def item(raw: dict[str, dict[str, Any]]) -> dict[str, object]:
+    return {name: from_attr(value) for name, value in raw.items()}
+
+
+def update_request(table: str, update: ContainerUpdate) -> dict[str, Any]:
+    """The TransactWriteItems ``Update`` applying one container update to the Features table."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    adds: list[str] = []
+    sets: list[str] = []
+    for i, (attr, delta) in enumerate(update.add.items()):
+        names[f"#a{i}"] = attr
+        values[f":a{i}"] = number(delta)
+        adds.append(f"#a{i} :a{i}")
+    for i, (attr, members) in enumerate(update.add_to_set.items()):
+        names[f"#s{i}"] = attr
+        values[f":s{i}"] = {"SS": sorted(members)}
+        adds.append(f"#s{i} :s{i}")
+    for i, (attr, value) in enumerate(update.set_if_absent.items()):
+        names[f"#f{i}"] = attr
+        values[f":f{i}"] = number(value)
+        sets.append(f"#f{i} = if_not_exists(#f{i}, :f{i})")
+    if update.expires_at is not None:
+        names["#ttl"] = "expires_at"
+        values[":ttl"] = number(update.expires_at)
+        sets.append("#ttl = :ttl")
+    expression = " ".join(
+        part
+        for part in (
+            ("SET " + ", ".join(sets)) if sets else "",
+            ("ADD " + ", ".join(adds)) if adds else "",
+        )
+        if part
+    )
+    return {
+        "TableName": table,
+        "Key": {"pk": {"S": update.key[0]}, "sk": {"S": update.key[1]}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+def batch_get(
+    client: Any, request: dict[str, dict[str, Any]], what: str, max_attempts: int = 4
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every item a BatchGetItem request finds, as (table, raw item), re-asking for unprocessed keys.
+
+    Throttled calls are retried by botocore (the client's retry config); what is left to do here
+    is what it does not retry: the keys DynamoDB answers as unprocessed.
+    """
+    for attempt in range(max_attempts):
+        with translated(DYNAMODB, what):
+            response = client.batch_get_item(RequestItems=request)
+        for table, items in response.get("Responses", {}).items():
+            for raw in items:
+                yield table, raw
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            return
+        time.sleep(0.02 * 2**attempt)  # DynamoDB asks to back off before retrying the rest
+    raise StoreUnavailableError(f"{what}: keys left unprocessed after {max_attempts} attempts")
+
+
+def chunked_batch_get(
+    client: Any, requests: list[tuple[str, dict[str, Any]]], what: str, *, consistent: bool = False
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`batch_get` over any number of (table, key) pairs, at most BATCH_GET_LIMIT keys a call."""
+    for start in range(0, len(requests), BATCH_GET_LIMIT):
+        chunk: dict[str, dict[str, Any]] = {}
+        for table, key in requests[start : start + BATCH_GET_LIMIT]:
+            request = chunk.setdefault(table, {"Keys": []})
+            request["Keys"].append(key)
+            if consistent:
+                request["ConsistentRead"] = True
+        yield from batch_get(client, chunk, what)

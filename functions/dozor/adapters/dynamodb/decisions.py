@@ -1,0 +1,107 @@
+"""DynamoDB: the Features table (aggregate containers) and the Decisions table, for scoring.
+
+One BatchGetItem reads both tables for an order; one TransactWriteItems stores the decision
+(conditional on its absence) together with the order's counter updates, so a replay can never
+count an order twice. Every failure leaves as a domain error (`dozor.adapters.aws_errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from dozor.adapters.aws_errors import DYNAMODB, translated
+from dozor.adapters.dynamodb.codec import chunked_batch_get, item, number, update_request
+from dozor.domain.aggregates import ContainerUpdate, Key
+from dozor.domain.contracts import Decision, Order
+from dozor.domain.errors import AlreadyDecidedError, ConflictError
+
+DECISION_RETENTION = timedelta(days=400)
+
+
+class DynamoDecisionStore:
+    """Implements `dozor.domain.fraud.scoring.DecisionStore` on two DynamoDB tables."""
+
+    def __init__(self, client: Any, features_table: str, decisions_table: str) -> None:
+        self._client = client
+        self._features = features_table
+        self._decisions = decisions_table
+
+    def load(
+        self, order_ids: Sequence[str], keys: Iterable[Key]
+    ) -> tuple[dict[str, Decision], dict[Key, dict[str, object]]]:
+        requests: list[tuple[str, dict[str, Any]]] = [
+            (self._decisions, {"order_id": {"S": oid}}) for oid in dict.fromkeys(order_ids)
+        ]
+        requests += [(self._features, {"pk": {"S": pk}, "sk": {"S": sk}}) for pk, sk in keys]
+        decisions: dict[str, Decision] = {}
+        containers: dict[Key, dict[str, object]] = {}
+        for table, raw in chunked_batch_get(self._client, requests, "features and decisions not read"):
+            if table == self._decisions:
+                decisions[raw["order_id"]["S"]] = Decision.model_validate_json(raw["decision"]["S"])
+            else:
+                containers[(raw["pk"]["S"], raw["sk"]["S"])] = item(raw)
+        return decisions, containers
+
+    def commit(self, decision: Decision, updates: list[ContainerUpdate], order: Order | None = None) -> None:
+        """Store the decision, with the order as given (the domain has hashed its personal data)."""
+        expires = int((decision.decided_at + DECISION_RETENTION).timestamp())
+        stored: dict[str, Any] = {
+            "order_id": {"S": decision.order_id},
+            "decision": {"S": decision.model_dump_json()},
+            "kind": {"S": decision.decision.value},
+            "score": number(decision.score),
+            "model_version": {"S": decision.model_version},
+            "decided_at": {"S": decision.decided_at.isoformat()},
+            "expires_at": number(expires),
+            # The feedback function counts a later chargeback or loss against these entities.
+            "entity_keys": {"L": [{"S": pk} for pk in sorted({u.key[0] for u in updates})]},
+        }
+        if order is not None:
+            stored["order"] = {"S": order.model_dump_json(exclude_none=True)}
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._decisions,
+                    "Item": stored,
+                    "ConditionExpression": "attribute_not_exists(order_id)",
+                }
+            }
+        ]
+        items += [{"Update": update_request(self._features, u)} for u in updates]
+        try:
+            with translated(DYNAMODB, f"decision for {decision.order_id} not stored"):
+                self._client.transact_write_items(TransactItems=items)
+        except ConflictError as error:
+            if 0 in error.failed_items:  # the decision's own condition: it was stored before
+                raise AlreadyDecidedError(decision.order_id) from error
+            raise
+
+    def set_list_status(self, pk: str, status: str | None) -> None:
+        """Put an entity on the allow/block/review list (``None`` takes it off); for ops tooling."""
+        key = {"pk": {"S": pk}, "sk": {"S": "P"}}
+        with translated(DYNAMODB, f"list status of {pk} not set"):
+            if status is None:
+                self._client.update_item(
+                    TableName=self._features,
+                    Key=key,
+                    UpdateExpression="REMOVE #l",
+                    ExpressionAttributeNames={"#l": "list"},
+                )
+            else:
+                self._client.update_item(
+                    TableName=self._features,
+                    Key=key,
+                    UpdateExpression="SET #l = :s",
+                    ExpressionAttributeNames={"#l": "list"},
+                    ExpressionAttributeValues={":s": {"S": status}},
+                )
+
+    def get_decision(self, order_id: str) -> Decision | None:
+        with translated(DYNAMODB, f"decision for {order_id} not read"):
+            response = self._client.get_item(
+                TableName=self._decisions, Key={"order_id": {"S": order_id}}, ConsistentRead=True
+            )
+        stored = response.get("Item")
+        return Decision.model_validate_json(stored["decision"]["S"]) if stored else None
