@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from dozor_local.cli import Subparsers, help_of
 
 if TYPE_CHECKING:
-    from dozor.adapters.dynamodb import DynamoHistory
+    from dozor.adapters.dynamodb.history import DynamoHistory
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def add_export_history(subparsers: Subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     import boto3  # noqa: PLC0415
 
-    from dozor.adapters.dynamodb import DynamoHistory  # noqa: PLC0415
+    from dozor.adapters.dynamodb.history import DynamoHistory  # noqa: PLC0415
 
     if not args.decisions_table or not args.labels_table:
         raise SystemExit("dozor export-history: give --decisions-table and --labels-table (or the variables)")

@@ -91,8 +91,8 @@ def _registry(args: argparse.Namespace) -> Any:
 
 
 def _run_publish(args: argparse.Namespace) -> int:
-    from dozor.domain.model import ModelMismatchError  # noqa: PLC0415
-    from dozor.domain.registry import ModelRole, RegistryError  # noqa: PLC0415
+    from dozor.domain.errors import DozorError  # noqa: PLC0415
+    from dozor.domain.fraud.registry import ModelRole  # noqa: PLC0415
 
     role = ModelRole.SHADOW if args.shadow else ModelRole.ACTIVE
     chosen = [bool(args.directory), bool(args.version), bool(args.clear)]
@@ -110,7 +110,7 @@ def _run_publish(args: argparse.Namespace) -> int:
             published = registry.point(args.version, role)
         else:
             published = registry.clear_shadow()
-    except (RegistryError, ModelMismatchError) as error:
+    except DozorError as error:
         print(f"dozor publish: {error}", file=sys.stderr)
         return 1
     print(
@@ -127,7 +127,7 @@ def _run_publish(args: argparse.Namespace) -> int:
 
 
 def _run_registry(args: argparse.Namespace) -> int:
-    from dozor.domain.registry import RegistryError  # noqa: PLC0415
+    from dozor.domain.errors import DozorError  # noqa: PLC0415
 
     registry = _registry(args)
     try:
@@ -146,7 +146,7 @@ def _run_registry(args: argparse.Namespace) -> int:
                         }
                     )
                 )
-    except RegistryError as error:
+    except DozorError as error:
         print(f"dozor registry: {error}", file=sys.stderr)
         return 1
     return 0

@@ -24,7 +24,7 @@ WRAPPER = "dozor_local.simtime.handler"
 # The modules whose clock defaults to `datetime.now` and whose judgement depends on it. Scoring
 # stays on the wall clock: its only use is the decision's `decided_at`, and checkout calls (HTTP)
 # carry no simulated time, so queued and checked-out orders would disagree.
-CLOCKED_MODULES = ("dozor.domain.parcel_tracking",)
+CLOCKED_MODULES = ("dozor.domain.parcels.tracking",)
 
 
 class _Pinned:

@@ -10,7 +10,7 @@ the simulator's ground truth and the rules-only baseline, and writes `summary.js
 `report.html` (inline SVG charts).
 
 Carrier scans and buyers' "item not received" claims come from the parcel simulator
-(`shipments_sim`) and are judged with the offline evaluation's metrics (`parcel_eval`).
+(`parcels.simulator`) and are judged with the offline evaluation's metrics (`parcels.evaluation`).
 To add a traffic source, write a `Feed` and add it in `feeds_for`.
 """
 
@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 
 from dozor.domain.contracts import RUB_PER_UNIT, DecisionKind
-from dozor.domain.rules import RULES
+from dozor.domain.fraud.rules import RULES
 from dozor_local.pollers import SimClock
 from dozor_local.server import LocalServer
 from dozor_local.timeline import Action, Feed, HttpCall, Progress, QueueMessage, replay
 from dozor_training.demo_report import write_report
-from dozor_training.parcel_eval import BASELINE_SILENCE, alert_metrics, stalled_times
-from dozor_training.shipments_sim import EPOCH, SimulatedParcel, simulate_shipments
-from dozor_training.simulator import SimulatedOrder, SimulationConfig, simulate
+from dozor_training.fraud.simulator import SimulatedOrder, SimulationConfig, simulate
+from dozor_training.parcels.evaluation import BASELINE_SILENCE, alert_metrics, stalled_times
+from dozor_training.parcels.simulator import EPOCH, SimulatedParcel, simulate_shipments
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 HTTP_SHARE = 0.25  # of orders that arrive as checkout calls; the rest come from the order bus
@@ -342,7 +342,7 @@ def parcel_alert_summary(
     """The ops alerts against the simulator's truth, beside the "no scan for 30 days" baseline.
 
     Judged on the parcels whose outcome was known when the clock stopped (a loss still unreported
-    then could not have been caught in time, nor an alert on it counted), with `parcel_eval`'s
+    then could not have been caught in time, nor an alert on it counted), with `parcels.evaluation`'s
     metrics: precision, recall before the loss became certain, median lead time in days, false
     alerts per 1,000 delivered. The baseline sweeps hourly on the same scan arrivals.
     """
@@ -363,7 +363,7 @@ def parcel_alert_summary(
 
 
 _RULE_ACTIONS = {rule.id: rule.action for rule in RULES}
-# Ops list hits are named LIST_<STATUS>_<KIND> (dozor.domain.rules.evaluate).
+# Ops list hits are named LIST_<STATUS>_<KIND> (dozor.domain.fraud.rules.evaluate).
 _LIST_STATUS_ACTIONS = {
     "block": DecisionKind.DECLINE,
     "review": DecisionKind.REVIEW,

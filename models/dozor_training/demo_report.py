@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from dozor_training.simulator import SimulatedOrder
+from dozor_training.fraud.simulator import SimulatedOrder
 
 _COLOURS = {
     "APPROVE": "#4c9a2a",

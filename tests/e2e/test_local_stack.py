@@ -10,9 +10,9 @@ from typing import Any
 import boto3
 import pytest
 
-from dozor.domain.lanes import LaneDeadlines
-from dozor.domain.parcel_model import PACKAGED_PARCEL_MODEL_DIR
-from dozor.domain.shipments import ParcelStatus, ShipmentEvent, apply_scans
+from dozor.domain.parcels.lanes import LaneDeadlines
+from dozor.domain.parcels.model import PACKAGED_PARCEL_MODEL_DIR
+from dozor.domain.parcels.shipments import ParcelStatus, ShipmentEvent, apply_scans
 from dozor_local.server import LocalServer
 from tests.integration.conftest import make_order
 

@@ -108,13 +108,13 @@ def test_functions_come_with_handler_limits_and_event_sources(deployed: LocalSta
     (sqs_event,) = events.events_of_type("SQS")
 
     assert (score.handler, score.timeout, score.memory, score.runtime, score.architectures) == (
-        "dozor.handlers.score_order.lambda_handler",
+        "dozor.handlers.fraud.score_order.lambda_handler",
         10,
         1024,
         "python3.12",
         ("arm64",),
     )
-    assert (events.handler, events.timeout) == ("dozor.handlers.order_events.lambda_handler", 60)
+    assert (events.handler, events.timeout) == ("dozor.handlers.fraud.order_events.lambda_handler", 60)
     assert (sqs_event.queue, sqs_event.batch_size, sqs_event.batching_window) == ("OrderEventsQueue", 10, 1)
     assert sqs_event.function_response_types == ("ReportBatchItemFailures",)
     assert {(e.method, e.path) for e in score.events_of_type("HttpApi")} == {
