@@ -25,8 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dozor_local.cli import Subparsers, help_of
-
 if TYPE_CHECKING:
     from dozor.adapters.dynamodb.history import DynamoHistory
 
@@ -95,9 +93,8 @@ def _instant(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def add_export_history(subparsers: Subparsers) -> None:
+def configure(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
-    parser = subparsers.add_parser("export-history", help=help_of("export-history"))
     parser.add_argument("--out", type=Path, required=True, help="directory for the three .jsonl files")
     parser.add_argument("--since", type=_instant, help="first decided_at to export (ISO date or time)")
     parser.add_argument("--until", type=_instant, help="decided_at to stop before (ISO date or time)")

@@ -249,15 +249,10 @@ def to_json(value: Any) -> str:
 # --- the command -------------------------------------------------------------------------------
 
 
-def add_parser(subparsers: Any) -> None:
-    from dozor_local.cli import help_of  # noqa: PLC0415 - cli imports this module lazily
-
-    parser = subparsers.add_parser(
-        "invoke",
-        help=help_of("invoke"),
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """`dozor invoke`'s arguments, on the parser the `dozor` CLI made for it."""
+    parser.description = __doc__.split("\n\n")[1] if __doc__ else None
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "function", metavar="LogicalId", help="the function's logical id, e.g. ScoreOrderFunction"
     )

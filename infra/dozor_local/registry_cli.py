@@ -22,8 +22,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dozor_local.cli import Subparsers, help_of
-
 
 def _registry_options(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
@@ -42,8 +40,7 @@ def _registry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", default=env("AWS_DEFAULT_REGION") or env("AWS_REGION"))
 
 
-def add_publish(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser("publish", help=help_of("publish"))
+def configure_publish(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "directory", nargs="?", type=Path, help="artifact directory (model.ubj, metadata.json)"
     )
@@ -56,8 +53,7 @@ def add_publish(subparsers: Subparsers) -> None:
     parser.set_defaults(run=_run_publish)
 
 
-def add_registry(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser("registry", help=help_of("registry"))
+def configure_registry(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=["status", "history"])
     _registry_options(parser)
     parser.set_defaults(run=_run_registry)

@@ -15,6 +15,7 @@ emulator): see `workers`. The functions cannot tell they are local except throug
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import json
@@ -393,11 +394,8 @@ def simulated(start: datetime | None = None) -> SimClock:
 # --- `dozor local up` ----------------------------------------------------------------------------
 
 
-def add_parser(subparsers: Any) -> None:
+def configure(local: argparse.ArgumentParser) -> None:
     """`dozor local up`: the stack, long running, until Ctrl-C or SIGTERM."""
-    from dozor_local.cli import help_of  # noqa: PLC0415 - cli imports this module lazily
-
-    local = subparsers.add_parser("local", help=help_of("local"))
     actions = local.add_subparsers(dest="local_command", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="start the local stack and keep it running (Ctrl-C stops it)")
     up.add_argument("--host", default="127.0.0.1", help="where the API and the emulator listen")

@@ -517,15 +517,21 @@ def _print_summary(summary: dict[str, Any], decisions: dict[str, dict[str, Any]]
     print(f"\nwritten: {out / 'summary.json'}, {out / 'report.html'}")
 
 
+def configure(parser: argparse.ArgumentParser) -> None:
+    """`dozor demo`'s arguments, on the parser the `dozor` CLI made for it."""
+    parser.add_argument("--days", type=int, default=5, help="days of simulated marketplace history")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=Path("demo-output"), help="where the report goes")
+    parser.add_argument("--orders-per-day", type=int, default=ORDERS_PER_DAY, help="an ordinary day's orders")
+    parser.set_defaults(run=main)
+
+
 def main(args: argparse.Namespace | None = None) -> int:
     if args is None:
         parser = argparse.ArgumentParser(description=__doc__)
-        parser.add_argument("--days", type=int, default=5)
-        parser.add_argument("--seed", type=int, default=7)
-        parser.add_argument("--out", type=Path, default=Path("demo-output"))
-        parser.add_argument("--orders-per-day", type=int, default=ORDERS_PER_DAY)
+        configure(parser)
         args = parser.parse_args()
-    run(args.days, args.seed, Path(args.out), orders_per_day=getattr(args, "orders_per_day", ORDERS_PER_DAY))
+    run(args.days, args.seed, Path(args.out), orders_per_day=args.orders_per_day)
     return 0
 
 

@@ -1,8 +1,10 @@
 """The `dozor` command line.
 
 Every subcommand is one entry of COMMANDS: its name, a one-line help, and the "module:function"
-that adds its parser. That function receives the subparsers object, must call
-``subparsers.add_parser(<name>, ...)`` and ``parser.set_defaults(run=<callable(args) -> int>)``.
+that configures it. The CLI adds the subcommand's parser itself (``subparsers.add_parser(name,
+help=command.help)``) and calls ``function(parser)``, which adds the arguments and must call
+``parser.set_defaults(run=<callable(args) -> int>)``. So a command's module needs nothing from
+this one: the local stack (`dozor_local`) sits below the tooling, and only this table knows both.
 Only the chosen subcommand's module is imported, so `dozor invoke` does not pay for training
 code and `dozor --help` stays instant. To add a subcommand, append a `Command` here.
 """
@@ -14,74 +16,78 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-Subparsers = Any  # argparse._SubParsersAction is private; its add_parser is all that is used
 
 
 @dataclass(frozen=True)
 class Command:
     name: str
     help: str
-    adder: str  # "package.module:function", called as function(subparsers)
+    configure: str  # "package.module:function", called as function(parser)
+    # Transitional: the target is an older `add_<x>(subparsers)` adder that adds its own parser.
+    adds_parser: bool = False
 
 
 COMMANDS: list[Command] = [
     Command(
         "invoke",
         "run one function's handler on an event, with template.yaml deployed on in-process moto",
-        "dozor_local.invoke:add_parser",
+        "dozor_local.invoke:configure",
     ),
     Command(
         "demo",
         "simulate a marketplace, score it through the local stack and write a report",
-        "dozor_local.cli:add_demo",
+        "dozor_training.demo:configure",
     ),
     Command(
         "local",
         "`local up`: the whole stack on this machine (emulator, API on :3000, pollers) until Ctrl-C",
-        "dozor_local.server:add_parser",
+        "dozor_local.server:configure",
     ),
     Command(
         "train-fraud",
         "simulate history, replay it through the feature code and train the fraud model",
-        "dozor_training.commands:add_train_fraud",
+        "dozor_training.fraud.commands:add_train_fraud",
+        adds_parser=True,
     ),
     Command(
         "train",
         "train, evaluate and report a fraud model on an orders file and a labels file (point-in-time)",
-        "dozor_training.commands:add_train",
+        "dozor_training.fraud.commands:add_train",
+        adds_parser=True,
     ),
     Command(
         "simulate",
         "write a simulated marketplace history (orders, labels) as CSV, JSONL or Parquet",
         "dozor_training.history_commands:add_simulate",
+        adds_parser=True,
     ),
     Command(
         "score-batch",
         "score a history file point-in-time as serving would have; backtest it against labels",
         "dozor_training.history_commands:add_score_batch",
+        adds_parser=True,
     ),
     Command(
         "publish",
         "put a trained model into the registry as the active (or --shadow) version; rollback with --version",
-        "dozor_local.registry_cli:add_publish",
+        "dozor_local.registry_cli:configure_publish",
     ),
     Command(
         "registry",
         "the model registry's active and shadow versions (status) and their changes (history)",
-        "dozor_local.registry_cli:add_registry",
+        "dozor_local.registry_cli:configure_registry",
     ),
     Command(
         "export-history",
         "dump recorded decisions with their orders, and labels, as JSON Lines for training",
-        "dozor_local.export_history:add_export_history",
+        "dozor_local.export_history:configure",
     ),
     Command(
         "train-parcels",
         "simulate orders and their parcels, learn lane deadlines and train the parcel-loss model",
-        "dozor_training.train_parcels:add_train_parcels",
+        "dozor_training.parcels.train:add_train_parcels",
+        adds_parser=True,
     ),
 ]
 
@@ -90,6 +96,28 @@ def _load(target: str) -> Callable[..., Any]:
     module_name, _, attribute = target.partition(":")
     loaded: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
     return loaded
+
+
+class _GivenParser:
+    """Stands in for the subparsers for an old-style adder: its `add_parser` is the parser made here."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self._parser = parser
+
+    def add_parser(self, name: str, **settings: Any) -> argparse.ArgumentParser:
+        settings.pop("help", None)  # the listing's help is the table's
+        for key, value in settings.items():  # description, formatter_class, ...
+            setattr(self._parser, key, value)
+        return self._parser
+
+
+def configure(command: Command, parser: argparse.ArgumentParser) -> None:
+    """Load the command's module and let it fill `parser`."""
+    target = _load(command.configure)
+    if command.adds_parser:
+        target(_GivenParser(parser))
+    else:
+        target(parser)
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -105,10 +133,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = None if argv is None else _chosen(argv)
     for command in COMMANDS:
+        subparser = subparsers.add_parser(command.name, help=command.help, description=command.help)
         if argv is None or command.name == chosen:
-            _load(command.adder)(subparsers)
-        else:  # listed in --help without importing its module
-            subparsers.add_parser(command.name, help=command.help)
+            configure(command, subparser)
+        # otherwise it is listed in --help without importing its module
     return parser
 
 
@@ -117,29 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(arguments).parse_args(arguments)
     run: Callable[[argparse.Namespace], int | None] = args.run
     return int(run(args) or 0)
-
-
-def help_of(name: str) -> str:
-    return next(command.help for command in COMMANDS if command.name == name)
-
-
-# --- demo: the training engineers' module, imported only when chosen ---------------------------
-
-
-def add_demo(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser("demo", help=help_of("demo"))
-    parser.add_argument("--days", type=int, default=5, help="days of simulated marketplace history")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=Path("demo-output"), help="where the report goes")
-    # 30: what keeps the default demo, 30 days of parcels included, under 3 minutes on 2 cores
-    parser.add_argument("--orders-per-day", type=int, default=30, help="an ordinary day's orders")
-    parser.set_defaults(run=_run_demo)
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from dozor_training.demo import main as demo_main  # noqa: PLC0415 - heavy; only for `dozor demo`
-
-    return int(demo_main(args) or 0)
 
 
 if __name__ == "__main__":
