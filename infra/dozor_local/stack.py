@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -477,10 +477,3 @@ def _wait_for_stack(cloudformation: Any, stack_name: str, timeout: float = 60.0)
         if not status.endswith("IN_PROGRESS") or time.monotonic() > deadline:
             raise RuntimeError(f"stack {stack_name} ended in {status}: {stack.get('StackStatusReason', '')}")
         time.sleep(0.05)
-
-
-def iter_queue_event_sources(stack: LocalStack) -> Iterable[tuple[FunctionSpec, EventSource]]:
-    """Every (function, SQS event) pair: what a local poller has to deliver."""
-    for spec in stack.functions.values():
-        for event in spec.events_of_type("SQS"):
-            yield spec, event
