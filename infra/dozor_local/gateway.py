@@ -145,20 +145,10 @@ def build_event(
 ) -> dict[str, Any]:
     """The payload-format-2.0 event API Gateway HTTP API sends for this request."""
     now = now or datetime.now(UTC)
-    joined: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers:
-        lower = name.lower()
-        if lower == "cookie":
-            cookies += [c.strip() for c in value.split(";") if c.strip()]
-            continue
-        if lower in _HOP_BY_HOP:
-            continue
-        joined[lower] = f"{joined[lower]},{value}" if lower in joined else value
+    joined, cookies = _joined_headers(headers)
     joined.setdefault("x-forwarded-for", source_ip)
     joined.setdefault("x-forwarded-proto", "http")
     joined["x-amzn-trace-id"] = f"Root=1-{int(now.timestamp()):08x}-{secrets.token_hex(12)}"
-    request_id = base64.b64encode(secrets.token_bytes(10)).decode().rstrip("=") + "="
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route.key,
@@ -169,10 +159,7 @@ def build_event(
         event["cookies"] = cookies
     event["headers"] = joined
     if raw_query:
-        query: dict[str, str] = {}
-        for name, value in parse_qsl(raw_query, keep_blank_values=True):
-            query[name] = f"{query[name]},{value}" if name in query else value
-        event["queryStringParameters"] = query
+        event["queryStringParameters"] = _joined_query(raw_query)
     event["requestContext"] = {
         "accountId": api.account_id,
         "apiId": api.api_id,
@@ -185,7 +172,7 @@ def build_event(
             "sourceIp": source_ip,
             "userAgent": joined.get("user-agent", ""),
         },
-        "requestId": request_id,
+        "requestId": base64.b64encode(secrets.token_bytes(10)).decode().rstrip("=") + "=",
         "routeKey": route.key,
         "stage": "$default",
         "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
@@ -193,16 +180,38 @@ def build_event(
     }
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
-    if body:
-        if is_text(joined.get("content-type")):
-            event["body"] = body.decode("utf-8", errors="replace")
-            event["isBase64Encoded"] = False
-        else:
-            event["body"] = base64.b64encode(body).decode()
-            event["isBase64Encoded"] = True
-    else:
-        event["isBase64Encoded"] = False
+    event.update(_body_fields(body, joined.get("content-type")))
     return event
+
+
+def _joined_headers(headers: Sequence[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """Headers lower-cased, repeats joined with commas, hop-by-hop dropped; cookies apart."""
+    joined: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "cookie":
+            cookies += [c.strip() for c in value.split(";") if c.strip()]
+        elif lower not in _HOP_BY_HOP:
+            joined[lower] = f"{joined[lower]},{value}" if lower in joined else value
+    return joined, cookies
+
+
+def _joined_query(raw_query: str) -> dict[str, str]:
+    """Query parameters, a repeated one's values joined with commas (payload format 2.0)."""
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    return query
+
+
+def _body_fields(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """`body` (text, or base64 for binary types) and `isBase64Encoded`; no body, only the flag."""
+    if not body:
+        return {"isBase64Encoded": False}
+    if is_text(content_type):
+        return {"body": body.decode("utf-8", errors="replace"), "isBase64Encoded": False}
+    return {"body": base64.b64encode(body).decode(), "isBase64Encoded": True}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import decimal
+import functools
 import importlib
 import json
 import os
@@ -175,51 +176,74 @@ def invoke_handler(
             )
         init_ms = (time.perf_counter() - started) * 1000
         context = lambda_context(spec, env, request_id=request_id)
-        outcome: dict[str, Any] = {}
-
-        def call() -> None:
-            try:
-                outcome["result"] = handler(event, context)
-            except BaseException as error:
-                outcome["error"] = error
-
         started = time.perf_counter()
-        if enforce_timeout:
-            worker = threading.Thread(target=call, name=f"lambda-{spec.name}", daemon=True)
-            worker.start()
-            worker.join(spec.timeout)
-            timed_out = worker.is_alive()
-        else:
-            call()
-            timed_out = False
+        outcome = _call(
+            handler,
+            event,
+            context,
+            timeout=spec.timeout if enforce_timeout else None,
+            thread_name=f"lambda-{spec.name}",
+        )
         duration_ms = (time.perf_counter() - started) * 1000
+    return _invocation(request_id, spec, outcome, duration_ms=duration_ms, init_duration_ms=init_ms)
 
-    if timed_out:
+
+def _call(
+    handler: Callable[[Any, Any], Any],
+    event: Any,
+    context: Any,
+    *,
+    timeout: float | None,
+    thread_name: str,
+) -> dict[str, Any] | None:
+    """``{"result": ...}`` or ``{"error": exception}``; None if the handler ran past `timeout`.
+
+    With a timeout the handler runs in a daemon thread, abandoned when the time is up.
+    """
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            outcome["result"] = handler(event, context)
+        except BaseException as error:
+            outcome["error"] = error
+
+    if timeout is None:
+        call()
+        return outcome
+    worker = threading.Thread(target=call, name=thread_name, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return None if worker.is_alive() else outcome
+
+
+def _invocation(
+    request_id: str,
+    spec: FunctionSpec,
+    outcome: dict[str, Any] | None,
+    *,
+    duration_ms: float,
+    init_duration_ms: float,
+) -> Invocation:
+    """What Lambda reports for the outcome: a timeout, the handler's error, a marshal error or the result."""
+    finished = functools.partial(
+        Invocation, request_id, duration_ms=duration_ms, init_duration_ms=init_duration_ms
+    )
+    if outcome is None:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         message = f"{now} {request_id} Task timed out after {spec.timeout:.2f} seconds"
         error_doc = {"errorMessage": message, "errorType": "Sandbox.Timedout", "requestId": request_id}
-        return Invocation(request_id, error=error_doc, duration_ms=duration_ms, init_duration_ms=init_ms)
+        return finished(error=error_doc)
     if "error" in outcome:
-        return Invocation(
-            request_id,
-            error=_error_document(outcome["error"], request_id),
-            duration_ms=duration_ms,
-            init_duration_ms=init_ms,
-        )
+        return finished(error=_error_document(outcome["error"], request_id))
     result = outcome.get("result")
     try:
         to_json(result)
     except (TypeError, ValueError) as error:
-        return Invocation(
-            request_id,
-            error={
-                "errorMessage": f"Unable to marshal response: {error}",
-                "errorType": "Runtime.MarshalError",
-            },
-            duration_ms=duration_ms,
-            init_duration_ms=init_ms,
-        )
-    return Invocation(request_id, result=result, duration_ms=duration_ms, init_duration_ms=init_ms)
+        message = f"Unable to marshal response: {error}"
+        marshal = {"errorMessage": message, "errorType": "Runtime.MarshalError"}
+        return finished(error=marshal)
+    return finished(result=result)
 
 
 def _error_document(error: BaseException, request_id: str, error_type: str | None = None) -> dict[str, Any]:
