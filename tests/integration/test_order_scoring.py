@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 
 import boto3
 import pytest
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from dozor.handlers.fraud import order_events, score_order
 from dozor.handlers.fraud.wiring import dependencies
@@ -170,20 +172,44 @@ def test_eventbridge_envelope_is_unwrapped(stack: Stack) -> None:
     assert stack.decision_count() == 1
 
 
-def test_unreadable_feature_store_degrades_instead_of_failing_checkout(stack: Stack) -> None:
-    # Given DynamoDB throttles every read (injected at the client, as botocore would surface it
-    # after its own retries)
-    def throttled(**_: object) -> tuple[object, dict]:
-        error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
-        return type("Response", (), {"status_code": 400, "headers": {}})(), error
+def _throttled(**_: object) -> tuple[object, dict]:
+    error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+    return type("Response", (), {"status_code": 400, "headers": {}})(), error
 
+
+def _raising(error: Exception) -> Callable[..., None]:
+    def send(**_: object) -> None:
+        raise error
+
+    return send
+
+
+# Each fault as botocore surfaces it, injected where the HTTP request leaves the client, so
+# botocore's own retries run first: a throttled answer, a read that never returns, a refused
+# connection, a connect that times out.
+READ_FAULTS = {
+    "throttled": ("before-call", _throttled),
+    "read timeout": ("before-send", _raising(ReadTimeoutError(endpoint_url="http://127.0.0.1:1"))),
+    "connection refused": (
+        "before-send",
+        _raising(EndpointConnectionError(endpoint_url="http://127.0.0.1:1")),
+    ),
+    "connect timeout": ("before-send", _raising(ConnectTimeoutError(endpoint_url="http://127.0.0.1:1"))),
+}
+
+
+@pytest.mark.parametrize("fault", list(READ_FAULTS))
+def test_unreadable_feature_store_degrades_instead_of_failing_checkout(stack: Stack, fault: str) -> None:
+    # Given every read of the feature store fails this way
+    stage, handler = READ_FAULTS[fault]
+    event = f"{stage}.dynamodb.BatchGetItem"
     session = boto3._get_default_session()  # the session the handlers' clients come from
-    session.events.register_first("before-call.dynamodb.BatchGetItem", throttled)
+    session.events.register_first(event, handler)
     try:
         status, decision = score(stack, make_order("o-9101"))
     finally:
-        session.events.unregister("before-call.dynamodb.BatchGetItem", throttled)
+        session.events.unregister(event, handler)
     # Then checkout still gets a decision, flagged as made without the aggregates, and it is stored
-    assert status == 200
+    assert status == 200, decision
     assert decision["degraded"] is True
     assert stack.decision_count() == 1

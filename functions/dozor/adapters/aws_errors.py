@@ -74,7 +74,7 @@ def failed_conditions(error: ClientError) -> frozenset[int] | None:
 def translate(service: Service, what: str, error: ClientError | BotoCoreError) -> DozorError:
     """The domain error for ``error``, raised while doing ``what`` against ``service``."""
     if isinstance(error, ParamValidationError):
-        return InvalidInputError(f"{what}: the request is invalid ({error})")
+        return InvalidInputError(f"{what}: {service.name} refused to send the request ({error})")
     if isinstance(error, BotoCoreError):
         return StoreUnavailableError(f"{what}: {service.name} {type(error).__name__}")
     code = error_code(error)
