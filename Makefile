@@ -21,10 +21,11 @@ $(STAMP): requirements/dev.lock pyproject.toml
 lock:  ## re-resolve the pinned dependencies into the hashed lock file
 	$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements/dev.lock
 
-lint: install
+lint: install  ## ruff, formatting, mypy --strict, and the layering contracts of ARCHITECTURE.md
 	$(BIN)/ruff check functions models infra tests
 	$(BIN)/ruff format --check functions models infra tests
 	$(BIN)/mypy functions models infra
+	$(BIN)/lint-imports
 
 test: install
 	$(BIN)/pytest -n 2 -q
