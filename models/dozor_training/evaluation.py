@@ -8,7 +8,7 @@ score (sum of rule severities) and a logistic regression fitted on the same trai
 Every scorer is judged on the same rows. Ranking metrics (ROC AUC, average precision, recall at a
 fixed false-positive rate, precision of the top k a day) need no thresholds; decision metrics
 (orders reviewed and declined a day, expected cost) use each scorer's own thresholds, chosen on
-the calibration split by ``choose_thresholds`` with the same method, so no scorer is judged on
+the calibration split by ``thresholds.choose_thresholds`` with the same method, so no scorer is judged on
 a threshold tuned for another's scale.
 """
 
@@ -112,10 +112,10 @@ class EvaluationSet:
 
     @property
     def day_count(self) -> float:
-        return self.period_days or _distinct_days(self.days)
+        return self.period_days or distinct_days(self.days)
 
 
-def _distinct_days(days: np.ndarray) -> float:
+def distinct_days(days: np.ndarray) -> float:
     return float(max(len(np.unique(np.asarray(days))), 1))
 
 
@@ -125,223 +125,9 @@ def day_index(epoch_seconds: np.ndarray, utc_offset_hours: int = 3) -> npt.NDArr
     return shifted.astype("datetime64[s]").astype("datetime64[D]")
 
 
-# --- thresholds -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Tail:
-    """Totals over the rows scoring at or above each candidate threshold (ascending candidates)."""
-
-    candidates: FloatArray
-    rows: FloatArray
-    positives: FloatArray
-    positive_amount: FloatArray
-    negative_amount: FloatArray
-
-
-def _never(scores: np.ndarray) -> float:
-    """A threshold no score on this split reaches: how "never review" / "never decline" is written."""
-    top = float(np.max(scores)) if len(scores) else 0.0
-    return float(np.nextafter(top, math.inf))
-
-
-def _tail(scores: np.ndarray, y: np.ndarray, amounts: np.ndarray) -> _Tail:
-    # Every distinct score is a candidate (plus "never"), so the grid is exact for step-shaped
-    # scores (isotonic calibration, rule severities) and as fine as the data for smooth ones.
-    candidates = np.append(np.unique(scores), _never(scores))
-    order = np.argsort(scores, kind="stable")
-    s, yy, aa = scores[order], y[order].astype(np.float64), amounts[order].astype(np.float64)
-    # Index of the first row at or above each candidate; suffix sums from there.
-    start = np.searchsorted(s, candidates, side="left")
-
-    def suffix(values: FloatArray) -> FloatArray:
-        totals = np.concatenate([np.cumsum(values[::-1])[::-1], [0.0]])
-        return np.asarray(totals[start], dtype=np.float64)
-
-    return _Tail(
-        candidates=candidates.astype(np.float64),
-        rows=suffix(np.ones_like(s, dtype=np.float64)),
-        positives=suffix(yy),
-        positive_amount=suffix(yy * aa),
-        negative_amount=suffix((1 - yy) * aa),
-    )
-
-
-def _cost_terms(tail: _Tail, cost: CostModel) -> tuple[FloatArray, FloatArray, float]:
-    """Split the expected cost of (review r, decline d) into A(r) + B(d) + constant.
-
-    With R, D the rows at or above r and d (D inside R): cost = loss on fraud approved
-    + reviews + loss on fraud a review misses + legitimate orders declined, and each term depends
-    on r or on d alone. That makes the best d for every r a suffix minimum, so the whole grid is
-    searched in linear time.
-    """
-    fraud_total = float(tail.positive_amount[0])
-    missed = 1.0 - cost.review_catch_rate
-    by_review = (
-        -cost.fraud_loss_share * tail.positive_amount
-        + cost.review_cost_rub * tail.rows
-        + missed * cost.fraud_loss_share * tail.positive_amount
-    )
-    by_decline = (
-        -cost.review_cost_rub * tail.rows
-        - missed * cost.fraud_loss_share * tail.positive_amount
-        + cost.false_decline_share * tail.negative_amount
-    )
-    return by_review, by_decline, cost.fraud_loss_share * fraud_total
-
-
-def _best_decline_from(by_decline: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp]]:
-    """For each candidate index i, min over j >= i of by_decline[j] and the j that reaches it.
-
-    Ties go to the highest j: of equally cheap decline thresholds the one declining fewest.
-    """
-    n = len(by_decline)
-    best = np.empty(n)
-    where = np.empty(n, dtype=np.intp)
-    best[-1], where[-1] = by_decline[-1], n - 1
-    for i in range(n - 2, -1, -1):
-        if by_decline[i] < best[i + 1]:
-            best[i], where[i] = by_decline[i], i
-        else:
-            best[i], where[i] = best[i + 1], where[i + 1]
-    return best, where
-
-
-def _per_day(count: float, days: float) -> float:
+def per_day(count: float, days: float) -> float:
+    """A count as a rate a day, to three decimals."""
     return round(float(count) / days, 3)
-
-
-def _lowest_within(rows_at_or_above: FloatArray, allowed: float, highest: int) -> int:
-    """Index of the lowest candidate (up to ``highest``) whose row count fits ``allowed``.
-
-    With ties (rule severities, isotonic steps) a threshold inside a tied block would send the
-    whole block to review, so the budget is never exceeded, only under-filled.
-    """
-    fits = rows_at_or_above[: highest + 1] <= allowed
-    return int(np.argmax(fits)) if fits.any() else highest
-
-
-def _decline(tail: _Tail, cost: CostModel | None, decline_precision: float | None, lowest: int) -> int:
-    """DECLINE at or above candidate ``lowest``: where precision reaches the target, else cheapest."""
-    if decline_precision is not None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            precision = tail.positives / tail.rows
-        reaches = (precision >= decline_precision) & (np.arange(len(precision)) >= lowest)
-        return int(np.argmax(reaches)) if reaches.any() else len(tail.candidates) - 1
-    assert cost is not None
-    _, by_decline, _ = _cost_terms(tail, cost)
-    return int(_best_decline_from(by_decline)[1][lowest])
-
-
-def choose_thresholds(
-    scores: np.ndarray,
-    y: np.ndarray,
-    amounts_rub: np.ndarray | None,
-    days: np.ndarray,
-    *,
-    cost: CostModel | None = None,
-    review_budget_per_day: float | None = None,
-    decline_precision: float | None = None,
-    budget_includes_declined: bool = False,
-    period_days: float | None = None,
-) -> ChosenThresholds:
-    """Pick REVIEW / DECLINE thresholds on the calibration split, by cost or by review budget.
-
-    - ``review_budget_per_day=None``: method "cost" — the pair (review <= decline) that minimises
-      the expected cost of ``cost`` over every distinct score.
-    - ``review_budget_per_day=k``: method "budget" — DECLINE at the lowest score whose precision
-      reaches ``decline_precision`` when that is given, else the cheapest under ``cost``; REVIEW
-      at the lowest score such that on average at most k rows a day fall between it and DECLINE
-      (the reviewers' day). ``budget_includes_declined=True`` counts declined rows in the k and
-      picks DECLINE above REVIEW instead.
-
-    A threshold no calibration score reaches means "never" (no reviews, no declines).
-    ``period_days`` is the split's length in days (default: the distinct ``days``).
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(y).astype(np.int8)
-    n_days = period_days or _distinct_days(days)
-    amounts = np.ones_like(scores) if amounts_rub is None else np.asarray(amounts_rub, dtype=np.float64)
-    by_cost = review_budget_per_day is None or decline_precision is None
-    if by_cost and cost is None:
-        raise ValueError("give a cost model, or a review budget with a decline precision target")
-    if by_cost and amounts_rub is None:
-        raise ValueError("the cost model needs amounts_rub")
-    tail = _tail(scores, y, amounts)
-
-    params: dict[str, Any]
-    if review_budget_per_day is None:
-        assert cost is not None
-        by_review, by_decline, constant = _cost_terms(tail, cost)
-        best_decline, where = _best_decline_from(by_decline)
-        total = by_review + best_decline + constant
-        # Ties go to the highest review threshold: of equally cheap policies the one reviewing least.
-        r = int(len(total) - 1 - np.argmin(total[::-1]))
-        d = int(where[r])
-        method: Literal["cost", "budget"] = "cost"
-        params = {
-            "cost_model": asdict(cost),
-            "calibration_cost_per_day_rub": round(float(total[r]) / n_days, 2),
-        }
-    else:
-        if review_budget_per_day <= 0:
-            raise ValueError("review_budget_per_day must be positive")
-        allowed = review_budget_per_day * n_days
-        last = len(tail.candidates) - 1
-        if budget_includes_declined:
-            # The k a day are everything at or above REVIEW; DECLINE is then sought above it.
-            r = _lowest_within(tail.rows, allowed, last)
-            d = _decline(tail, cost, decline_precision, lowest=r)
-        else:
-            # The k a day are what reviewers see: DECLINE first, REVIEW fills the budget below it.
-            d = _decline(tail, cost, decline_precision, lowest=0)
-            r = _lowest_within(tail.rows - tail.rows[d], allowed, d)
-        params = {
-            "review_budget_per_day": review_budget_per_day,
-            "budget_includes_declined": budget_includes_declined,
-        }
-        if decline_precision is not None:
-            params["decline_precision"] = decline_precision
-        else:
-            assert cost is not None
-            params["cost_model"] = asdict(cost)
-        method = "budget"
-
-    at_review, at_decline = tail.rows[r], tail.rows[d]
-    params |= {
-        "calibration_rows": len(scores),
-        "calibration_days": round(n_days, 3),
-        "calibration_reviewed_per_day": _per_day(at_review - at_decline, n_days),
-        "calibration_declined_per_day": _per_day(at_decline, n_days),
-    }
-    return ChosenThresholds(
-        review=float(tail.candidates[r]), decline=float(tail.candidates[d]), method=method, params=params
-    )
-
-
-def choose_thresholds_for(
-    data: EvaluationSet,
-    *,
-    cost: CostModel | None = None,
-    review_budget_per_day: float | None = None,
-    decline_precision: float | None = None,
-    budget_includes_declined: bool = False,
-) -> dict[str, ChosenThresholds]:
-    """``choose_thresholds`` for every scorer in a (calibration) set, the same way for each."""
-    return {
-        name: choose_thresholds(
-            s,
-            data.labels,
-            data.amounts_rub,
-            data.days,
-            cost=cost,
-            review_budget_per_day=review_budget_per_day,
-            decline_precision=decline_precision,
-            budget_includes_declined=budget_includes_declined,
-            period_days=data.period_days,
-        )
-        for name, s in data.scores.items()
-    }
 
 
 # --- the logistic-regression baseline ---------------------------------------------------------
@@ -502,8 +288,8 @@ def _decisions(
     decisions: dict[str, Any] = {
         "reviewed": int(reviewed.sum()),
         "declined": int(declined.sum()),
-        "reviewed_per_day": _per_day(reviewed.sum(), n_days),
-        "declined_per_day": _per_day(declined.sum(), n_days),
+        "reviewed_per_day": per_day(reviewed.sum(), n_days),
+        "declined_per_day": per_day(declined.sum(), n_days),
         "review_precision": _number(y[reviewed].mean()) if reviewed.any() else None,
         "decline_precision": _number(y[declined].mean()) if declined.any() else None,
         "recall": _number(y[reviewed | declined].sum() / positives),
@@ -550,7 +336,6 @@ def evaluate(
     labels, groups = _day_groups(data.days)
     n_days = data.day_count
     amounts = None if data.amounts_rub is None else np.asarray(data.amounts_rub, dtype=np.float64)
-    both_classes = 0 < int(y.sum()) < len(y)
     daily: dict[str, Any] = {
         "day": labels,
         "rows": [len(g) for g in groups],
@@ -563,27 +348,8 @@ def evaluate(
     scorers: dict[str, Any] = {}
     for name, raw in data.scores.items():
         scores = np.asarray(raw, dtype=np.float64)
-        top = [precision_at_k(scores[g], y[g], k_per_day) for g in groups]
-        caught = sum(p for p, _ in top)
-        taken = sum(t for _, t in top)
-        day_precision = [p / t if t else math.nan for p, t in top]
-        day_recall = [
-            p / y[g].sum() if y[g].sum() else math.nan for (p, _), g in zip(top, groups, strict=True)
-        ]
-        daily["precision_at_k"][name] = [_number(v) for v in day_precision]
-        daily["recall_at_k"][name] = [_number(v) for v in day_recall]
-        metrics: dict[str, Any] = {
-            "roc_auc": _number(roc_auc_score(y, scores)) if both_classes else None,
-            "average_precision": _number(average_precision_score(y, scores)) if both_classes else None,
-            "recall_at_fpr": {"fpr": fpr, "recall": recall_at_fpr(scores, y, fpr)},
-            "precision_at_k": {
-                "k_per_day": k_per_day,
-                "mean_daily": _number(np.nanmean(day_precision)) if taken else None,
-                "overall": _number(caught / taken) if taken else None,
-                "recall": _number(caught / y.sum()) if y.sum() else None,
-            },
-            "calibration": calibration(scores, y, calibration_bins),
-        }
+        metrics = _ranking(scores, y, groups, k_per_day, fpr, daily, name)
+        metrics["calibration"] = calibration(scores, y, calibration_bins)
         if data.entity_ids is not None:
             entity_daily = entity_precision_at_k(scores, y, np.asarray(data.entity_ids), groups, k_per_day)
             daily["entity_precision_at_k"][name] = [_number(v) for v in entity_daily]
@@ -617,3 +383,34 @@ def evaluate(
         result["approve_all_cost_rub"] = round(approve_all, 2)
         result["approve_all_cost_per_day_rub"] = round(approve_all / n_days, 2)
     return result
+
+
+def _ranking(
+    scores: FloatArray,
+    y: np.ndarray,
+    groups: list[npt.NDArray[np.intp]],
+    k_per_day: int,
+    fpr: float,
+    daily: dict[str, Any],
+    name: str,
+) -> dict[str, Any]:
+    """One scorer's threshold-free metrics; its daily precision and recall at k go into `daily`."""
+    both_classes = 0 < int(y.sum()) < len(y)
+    top = [precision_at_k(scores[g], y[g], k_per_day) for g in groups]
+    caught = sum(p for p, _ in top)
+    taken = sum(t for _, t in top)
+    day_precision = [p / t if t else math.nan for p, t in top]
+    day_recall = [p / y[g].sum() if y[g].sum() else math.nan for (p, _), g in zip(top, groups, strict=True)]
+    daily["precision_at_k"][name] = [_number(v) for v in day_precision]
+    daily["recall_at_k"][name] = [_number(v) for v in day_recall]
+    return {
+        "roc_auc": _number(roc_auc_score(y, scores)) if both_classes else None,
+        "average_precision": _number(average_precision_score(y, scores)) if both_classes else None,
+        "recall_at_fpr": {"fpr": fpr, "recall": recall_at_fpr(scores, y, fpr)},
+        "precision_at_k": {
+            "k_per_day": k_per_day,
+            "mean_daily": _number(np.nanmean(day_precision)) if taken else None,
+            "overall": _number(caught / taken) if taken else None,
+            "recall": _number(caught / y.sum()) if y.sum() else None,
+        },
+    }

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from dozor.domain.clock import DAY
 from dozor_training.demo import (
     SCAN_POISON_EVERY,
     START,
@@ -16,7 +17,7 @@ from dozor_training.demo import (
     parcels_end,
 )
 from dozor_training.fraud.simulator import SimulationConfig, simulate
-from dozor_training.parcels.simulator import DAY, LOST, SimulatedParcel, simulate_shipments
+from dozor_training.parcels.simulator import LOST, SimulatedParcel, simulate_shipments
 
 
 def parcels() -> list[SimulatedParcel]:

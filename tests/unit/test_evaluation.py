@@ -17,14 +17,14 @@ from dozor_training.evaluation import (
     ChosenThresholds,
     CostModel,
     EvaluationSet,
-    choose_thresholds,
-    choose_thresholds_for,
     day_index,
     evaluate,
     fit_logistic_baseline,
     precision_at_k,
 )
-from dozor_training.report import FRAUD_TASK, PARCEL_LOSS_TASK, ModelCardInfo, Period, write_report
+from dozor_training.report import ModelCardInfo, Period, write_report
+from dozor_training.report_text import FRAUD_TASK, PARCEL_LOSS_TASK
+from dozor_training.thresholds import choose_thresholds, choose_thresholds_for
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

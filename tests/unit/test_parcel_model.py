@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dozor.domain.clock import DAY
 from dozor.domain.errors import ModelMismatchError
 from dozor.domain.parcels.lanes import LaneDeadlines
 from dozor.domain.parcels.model import (
@@ -22,7 +23,7 @@ from dozor.domain.parcels.model import (
 )
 from dozor.domain.parcels.shipments import ParcelStatus, ScanRecord, build_parcel
 from dozor_training.fraud.simulator import SimulationConfig, simulate
-from dozor_training.parcels.evaluation import DAY, SellerLossRates, alert_metrics, known_states, stalled_times
+from dozor_training.parcels.evaluation import SellerLossRates, alert_metrics, known_states, stalled_times
 from dozor_training.parcels.simulator import LOST, SimulatedParcel, simulate_shipments
 from dozor_training.parcels.train import ARTIFACT_FILES, ParcelTrainingConfig, install, train_parcel_model
 

@@ -27,6 +27,7 @@ from dozor_training.fraud.sim_tables import (
     PAYMENT_METHODS,
     RU_HOME,
     RU_MOBILE,
+    BoolArray,
     Columns,
     FloatArray,
     IntArray,
@@ -39,6 +40,56 @@ from dozor_training.fraud.sim_tables import (
 
 
 def legit_orders(pop: Population, per_day: IntArray) -> Columns:
+    """`per_day` legit orders on each day of the window; the steps draw in this order."""
+    rng = pop.rng
+    buyer, ts, siblings, parent = _order_times(pop, per_day)
+    n = len(buyer)
+    u = rng.random((n, 10))
+    device, channel, app = _devices(pop, buyer, u)
+    method, card = _payments(pop, buyer, u)
+    # IP: home broadband, the mobile network, a VPN, or abroad on a trip.
+    ip, ip_country = _legit_ips(pop, buyer, ts, app, u[:, 6])
+    # Shipping: home, the second address, or a gift to someone elsewhere.
+    address = np.where((pop.second[buyer] >= 0) & (u[:, 7] < 0.12), pop.second[buyer], pop.home[buyer])
+    gift = np.flatnonzero(u[:, 8] < 0.03)
+    address[gift] = pop.new_addresses(weighted(rng, pop.pop_p, len(gift)))
+
+    seller = weighted(rng, pop.seller_weight, n)
+    cny = (pop.cny_buyer[buyer] & (u[:, 9] < 0.8)) | (u[:, 9] > 0.98)
+    cny[siblings], method[siblings], card[siblings] = cny[parent], method[parent], card[parent]
+    items, amounts, digital = _legit_items(pop, seller, cny)
+    address[digital] = -1
+    shared = np.where(address[parent] >= 0, address[parent], pop.home[buyer[siblings]])
+    address[siblings] = np.where(digital[siblings], -1, shared)
+    for sib, head in zip(siblings.tolist(), parent.tolist(), strict=True):
+        device[sib], channel[sib], ip[sib], ip_country[sib] = (
+            device[head],
+            channel[head],
+            ip[head],
+            ip_country[head],
+        )
+    return Columns(
+        ts=ts.tolist(),
+        buyer=buyer.tolist(),
+        phone=[pop.buyer_phone[b] for b in buyer.tolist()],
+        seller=seller.tolist(),
+        cny=cny.tolist(),
+        ip=ip,
+        ip_country=ip_country,
+        device=device,
+        channel=channel,
+        method=method.tolist(),
+        card=card.tolist(),
+        address=address.tolist(),
+        items=items,
+        amount=amounts,
+        pattern=[0] * n,
+        label_ts=_label_times(pop, ts, address).tolist(),
+    )
+
+
+def _order_times(pop: Population, per_day: IntArray) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """Who orders when: (buyer, created_at) per order, and the cart siblings with their parent order."""
     rng, cfg = pop.rng, pop.cfg
     created = pop.created
     # Most new accounts are opened at checkout: their first order follows within minutes.
@@ -67,19 +118,22 @@ def legit_orders(pop: Population, per_day: IntArray) -> Columns:
 
     buyer = np.concatenate([first_buyers, buyer])
     ts = np.concatenate([first_ts, ts])
-    n = len(buyer)
     # A cart with several sellers' items becomes one order per seller, seconds apart: the same
     # buyer, device, card and address several times in a minute is ordinary here.
-    rows = np.arange(len(first_buyers), n)
+    rows = np.arange(len(first_buyers), len(buyer))
     in_cart = rng.random(len(rows)) < 0.08
     heads = rows[~in_cart]
     siblings = rows[in_cart] if len(heads) else rows[:0]
     parent = heads[rng.integers(0, max(len(heads), 1), len(siblings))]
     buyer[siblings] = buyer[parent]
     ts[siblings] = np.minimum(ts[parent] + rng.integers(1, 40, len(siblings)), pop.t1 - 1)
-    u = rng.random((n, 10))
+    return buyer, ts, siblings, parent
 
-    # Device and channel; now and then a new phone or a browser that hides its fingerprint.
+
+def _devices(
+    pop: Population, buyer: IntArray, u: FloatArray
+) -> tuple[list[str | None], list[str], BoolArray]:
+    """Device and channel; now and then a new phone or a browser that hides its fingerprint."""
     use_second = (pop.n_dev[buyer] == 2) & (u[:, 0] < 0.25)
     app = np.where(use_second, pop.app1[buyer], pop.app0[buyer])
     fresh_device = u[:, 1] < 0.025
@@ -93,9 +147,13 @@ def legit_orders(pop: Population, per_day: IntArray) -> Columns:
     ):
         d = next(fresh_ids) if fresh else (dev1[b] if second else dev0[b])
         device.append(None if hide else d)
-    channel = np.where(api, "api", np.where(app, "app", "web")).tolist()
+    channel: list[str] = np.where(api, "api", np.where(app, "app", "web")).tolist()
+    return device, channel, app
 
-    # Payment: the usual method, sometimes another; a new card now and then.
+
+def _payments(pop: Population, buyer: IntArray, u: FloatArray) -> tuple[NDArray[np.str_], IntArray]:
+    """Payment method and card: the usual method, sometimes another; a new card now and then."""
+    rng, n = pop.rng, len(buyer)
     pref = pop.method_pref[buyer]
     other = rng.integers(0, len(PAYMENT_METHODS), n)
     has_card = pop.card0[buyer] >= 0
@@ -107,57 +165,20 @@ def legit_orders(pop: Population, per_day: IntArray) -> Columns:
     new_card = on_card & (u[:, 5] < 0.015)
     names, p = table_p(LEGIT_CARD_COUNTRIES)
     card[new_card] = pop.new_cards([names[i] for i in weighted(rng, p, int(new_card.sum()))])
-    card = np.where(on_card, card, -1)
+    return method, np.where(on_card, card, -1)
 
-    # IP: home broadband, the mobile network, a VPN, or abroad on a trip.
-    ip, ip_country = _legit_ips(pop, buyer, ts, app, u[:, 6])
 
-    # Shipping: home, the second address, or a gift to someone elsewhere.
-    address = np.where((pop.second[buyer] >= 0) & (u[:, 7] < 0.12), pop.second[buyer], pop.home[buyer])
-    gift = np.flatnonzero(u[:, 8] < 0.03)
-    address[gift] = pop.new_addresses(weighted(rng, pop.pop_p, len(gift)))
-
-    seller = weighted(rng, pop.seller_weight, n)
-    cny = (pop.cny_buyer[buyer] & (u[:, 9] < 0.8)) | (u[:, 9] > 0.98)
-    cny[siblings], method[siblings], card[siblings] = cny[parent], method[parent], card[parent]
-    items, amounts, digital = _legit_items(pop, seller, cny)
-    address[digital] = -1
-    shared = np.where(address[parent] >= 0, address[parent], pop.home[buyer[siblings]])
-    address[siblings] = np.where(digital[siblings], -1, shared)
-    for sib, head in zip(siblings.tolist(), parent.tolist(), strict=True):
-        device[sib], channel[sib], ip[sib], ip_country[sib] = (
-            device[head],
-            channel[head],
-            ip[head],
-            ip_country[head],
-        )
-
-    labelled = rng.random(n) < cfg.legit_label_rate
+def _label_times(pop: Population, ts: IntArray, address: IntArray) -> IntArray:
+    """When the delivered-and-reviewed confirmation arrives (-1: never): delivery plus a few days."""
+    rng, n = pop.rng, len(ts)
+    labelled = rng.random(n) < pop.cfg.legit_label_rate
     tier = np.where(address >= 0, pop.reg_tier[np.array(pop.addr_region)[np.maximum(address, 0)]], -1)
     delivery = np.where(
         tier >= 0, np.array(DELIVERY_DAYS)[np.maximum(tier, 0)] * rng.lognormal(0.0, 0.2, n), 0.5
     )
     review = rng.lognormal(math.log(3.0), 0.5, n)
-    label_ts = np.where(labelled, ts + ((delivery + review) * DAY).astype(np.int64), -1)
-
-    return Columns(
-        ts=ts.tolist(),
-        buyer=buyer.tolist(),
-        phone=[pop.buyer_phone[b] for b in buyer.tolist()],
-        seller=seller.tolist(),
-        cny=cny.tolist(),
-        ip=ip,
-        ip_country=ip_country,
-        device=device,
-        channel=channel,
-        method=method.tolist(),
-        card=card.tolist(),
-        address=address.tolist(),
-        items=items,
-        amount=amounts,
-        pattern=[0] * n,
-        label_ts=label_ts.tolist(),
-    )
+    label_ts: IntArray = np.where(labelled, ts + ((delivery + review) * DAY).astype(np.int64), -1)
+    return label_ts
 
 
 def _legit_ips(

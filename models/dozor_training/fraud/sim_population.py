@@ -119,7 +119,20 @@ class Population:
         self.cat_sellers: list[IntArray] = [np.flatnonzero(primary == c) for c in range(len(CATEGORIES))]
 
     def _build_buyers(self) -> None:
-        """The legit population: long-standing buyers plus accounts opened during the window."""
+        """The legit population: long-standing buyers plus accounts opened during the window.
+
+        The steps draw in this order (accounts, addresses, devices, households, cards, contacts);
+        changing it changes every history.
+        """
+        self._buyer_accounts()
+        self._buyer_addresses()
+        self._buyer_devices()
+        self._households()
+        self._buyer_cards()
+        self._buyer_contacts()
+
+    def _buyer_accounts(self) -> None:
+        """When each account was opened, where its owner lives, how active it is."""
         rng, cfg = self.rng, self.cfg
         n_old = max(400, cfg.orders_per_day * 12)
         age = np.clip(rng.exponential(2.0 * 365 * DAY, n_old), 7 * DAY, 9 * 365 * DAY)
@@ -135,14 +148,15 @@ class Population:
         self.created = created
         self.is_new = created >= self.t0
 
-        region = weighted(rng, self.legit_region_p, n)
-        self.region = region
+        self.region = weighted(rng, self.legit_region_p, n)
         self.weight = rng.lognormal(0.0, 1.0, n)
         self.api_buyer = rng.random(n) < 0.005  # resellers ordering through the partner API
         self.weight[self.api_buyer] *= 5
         self.cny_buyer = rng.random(n) < 0.08
 
-        # Addresses: a home, or a pickup point shared with neighbours; some have a second address.
+    def _buyer_addresses(self) -> None:
+        """A home, or a pickup point shared with neighbours; some have a second address."""
+        rng, region, n = self.rng, self.region, self.n_legit_buyers
         pickup = rng.random(n) < 0.25
         home = np.empty(n, dtype=np.int64)
         for r in range(len(self.regions)):
@@ -158,34 +172,38 @@ class Population:
             rng.random(len(has_second)) < 0.7, region[has_second], weighted(rng, self.pop_p, len(has_second))
         )
         second[has_second] = self.new_addresses(second_region)
+        self.home, self.second = home, second
 
-        # Devices: one or two; app devices and web browsers.
-        n_dev = 1 + (rng.random(n) < 0.35)
-        app0 = rng.random(n) < 0.62
-        app1 = rng.random(n) < 0.5
-        dev0 = self.ids.devices(app0.tolist())
-        dev1: list[str | None] = [None] * n
-        two = np.flatnonzero(n_dev == 2)
-        for i, d in zip(two.tolist(), self.ids.devices(app1[two].tolist()), strict=True):
-            dev1[i] = d
+    def _buyer_devices(self) -> None:
+        """One or two devices each: app devices and web browsers."""
+        rng, n = self.rng, self.n_legit_buyers
+        self.n_dev = 1 + (rng.random(n) < 0.35)
+        self.app0 = rng.random(n) < 0.62
+        self.app1 = rng.random(n) < 0.5
+        self.dev0 = self.ids.devices(self.app0.tolist())
+        self.dev1: list[str | None] = [None] * n
+        two = np.flatnonzero(self.n_dev == 2)
+        for i, d in zip(two.tolist(), self.ids.devices(self.app1[two].tolist()), strict=True):
+            self.dev1[i] = d
 
-        # Households: partners share the home address and one device.
+    def _households(self) -> None:
+        """Partners share the home address (and region) and one device."""
+        rng = self.rng
         old = np.flatnonzero(~self.is_new)
         members = rng.choice(old, size=len(old) // 25, replace=False) if len(old) >= 50 else old[:0]
         partners = rng.choice(old, size=len(members))
         keep = members != partners
         members, partners = members[keep], partners[keep]
-        region[members] = region[partners]
-        home[members] = home[partners]
+        self.region[members] = self.region[partners]
+        self.home[members] = self.home[partners]
         for m, p in zip(members.tolist(), partners.tolist(), strict=True):
-            dev1[m] = dev0[p]
-            app1[m] = app0[p]
-        n_dev[members] = 2
+            self.dev1[m] = self.dev0[p]
+            self.app1[m] = self.app0[p]
+        self.n_dev[members] = 2
 
-        self.home, self.second = home, second
-        self.dev0, self.dev1, self.app0, self.app1, self.n_dev = dev0, dev1, app0, app1, n_dev
-
-        # Cards: none, one or two; mostly Russian.
+    def _buyer_cards(self) -> None:
+        """None, one or two cards, mostly Russian; the usual payment method follows from them."""
+        rng, n = self.rng, self.n_legit_buyers
         n_cards = weighted(rng, np.array([0.10, 0.55, 0.35]), n)
         names, p = table_p(LEGIT_CARD_COUNTRIES)
         card0 = np.full(n, -1, dtype=np.int64)
@@ -195,14 +213,15 @@ class Population:
         with_two = np.flatnonzero(n_cards == 2)
         card1[with_two] = self.new_cards([names[i] for i in weighted(rng, p, len(with_two))])
         self.card0, self.card1 = card0, card1
-        method = np.where(
+        self.method_pref = np.where(
             n_cards > 0,
             weighted(rng, np.array([0.70, 0.14, 0.07, 0.06, 0.03]), n),
             1 + weighted(rng, np.array([0.60, 0.25, 0.0, 0.15]), n),
         )
-        self.method_pref = method
 
-        # Contacts, home internet, trips abroad.
+    def _buyer_contacts(self) -> None:
+        """E-mail, id, phone, home internet and trips abroad."""
+        rng, n = self.rng, self.n_legit_buyers
         emails = self.legit_emails(n)
         self.buyer_email.extend(
             e if has else None for e, has in zip(emails, rng.random(n) < 0.96, strict=True)
@@ -212,7 +231,7 @@ class Population:
         self.buyer_phone.extend(
             p if keep_phone else None for p, keep_phone in zip(phones, rng.random(n) < 0.75, strict=True)
         )
-        self.buyer_created.extend(created.tolist())
+        self.buyer_created.extend(self.created.tolist())
         self.isp = rng.integers(0, len(RU_HOME), n)
         self.home_ip = [
             f"{RU_HOME[a]}.{b}.{c}"

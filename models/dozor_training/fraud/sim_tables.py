@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from dozor.domain.contracts import RUB_PER_UNIT
 
 IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
 FloatArray = NDArray[np.float64]
 Item = dict[str, Any]  # an order line as the contract has it: sku, category, quantity, unit_price
 

@@ -32,14 +32,15 @@ from dozor_training.evaluation import (
     ChosenThresholds,
     CostModel,
     EvaluationSet,
-    choose_thresholds_for,
     day_index,
     evaluate,
     fit_logistic_baseline,
 )
 from dozor_training.fitting import ARTIFACTS_DIR, calibration_knots, fit_booster
 from dozor_training.fraud.replay import ReplayResult
-from dozor_training.report import FRAUD_TASK, ModelCardInfo, Period, write_report
+from dozor_training.report import ModelCardInfo, Period, write_report
+from dozor_training.report_text import FRAUD_TASK
+from dozor_training.thresholds import choose_thresholds_for
 
 PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -345,7 +346,7 @@ def _write_report(
         simulated=config["simulated"],
         periods={name: Period.of(days[m], y_final[m]) for name, m in masks.items()},
         feature_names=FEATURE_NAMES,
-        features_defined_in="functions/dozor/domain/features.py",
+        features_defined_in="functions/dozor/domain/fraud/features.py",
         trained_at=metadata["trained_at"],
         training={
             "rounds": metadata["params"]["rounds"],

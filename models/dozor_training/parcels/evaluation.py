@@ -22,11 +22,12 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
+from dozor.domain.clock import DAY, HOUR
 from dozor.domain.geography import remoteness_tier
 from dozor.domain.parcels.alerts import BACKFILL_GRACE, FEED_QUIET_AFTER, FeedGap, effective_silence
 from dozor.domain.parcels.lanes import LaneDeadlines
@@ -40,7 +41,7 @@ from dozor.domain.parcels.shipments import (
     build_parcel,
     fold_status,
 )
-from dozor_training.parcels.simulator import DAY, DELIVERED, EPOCH, LOST, RETURNED, SimulatedParcel
+from dozor_training.parcels.simulator import DELIVERED, EPOCH, LOST, RETURNED, SimulatedParcel
 
 SWEEP_HOURS = 6.0  # the deployed sweeper runs every few minutes; 6 h keeps the offline sweep cheap
 BASELINE_SILENCE = 30 * DAY
@@ -50,6 +51,7 @@ MAX_SWEEPS_PER_STATE = 240  # 60 days of sweeps: beyond that every rule has long
 
 
 def at(epoch: float) -> datetime:
+    # As the parcel simulator dates its scans (EPOCH + timedelta), so features see the same instants.
     return EPOCH + timedelta(seconds=epoch)
 
 
@@ -173,7 +175,7 @@ def overdue_sweeps(
     deadlines: LaneDeadlines,
     sellers: SellerLossRates,
     fraud_scores: Mapping[str, float] | None = None,
-    sweep: float = SWEEP_HOURS * 3600,
+    sweep: float = SWEEP_HOURS * HOUR,
     max_per_parcel: int | None = None,
     seed: int = 0,
 ) -> Sweep:
@@ -226,7 +228,7 @@ def stalled_times(
     parcels: Sequence[SimulatedParcel],
     deadlines: LaneDeadlines | None,
     silence: float | None = None,
-    sweep: float = SWEEP_HOURS * 3600,
+    sweep: float = SWEEP_HOURS * HOUR,
     feeds: CarrierFeeds | None = None,
 ) -> list[float | None]:
     """First sweep at which each parcel counts as stalled: past its lane deadline, or silent `silence` s.
@@ -322,7 +324,7 @@ def evaluate_alerts(
     feeds: CarrierFeeds | None = None,
 ) -> dict[str, Any]:
     """Alert metrics for the lane deadlines, the model, both together (what Dozor raises) and the baseline."""
-    sweep = sweep_hours * 3600
+    sweep = sweep_hours * HOUR
     deadlines = model.deadlines
     feeds = feeds or CarrierFeeds(parcels)
     sweeps = overdue_sweeps(parcels, deadlines, sellers, fraud_scores, sweep)
@@ -354,7 +356,3 @@ def evaluate_alerts(
             for tier, rows in sorted(tiers.items())
         },
     }
-
-
-def as_utc(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()

@@ -6,6 +6,12 @@ come from the next ones, and the newest are held out for the report. A training 
 the sweeper saw it at one sweep (only scans that had *arrived* by then), labelled with whether the
 parcel ended lost; each parcel contributes several rows at different ages, mostly from the sweeps
 where it was overdue, because those are the parcels the sweeper scores.
+
+The test snapshots are judged by the generic evaluation and report (AP, ROC AUC, calibration,
+precision@k, the model card) beside a logistic baseline on the same rows; what only parcels have,
+the timing of alerts (recall before the loss is certain, lead time, false alerts per 1,000
+delivered, against the "no scan for 30 days" rule), comes from `parcels.evaluation` and goes into
+the report as its own sections (`parcels.report`).
 """
 
 from __future__ import annotations
@@ -23,12 +29,20 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
-from sklearn.metrics import average_precision_score, roc_auc_score
 
+from dozor.domain.clock import HOUR, from_epoch
 from dozor.domain.parcels.lanes import LANES_FILE, LaneDeadlines, learn_deadlines
 from dozor.domain.parcels.model import PACKAGED_PARCEL_MODEL_DIR, PARCEL_FEATURE_NAMES, ParcelLossModel
 from dozor.domain.parcels.model import parcel_features as features_of
 from dozor.domain.parcels.shipments import TERMINAL
+from dozor_training.evaluation import (
+    LOGISTIC,
+    MODEL,
+    EvaluationSet,
+    day_index,
+    evaluate,
+    fit_logistic_baseline,
+)
 from dozor_training.fitting import ARTIFACTS_DIR, calibration_knots, fit_booster
 from dozor_training.parcels.evaluation import (
     SWEEP_HOURS,
@@ -36,7 +50,6 @@ from dozor_training.parcels.evaluation import (
     SellerLossRates,
     Sweep,
     alert_metrics,
-    as_utc,
     at,
     evaluate_alerts,
     first_risk_alerts,
@@ -44,7 +57,10 @@ from dozor_training.parcels.evaluation import (
     overdue_sweeps,
     parcel_known,
 )
+from dozor_training.parcels.report import alert_sections, model_card_info
 from dozor_training.parcels.simulator import LOST, SimulatedParcel
+from dozor_training.report import write_report
+from dozor_training.report_text import PARCEL_LOSS_TASK
 
 PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -59,6 +75,8 @@ PARAMS: dict[str, Any] = {
     "nthread": 2,
     "seed": 7,
 }
+BASELINE_ROWS = 200_000  # training rows the logistic baseline is fitted on (a sample beyond that)
+CONTRIBUTION_ROWS = 5_000  # test rows the feature-contribution plot is drawn from
 ARTIFACT_FILES = ("model.ubj", "metadata.json", LANES_FILE, "metrics.json", "report.md", "MODEL_CARD.md")
 
 
@@ -89,6 +107,8 @@ class Rows:
     x: np.ndarray
     y: np.ndarray
     overdue: np.ndarray  # bool: taken at a sweep where the parcel was overdue
+    times: np.ndarray  # epoch seconds of each snapshot
+    parcel: np.ndarray  # index of each row's parcel in the list the rows were built from
 
 
 def _fresh_rows(
@@ -98,9 +118,10 @@ def _fresh_rows(
     fraud_scores: Mapping[str, float] | None,
     per_parcel: int,
     rng: np.random.Generator,
-) -> tuple[list[np.ndarray], list[int]]:
+) -> tuple[list[np.ndarray], list[int], list[float]]:
     rows: list[np.ndarray] = []
     index: list[int] = []
+    times: list[float] = []
     for n, p in enumerate(parcels):
         states = [s for s in known_states(p) if s.status not in TERMINAL]
         if not states:
@@ -122,7 +143,8 @@ def _fresh_rows(
                 )
             )
             index.append(n)
-    return rows, index
+            times.append(float(t))
+    return rows, index, times
 
 
 def training_rows(
@@ -139,11 +161,11 @@ def training_rows(
         deadlines,
         sellers,
         fraud_scores,
-        config.sweep_hours * 3600,
+        config.sweep_hours * HOUR,
         max_per_parcel=config.overdue_per_parcel,
         seed=config.seed,
     )
-    fresh, fresh_index = _fresh_rows(
+    fresh, fresh_index, fresh_times = _fresh_rows(
         parcels, deadlines, sellers, fraud_scores, config.fresh_per_parcel, np.random.default_rng(config.seed)
     )
     lost = np.array([p.outcome == LOST for p in parcels], dtype=np.float32)
@@ -155,7 +177,8 @@ def training_rows(
     dropout = config.seller_rate_dropout if blank_seller_rates else 0.0
     blank = np.random.default_rng(config.seed + 1).random(len(x)) < dropout
     x[blank, PARCEL_FEATURE_NAMES.index("seller_loss_rate_30d")] = np.nan
-    return Rows(x, lost[index], overdue)
+    times = np.asarray(sweep.times + fresh_times, dtype=np.float64)
+    return Rows(x, lost[index], overdue, times, index)
 
 
 def _threshold(
@@ -193,17 +216,6 @@ def _split(parcels: Sequence[SimulatedParcel], config: ParcelTrainingConfig) -> 
     return train, cal, test, [start, cal_start, test_start, end]
 
 
-def _scores(y: np.ndarray, risks: np.ndarray) -> dict[str, float]:
-    if y.min() == y.max():
-        return {"rows": len(y), "lost_share": float(y.mean())}
-    return {
-        "rows": len(y),
-        "lost_share": round(float(y.mean()), 5),
-        "average_precision": round(float(average_precision_score(y, risks)), 4),
-        "roc_auc": round(float(roc_auc_score(y, risks)), 4),
-    }
-
-
 def train_parcel_model(
     parcels: Sequence[SimulatedParcel],
     out_dir: Path = ARTIFACTS_DIR,
@@ -220,213 +232,124 @@ def train_parcel_model(
     test_rows = training_rows(test, deadlines, sellers, fraud_scores, config, blank_seller_rates=False)
     booster = fit_booster(PARAMS, PARCEL_FEATURE_NAMES, train_rows.x, train_rows.y, cal_rows.x, cal_rows.y)
     raw_cal = np.asarray(booster.inplace_predict(cal_rows.x), dtype=np.float64)
-    calibration = calibration_knots(raw_cal, cal_rows.y)
-
     metadata: dict[str, Any] = {
         "version": "pending",
         "kind": "parcel_loss",
         "feature_names": list(PARCEL_FEATURE_NAMES),
-        "calibration": calibration,
+        "calibration": calibration_knots(raw_cal, cal_rows.y),
         "likely_lost_threshold": 1.0,
     }
     model = ParcelLossModel(booster, metadata, deadlines)
-    cal_sweep = overdue_sweeps(cal, deadlines, sellers, fraud_scores, config.sweep_hours * 3600)
+    cal_sweep = overdue_sweeps(cal, deadlines, sellers, fraud_scores, config.sweep_hours * HOUR)
     cal_risks = model.risk(cal_sweep.rows) if cal_sweep.size else np.empty(0)
     threshold, cal_alerts = _threshold(cal, cal_sweep, cal_risks, config.false_alerts_per_1000_delivered)
     metadata["likely_lost_threshold"] = round(threshold, 6)
 
-    test_risks = model.risk(test_rows.x)
-    evaluation = evaluate_alerts(
-        test, model, sellers, fraud_scores, config.sweep_hours, CarrierFeeds(parcels)
-    )
+    alerts = evaluate_alerts(test, model, sellers, fraud_scores, config.sweep_hours, CarrierFeeds(parcels))
+    test_set, metrics = _evaluate(model, train_rows, test_rows, test)
+    metrics |= {"calibration_likely_lost_alerts": cal_alerts, "test_alerts": alerts}
     trained_at = datetime.now(UTC)
     version = f"parcels-{trained_at:%Y%m%d}-{fingerprint(parcels)[:8]}"
-    metadata.update(
-        {
-            "version": version,
-            "trained_at": trained_at.isoformat(),
-            "data": {
-                "parcels": len(parcels),
-                "lost": sum(p.outcome == LOST for p in parcels),
-                "train": [as_utc(bounds[0]), as_utc(bounds[1]), len(train)],
-                "calibration": [as_utc(bounds[1]), as_utc(bounds[2]), len(cal)],
-                "test": [as_utc(bounds[2]), as_utc(bounds[3]), len(test)],
-                "rows": {
-                    "train": len(train_rows.y),
-                    "calibration": len(cal_rows.y),
-                    "test": len(test_rows.y),
-                },
-            },
-            "params": PARAMS | {"rounds": booster.num_boosted_rounds()},
-            "xgboost_version": xgb.__version__,
-            "config": asdict(config),
-            "metrics": {
-                "test_rows": _scores(test_rows.y, test_risks),
-                "test_overdue_rows": _scores(test_rows.y[test_rows.overdue], test_risks[test_rows.overdue]),
-                "calibration_likely_lost_alerts": cal_alerts,
-                "test_alerts": evaluation,
-            },
-        }
-    )
+    iso = [from_epoch(b).isoformat() for b in bounds]
+    metadata |= {
+        "version": version,
+        "trained_at": trained_at.isoformat(),
+        "data": {
+            "parcels": len(parcels),
+            "lost": sum(p.outcome == LOST for p in parcels),
+            "train": [iso[0], iso[1], len(train)],
+            "calibration": [iso[1], iso[2], len(cal)],
+            "test": [iso[2], iso[3], len(test)],
+            "rows": {"train": len(train_rows.y), "calibration": len(cal_rows.y), "test": len(test_rows.y)},
+        },
+        "params": PARAMS | {"rounds": booster.num_boosted_rounds()},
+        "xgboost_version": xgb.__version__,
+        "config": asdict(config),
+        "metrics": {key: metrics[key] for key in HEADLINE_METRICS},
+    }
     directory = out_dir / version
     directory.mkdir(parents=True, exist_ok=True)
     booster.save_model(directory / "model.ubj")
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
     (directory / LANES_FILE).write_text(deadlines.to_json() + "\n")
-    (directory / "metrics.json").write_text(json.dumps(metadata["metrics"], indent=2) + "\n")
-    # Slicing the booster to its best round drops the feature names: map xgboost's f<i> back.
-    gains = booster.get_score(importance_type="gain")
-    importance = {
-        PARCEL_FEATURE_NAMES[int(k[1:])] if k.startswith("f") and k[1:].isdigit() else k: float(v)  # type: ignore[arg-type]
-        for k, v in gains.items()
+    splits = {"train": train, "calibration": cal, "test": test}
+    _write_report(directory, booster, metadata, metrics, test_set, test_rows.x, splits)
+    return TrainedParcelModel(directory, metadata, alerts)
+
+
+# The numbers metadata.json carries; metrics.json beside it has these and the full evaluation.
+HEADLINE_METRICS = ("test_rows", "test_overdue_rows", "calibration_likely_lost_alerts", "test_alerts")
+
+
+def _evaluate(
+    model: ParcelLossModel, train_rows: Rows, test_rows: Rows, test: Sequence[SimulatedParcel]
+) -> tuple[EvaluationSet, dict[str, Any]]:
+    """The generic evaluation of the test snapshots (model and logistic baseline), by snapshot day.
+
+    Entity precision@k ranks sellers; there are no REVIEW / DECLINE thresholds and no cost model:
+    the parcel model's decision is the LIKELY_LOST alert, judged by the alert metrics instead.
+    """
+    rows = np.arange(len(train_rows.y))
+    if len(rows) > BASELINE_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, BASELINE_ROWS, replace=False))
+    logistic = fit_logistic_baseline(train_rows.x[rows], train_rows.y[rows])
+    sellers = np.array([test[int(i)].seller_id for i in test_rows.parcel], dtype=object)
+
+    def snapshots(mask: np.ndarray) -> EvaluationSet:
+        x = test_rows.x[mask]
+        return EvaluationSet(
+            y=test_rows.y[mask].astype(np.int8),
+            days=day_index(test_rows.times[mask]),
+            scores={MODEL: model.risk(x), LOGISTIC: logistic(x)},
+            entity_ids=sellers[mask],
+        )
+
+    everything = np.ones(len(test_rows.y), dtype=bool)
+    test_set = snapshots(everything)
+    k = max(1, round(0.02 * len(test_set.y) / test_set.day_count))
+    metrics = evaluate(test_set, thresholds={}, k_per_day=k)
+    overdue = evaluate(snapshots(test_rows.overdue), thresholds={}, k_per_day=k)
+    return test_set, metrics | {
+        "test_rows": _snapshot_scores(metrics),
+        "test_overdue_rows": _snapshot_scores(overdue),
     }
-    (directory / "report.md").write_text(report(metadata, importance))
-    (directory / "MODEL_CARD.md").write_text(model_card(metadata))
-    return TrainedParcelModel(directory, metadata, evaluation)
 
 
-_METHODS = (
-    ("dozor_stalled_or_likely_lost", "Dozor: STALLED or LIKELY_LOST"),
-    ("stalled_lane_deadline", "STALLED only (lane deadline, carrier feed outages discounted)"),
-    ("stalled_ignoring_feed_outages", "STALLED only, feed outages not discounted"),
-    ("likely_lost_model", "LIKELY_LOST only (model)"),
-    ("baseline_no_scan_30_days", "Baseline: no scan for 30 days"),
-)
+def _snapshot_scores(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    model = metrics["scorers"][MODEL]
+    return {
+        "rows": metrics["rows"],
+        "lost_share": metrics["positive_rate"],
+        "average_precision": model["average_precision"],
+        "roc_auc": model["roc_auc"],
+    }
 
 
-def alerts_table(evaluation: Mapping[str, Mapping[str, Any]]) -> str:
-    lines = [
-        "| rule | alerted | precision | recall | median lead (days) | false alerts / 1,000 delivered |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for key, name in _METHODS:
-        m = evaluation[key]
-        lead = "–" if m["median_lead_days"] is None else f"{m['median_lead_days']:.1f}"
-        lines.append(
-            f"| {name} | {m['alerted']} | {m['precision']:.1%} | {m['recall']:.1%} | {lead} "
-            f"| {m['false_alerts_per_1000_delivered']:.1f} |"
-        )
-    return "\n".join(lines)
-
-
-def tier_table(by_tier: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
-    lines = [
-        "| tier | parcels | lost | Dozor recall | Dozor lead (days) | Dozor false / 1,000 | 30-day recall "
-        "| 30-day lead (days) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for tier, rules in by_tier.items():
-        d, b = rules["dozor_stalled_or_likely_lost"], rules["baseline_no_scan_30_days"]
-        lead, base_lead = d["median_lead_days"], b["median_lead_days"]
-        lines.append(
-            f"| {tier} | {d['parcels']:,} | {d['lost']} | {d['recall']:.0%} | "
-            f"{'–' if lead is None else f'{lead:.1f}'} | {d['false_alerts_per_1000_delivered']:.1f} | "
-            f"{b['recall']:.0%} | {'–' if base_lead is None else f'{base_lead:.1f}'} |"
-        )
-    return "\n".join(lines)
-
-
-def report(metadata: Mapping[str, Any], importance: Mapping[str, float]) -> str:
-    """The evaluation report (markdown) for one trained parcel model."""
-    m = metadata["metrics"]
-    data = metadata["data"]
-    test_alerts = m["test_alerts"]["dozor_stalled_or_likely_lost"]
-    top = sorted(importance.items(), key=lambda kv: -kv[1])[:10]
-    total = sum(importance.values()) or 1.0
-    snapshot_table = "\n".join(
-        [
-            "| rows | count | lost share | average precision | ROC AUC |",
-            "|---|---:|---:|---:|---:|",
-            *(
-                f"| {name} | {r['rows']:,} | {r['lost_share']:.3f} | {r.get('average_precision', 0):.3f} "
-                f"| {r.get('roc_auc', 0):.3f} |"
-                for name, r in (("all snapshots", m["test_rows"]), ("overdue sweeps", m["test_overdue_rows"]))
-            ),
-        ]
+def _write_report(
+    directory: Path,
+    booster: xgb.Booster,
+    metadata: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    test_set: EvaluationSet,
+    x_test: np.ndarray,
+    splits: Mapping[str, Sequence[SimulatedParcel]],
+) -> None:
+    rows = np.random.default_rng(1).permutation(len(x_test))[:CONTRIBUTION_ROWS]
+    contributions = booster.predict(
+        xgb.DMatrix(x_test[rows], missing=np.nan, feature_names=list(PARCEL_FEATURE_NAMES)),
+        pred_contribs=True,
+        approx_contribs=True,
+    )[:, :-1]
+    write_report(
+        directory,
+        task=PARCEL_LOSS_TASK,
+        metrics=metrics,
+        data=test_set,
+        card=model_card_info(metadata, splits),
+        contributions=contributions,
+        feature_names=PARCEL_FEATURE_NAMES,
+        sections=alert_sections(metadata, metrics),
     )
-    return f"""# Parcel-loss model {metadata["version"]}: evaluation report
-
-Trained {metadata["trained_at"][:16]} UTC on {data["parcels"]:,} simulated parcels ({data["lost"]:,} lost),
-split by ship time: train {data["train"][2]:,}, calibration {data["calibration"][2]:,}, test
-{data["test"][2]:,} parcels (test period {data["test"][0][:10]} … {data["test"][1][:10]}).
-LIKELY_LOST threshold: **{metadata["likely_lost_threshold"]:.3f}** (calibrated P(lost)), the lowest
-that kept LIKELY_LOST within {metadata["config"]["false_alerts_per_1000_delivered"]:.0f} false alerts
-per 1,000 delivered parcels on the calibration parcels.
-
-## Alerts on the held-out parcels
-
-An offline replay of the sweeper every {metadata["config"]["sweep_hours"]:.0f} h over the test
-parcels, seeing only the scans that had arrived by then (late, duplicated, back-filled after
-outages). Per parcel: precision = alerted parcels that were lost; recall = lost parcels alerted
-before the loss became certain (the carrier's LOST scan arrived or the buyer claimed); lead time =
-certainty minus first alert; false alerts = delivered parcels alerted before delivery.
-
-{alerts_table(m["test_alerts"])}
-
-Dozor's alerts reach {test_alerts["recall"]:.0%} of lost parcels a median of
-{test_alerts["median_lead_days"] or 0:.1f} days before the loss is certain.
-
-By remoteness of the destination (0 = Moscow / St Petersburg … 3 = Far East, far North):
-
-{tier_table(m["test_alerts"]["by_remoteness_tier"])}
-
-## Snapshot scores (test split)
-
-{snapshot_table}
-
-## What the model leans on (gain share)
-
-{chr(10).join(f"- `{name}`: {gain / total:.1%}" for name, gain in top)}
-"""
-
-
-def model_card(metadata: Mapping[str, Any]) -> str:
-    """The model card (markdown): what the model is for, how it was made and where it falls short."""
-    m = metadata["metrics"]
-    dozor = m["test_alerts"]["dozor_stalled_or_likely_lost"]
-    model_only = m["test_alerts"]["likely_lost_model"]
-    base = m["test_alerts"]["baseline_no_scan_30_days"]
-    return f"""# Model card: parcel-loss model {metadata["version"]}
-
-**What it does.** Estimates the probability that a parcel still in transit will end lost, for
-the ParcelSweeperFunction, which re-scores parcels whose next scan is overdue and raises a
-LIKELY_LOST alert above {metadata["likely_lost_threshold"]:.3f}. It ships with the lane deadlines it
-was trained with (`lanes.json`): the same norms set every parcel's next-scan due time and its
-STALLED deadline.
-
-**Inputs.** {", ".join(f"`{n}`" for n in metadata["feature_names"])}. Missing values are NaN.
-
-**Training data.** Simulated cross-border parcels (China → Russia) for simulated marketplace
-orders: lane-dependent delays, customs holds, line-haul delays, failed deliveries, returns,
-losses more likely far from the capitals / with some carriers / for valuable goods / for a few bad
-sellers / for reshipping fraud, scans reported late, twice and after carrier outages. Rows are
-snapshots at sweep times (mostly overdue ones); label = the parcel ended lost. Split by ship
-time; XGBoost ({metadata["params"]["rounds"]} rounds, early-stopped on the calibration split),
-isotonic calibration on the calibration split.
-
-**Results (held-out newest parcels).** Test snapshots: AP {m["test_rows"].get("average_precision", 0):.3f},
-ROC AUC {m["test_rows"].get("roc_auc", 0):.3f}. LIKELY_LOST alone: precision {model_only["precision"]:.1%},
-recall {model_only["recall"]:.1%}, median lead {model_only["median_lead_days"] or 0:.1f} days,
-{model_only["false_alerts_per_1000_delivered"]:.1f} false alerts per 1,000 delivered. With the lane
-deadlines' STALLED alerts added (what the sweeper raises): precision {dozor["precision"]:.1%}, recall
-{dozor["recall"]:.1%}, median lead {dozor["median_lead_days"] or 0:.1f} days,
-{dozor["false_alerts_per_1000_delivered"]:.1f} false alerts per 1,000 delivered. The "no scan for 30
-days" rule: precision {base["precision"]:.1%}, recall {base["recall"]:.1%}, median lead
-{base["median_lead_days"] or 0:.1f} days, {base["false_alerts_per_1000_delivered"]:.1f} per 1,000 delivered.
-
-**Limits.** Trained and judged on simulated parcels only: the numbers show the pipeline works
-and what it can find, not what a real carrier mix will give; retrain on real scan histories
-before trusting the threshold. Lane norms need about {metadata["config"]["min_lane_samples"]}
-delivered parcels per stage and lane; thinner lanes borrow from their carrier's tier, carrier,
-or everyone. Scans reported days late look like silence: most false STALLED alerts come from
-them, and the evaluation discounts carrier feed outages (`FeedGap`), which the deployed sweeper
-does not track yet. `seller_loss_rate_30d` was blanked in {metadata["config"]["seller_rate_dropout"]:.0%}
-of training rows so the model copes when serving cannot supply it (today's sweeper does not);
-`order_fraud_score` comes from the order's fraud decision and is NaN without one.
-
-**Owners and use.** Ops alerting only: it prioritises parcels to chase; it does not decide
-refunds or seller penalties on its own.
-"""
 
 
 def install(model_dir: Path, target: Path = PACKAGED_PARCEL_MODEL_DIR) -> None:
