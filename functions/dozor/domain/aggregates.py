@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from dozor.domain.clock import DAY, HOUR
 
@@ -72,12 +72,6 @@ class ContainerUpdate:
     add_to_set: dict[str, set[str]] = field(default_factory=dict)
     set_if_absent: dict[str, float] = field(default_factory=dict)
     expires_at: int | None = None
-
-
-class AggregateReader(Protocol):
-    """Reads containers; missing ones are simply absent from the result."""
-
-    def read(self, keys: Iterable[Key]) -> dict[Key, dict[str, object]]: ...
 
 
 def _hour_sk(ts: datetime) -> str:
