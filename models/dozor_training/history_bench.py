@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from dozor_training.fraud.simulator import SimulationConfig, simulate
-from dozor_training.history import open_orders, write_orders
+from dozor_training.history import open_orders
+from dozor_training.history_writer import write_orders
 
 FORMATS = ("jsonl", "csv", "parquet", "jsonl.gz", "csv.gz")
 

@@ -38,10 +38,8 @@ from dozor_training.history import (
     open_orders,
     read_labels,
     read_losses,
-    write_labels,
-    write_orders,
-    write_rows,
 )
+from dozor_training.history_writer import write_labels, write_orders, write_rows
 from dozor_training.parcels.simulator import simulate_shipments, simulated_losses, write_shipments
 
 FORMATS = ("jsonl", "csv", "parquet")

@@ -18,7 +18,6 @@ from dozor.domain.feedback import Label, Loss
 from dozor_training.fraud.simulator import SimulatedOrder, SimulationConfig, simulate
 from dozor_training.history import (
     MAX_LISTED,
-    ORDER_COLUMNS,
     BadRow,
     HistoryError,
     UnsupportedFormatError,
@@ -26,10 +25,8 @@ from dozor_training.history import (
     open_orders,
     read_labels,
     read_losses,
-    write_labels,
-    write_orders,
-    write_rows,
 )
+from dozor_training.history_writer import ORDER_COLUMNS, write_labels, write_orders, write_rows
 
 FORMATS = ["jsonl", "csv", "parquet", "csv.gz", "jsonl.gz"]
 T0 = datetime(2026, 10, 1, tzinfo=UTC)

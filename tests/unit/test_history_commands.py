@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from dozor.domain.contracts import DecisionKind
-from dozor.domain.decisions import model_decision
-from dozor.domain.model import FraudModel
-from dozor_local.cli import main
-from dozor_training.history import ORDER_COLUMNS, write_orders
+from dozor.domain.fraud.decisions import model_decision
+from dozor.domain.fraud.model import FraudModel
+from dozor_training.cli import main
+from dozor_training.history_writer import ORDER_COLUMNS, write_orders
 
 SIMULATE = ["simulate", "--days", "2", "--orders-per-day", "60", "--seed", "11"]
 SEVERITY = {DecisionKind.APPROVE: 0, DecisionKind.REVIEW: 1, DecisionKind.DECLINE: 2}
