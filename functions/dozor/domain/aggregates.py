@@ -18,8 +18,21 @@ level. The windows are sliding at bucket resolution: "1 h" is the 5-minute bucke
 hour including the current one, "24 h" the last 24 hourly buckets, "7 d"/"30 d" the last 7/30 days.
 
 Storage is generic: a read returns ``{(pk, sk): {attr: value}}`` and a write is a list of
-`ContainerUpdate` (atomic ADDs, set-adds and set-if-absent), so DynamoDB and the in-memory store
+`ContainerUpdate` (atomic ADDs, set-adds and minimums), so DynamoDB and the in-memory store
 used for training replay apply exactly the same arithmetic.
+
+**Arrival order.** SQS delivers orders late and out of order, within a batch and across batches.
+Every stored value is therefore order-independent: counters and sets only grow, ``first_seen`` is
+the minimum of the orders' times (not the first stored), and a container's ``expires_at`` depends
+on the container alone, so the containers after a set of orders are the same in any arrival order.
+What an order sees is defined *by arrival*: the orders stored before it, i.e. every earlier batch
+and the batch-mates placed before it, bucketed by their own ``created_at``. An order that arrives
+late is invisible to the orders scored before it (they are not re-scored), and it sees the newer
+orders already stored wherever their buckets fall in its windows (its current 5-minute, hourly
+and daily buckets, the month links, the lifetime totals). Orders that arrive in time order see
+exactly the point-in-time view by ``created_at``. The training replay models both
+(`dozor_training.fraud.replay`, ``arrival=True``), for arrivals up to the hour containers'
+late-event slack behind the newest order (`late_event_slack`).
 """
 
 from __future__ import annotations
@@ -41,6 +54,11 @@ FIVE_MINUTES = 300
 
 # How long a container outlives the last window that reads it, for clock skew and late events.
 _TTL_SLACK = {"H": 2 * HOUR, "D": 2 * DAY, "M": 35 * DAY}
+
+
+def late_event_slack(level: str) -> int:
+    """How long a container of a level (``"H"``, ``"D"``, ``"M"``) outlives its last window."""
+    return _TTL_SLACK[level]
 
 
 def last_read_before(sk: str, expires_at: float) -> float:
@@ -65,12 +83,14 @@ class Entity:
 
 @dataclass(slots=True)
 class ContainerUpdate:
-    """Atomic changes to one container: counters to add to, sets to add to, fields set once."""
+    """Atomic changes to one container: counters to add to, sets to add to, fields that keep the
+    least value ever written (``first_seen``), and the container's expiry (the same for every
+    update of that container)."""
 
     key: Key
     add: dict[str, float] = field(default_factory=dict)
     add_to_set: dict[str, set[str]] = field(default_factory=dict)
-    set_if_absent: dict[str, float] = field(default_factory=dict)
+    set_min: dict[str, float] = field(default_factory=dict)
     expires_at: int | None = None
 
 
@@ -198,7 +218,7 @@ class EntityAggregates(NamedTuple):
 
     counts: dict[str, float]  # window name -> orders
     amounts: dict[str, float]  # window name -> sum of order amounts (RUB)
-    first_seen: float | None  # epoch seconds
+    first_seen: float | None  # epoch seconds of the entity's earliest order stored (not the first to arrive)
     lifetime_orders: float
     links: dict[str, int]  # linked entity kind -> distinct values over the months read
     list_status: str | None  # "allow" | "block" | "review" set by ops
@@ -319,6 +339,8 @@ def _slot_layout(five_minute_slot: int) -> _SlotLayout:
     t = datetime.fromtimestamp(five_minute_slot * FIVE_MINUTES, tz=UTC)
     hour_end = int(t.replace(minute=0).timestamp()) + HOUR
     day_end = int(t.replace(hour=0, minute=0).timestamp()) + DAY
+    month_start = t.replace(day=1, hour=0, minute=0)
+    month_end = int((month_start + timedelta(days=32)).replace(day=1).timestamp())
     return _SlotLayout(
         epoch=five_minute_slot * FIVE_MINUTES,
         hour_sk=_hour_sk(t),
@@ -327,10 +349,11 @@ def _slot_layout(five_minute_slot: int) -> _SlotLayout:
         five=f"{t.minute // 5:02d}",
         hour=f"{t.hour:02d}",
         day=f"{t.day:02d}",
-        # A container is read until its last bucket leaves the longest window over it.
+        # A container is read until its last bucket leaves the longest window over it. The expiry
+        # depends on the container only, never on which of its orders was stored last.
         hour_expires=hour_end + HOUR + _TTL_SLACK["H"],
         day_expires=day_end + DAY + _TTL_SLACK["D"],
-        month_expires=day_end + 31 * DAY + 30 * DAY + _TTL_SLACK["M"],
+        month_expires=month_end + 30 * DAY + _TTL_SLACK["M"],
     )
 
 
@@ -343,7 +366,7 @@ def updates_for(
     pk = entity.pk
     return [
         ContainerUpdate(
-            key=(pk, PROFILE), add={"orders": 1, "amount": amount_rub}, set_if_absent={"first_seen": epoch}
+            key=(pk, PROFILE), add={"orders": 1, "amount": amount_rub}, set_min={"first_seen": epoch}
         ),
         ContainerUpdate(
             key=(pk, s.hour_sk), add={"n" + s.five: 1, "a" + s.five: amount_rub}, expires_at=s.hour_expires
@@ -371,8 +394,33 @@ def label_updates_for(entity: Entity, reported_at: datetime, label: str) -> list
     ]
 
 
+def settled_minimums_dropped(updates: Iterable[ContainerUpdate], snapshot: Snapshot) -> list[ContainerUpdate]:
+    """``updates`` without the minimums a read already shows at or below the new value.
+
+    A minimum only ever goes down, so a value the snapshot holds bounds what the store holds now:
+    the store need not be asked (the DynamoDB adapter writes a minimum with a condition). Almost
+    every order of a known entity comes later than its first, so this leaves plain ADDs.
+    """
+    result = []
+    for update in updates:
+        item = snapshot.get(update.key)
+        if update.set_min and item is not None:
+            kept = {
+                attr: value
+                for attr, value in update.set_min.items()
+                if (held := item.get(attr)) is None or value < held  # type: ignore[operator]
+            }
+            if kept != update.set_min:
+                result.append(
+                    ContainerUpdate(update.key, update.add, update.add_to_set, kept, update.expires_at)
+                )
+                continue
+        result.append(update)
+    return result
+
+
 def apply_updates(items: dict[Key, dict[str, object]], updates: Iterable[ContainerUpdate]) -> None:
-    """Apply updates to plain dicts with DynamoDB's ADD / if_not_exists semantics."""
+    """Apply updates to plain dicts as the DynamoDB adapter does (ADD, set ADD, conditional minimum)."""
     for update in updates:
         item = items.get(update.key)
         if item is None:
@@ -384,7 +432,9 @@ def apply_updates(items: dict[Key, dict[str, object]], updates: Iterable[Contain
             # A fresh set each time: a snapshot handed out earlier must not change under a reader.
             current = get(attr)
             item[attr] = current | values if isinstance(current, set | frozenset) else set(values)
-        for attr, value in update.set_if_absent.items():
-            item.setdefault(attr, value)
+        for attr, value in update.set_min.items():
+            held = get(attr)
+            if held is None or value < held:  # type: ignore[operator]
+                item[attr] = value
         if update.expires_at is not None:
             item["expires_at"] = update.expires_at

@@ -6,6 +6,13 @@ before it, as serving would have seen them. Fraud labels and parcel losses are a
 moment they were reported, against the entities of the order they name, exactly as the feedback
 function applies them in serving: an order sees only the labels reported before it. This is how
 training, backtests and `score-batch` get their feature matrix.
+
+What serving sees is defined *by arrival* (see `dozor.domain.aggregates`): an order is scored on
+the orders stored before it, i.e. the earlier batches plus the batch-mates created before it.
+When orders arrive in time order that is exactly the point-in-time view by ``created_at`` that
+training replays. When they arrive late (SQS reorders across batches), the orders scored before a
+late one never see it and cannot be re-scored; ``replay(..., arrival=True)`` over
+`serving_sequence` of the batches as delivered models exactly that, within `MAX_ARRIVAL_SKEW`.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ REPLAY_HASH_KEY = b"dozor-replay"
 
 _BLOCK_ROWS = 65_536  # the feature matrix grows in blocks, so an unsized stream needs no copies
 _EVICT_EVERY = HOUR  # how often (in history time) expired containers are dropped
+
+# How far behind the newest order an order may arrive and still be replayed as serving saw it:
+# the hour containers' TTL slack (after it DynamoDB may have dropped buckets its windows read).
+MAX_ARRIVAL_SKEW = agg.late_event_slack("H")
 
 
 class OutOfOrderError(ValueError):
@@ -107,6 +118,8 @@ def replay(
     losses: Sequence[Loss] = (),
     hasher: features.PiiHasher | None = None,
     kinds: frozenset[str] | None = None,
+    *,
+    arrival: bool = False,
 ) -> ReplayResult:
     """Feature rows and rule hits for ``orders``, each computed from strictly earlier orders and labels.
 
@@ -114,10 +127,17 @@ def replay(
     order (a stream from a history file is), or OutOfOrderError is raised. With ``kinds``, only
     those entity kinds are tracked (the features of the others stay NaN) and no rules are run:
     that is one partition of `replay_parallel`.
+
+    With ``arrival``, ``orders`` are taken in the order serving stored them (`serving_sequence`):
+    each order sees the orders before it in that sequence, whatever their ``created_at``; a
+    repeated order id is counted and returned once (its first copy); labels count from when the
+    newest order so far was placed; an order more than `MAX_ARRIVAL_SKEW` older than the newest
+    raises OutOfOrderError.
     """
     hasher = hasher or features.PiiHasher(REPLAY_HASH_KEY)
-    if isinstance(orders, list | tuple):
+    if isinstance(orders, list | tuple) and not arrival:
         orders = sorted(orders, key=lambda o: o.created_at)
+    seen: set[str] = set()
     store = ExpiringAggregates()
     pending = _verdicts(labels, losses)
     due: list[tuple[float, int, str, tuple[agg.Entity, ...]]] = []  # heap of reported labels
@@ -135,15 +155,25 @@ def replay(
     next_eviction = -np.inf
     for order in orders:
         now = order.created_at.timestamp()
-        if now < last:
+        if arrival:
+            if order.order_id in seen:
+                continue  # serving returns the first decision and counts nothing twice
+            seen.add(order.order_id)
+            if now < last - MAX_ARRIVAL_SKEW:
+                raise OutOfOrderError(f"order {order.order_id} arrived over {MAX_ARRIVAL_SKEW} s late")
+            clock = max(last, now)
+        elif now < last:
             raise OutOfOrderError(f"order {order.order_id} is older than the order before it")
-        last = now
-        while due and due[0][0] < now:
+        else:
+            clock = now
+        last = clock
+        while due and due[0][0] < clock:
             reported, _, verdict, labelled = heapq.heappop(due)
             store.apply(features.label_updates(labelled, from_epoch(reported), verdict))
-        if now >= next_eviction:
-            store.evict(now)
-            next_eviction = now + _EVICT_EVERY
+        if clock >= next_eviction:
+            # A late order still reads its windows: keep what it may read (nothing, in time order).
+            store.evict(clock - MAX_ARRIVAL_SKEW if arrival else clock)
+            next_eviction = clock + _EVICT_EVERY
         if row_in_block == len(block):
             block = np.empty((_BLOCK_ROWS, width), dtype=np.float32)
             blocks.append(block)
@@ -174,6 +204,14 @@ def replay(
         matrix=matrix,
         rule_hits=hits,
     )
+
+
+def serving_sequence(batches: Iterable[Sequence[Order]]) -> list[Order]:
+    """The order in which serving stores orders delivered in these batches (an API call is a batch
+    of one): batch after batch, each in ``created_at`` order (ties as delivered), as
+    `OrderScoring.prepare` scores a batch. `replay` with ``arrival=True`` takes this sequence.
+    """
+    return [order for batch in batches for order in sorted(batch, key=lambda o: o.created_at)]
 
 
 # Every feature depends on the aggregates of at most one entity kind (the rest are the order's

@@ -7,7 +7,7 @@ whether a scored order or a feedback label moves it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from dozor.adapters.aws_errors import DYNAMODB, translated
@@ -40,11 +40,17 @@ def item(raw: dict[str, dict[str, Any]]) -> dict[str, object]:
 
 
 def update_request(table: str, update: ContainerUpdate) -> dict[str, Any]:
-    """The TransactWriteItems ``Update`` applying one container update to the Features table."""
+    """The TransactWriteItems ``Update`` applying one container update to the Features table.
+
+    DynamoDB has no MIN: a minimum is a SET conditional on the stored value being absent or
+    larger. The condition guards the whole item, ADDs included, so a failed one means the store
+    already holds a value at or below it: `minimums_settled` drops it and the write is retried.
+    """
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     adds: list[str] = []
     sets: list[str] = []
+    conditions: list[str] = []
     for i, (attr, delta) in enumerate(update.add.items()):
         names[f"#a{i}"] = attr
         values[f":a{i}"] = number(delta)
@@ -53,10 +59,11 @@ def update_request(table: str, update: ContainerUpdate) -> dict[str, Any]:
         names[f"#s{i}"] = attr
         values[f":s{i}"] = {"SS": sorted(members)}
         adds.append(f"#s{i} :s{i}")
-    for i, (attr, value) in enumerate(update.set_if_absent.items()):
-        names[f"#f{i}"] = attr
-        values[f":f{i}"] = number(value)
-        sets.append(f"#f{i} = if_not_exists(#f{i}, :f{i})")
+    for i, (attr, value) in enumerate(update.set_min.items()):
+        names[f"#m{i}"] = attr
+        values[f":m{i}"] = number(value)
+        sets.append(f"#m{i} = :m{i}")
+        conditions.append(f"(attribute_not_exists(#m{i}) OR #m{i} > :m{i})")
     if update.expires_at is not None:
         names["#ttl"] = "expires_at"
         values[":ttl"] = number(update.expires_at)
@@ -69,13 +76,28 @@ def update_request(table: str, update: ContainerUpdate) -> dict[str, Any]:
         )
         if part
     )
-    return {
+    request = {
         "TableName": table,
         "Key": {"pk": {"S": update.key[0]}, "sk": {"S": update.key[1]}},
         "UpdateExpression": expression,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
+    if conditions:
+        request["ConditionExpression"] = " AND ".join(conditions)
+    return request
+
+
+def minimums_settled(updates: list[ContainerUpdate], failed: Iterable[int]) -> list[ContainerUpdate] | None:
+    """``updates`` without the minimums of those whose condition failed (by position), or None when
+    one of them carries no minimum: then the conflict is real and retrying would not help."""
+    result = list(updates)
+    for i in failed:
+        if not 0 <= i < len(result) or not result[i].set_min:
+            return None
+        u = result[i]
+        result[i] = ContainerUpdate(u.key, u.add, u.add_to_set, {}, u.expires_at)
+    return result
 
 
 def batch_get(

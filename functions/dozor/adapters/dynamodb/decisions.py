@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from dozor.adapters.aws_errors import DYNAMODB, translated
-from dozor.adapters.dynamodb.codec import chunked_batch_get, item, number, update_request
+from dozor.adapters.dynamodb.codec import chunked_batch_get, item, minimums_settled, number, update_request
 from dozor.domain.aggregates import ContainerUpdate, Key
 from dozor.domain.contracts import Decision, Order
 from dozor.domain.errors import AlreadyDecidedError, ConflictError
@@ -60,23 +60,27 @@ class DynamoDecisionStore:
         }
         if order is not None:
             stored["order"] = {"S": order.model_dump_json(exclude_none=True)}
-        items: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self._decisions,
-                    "Item": stored,
-                    "ConditionExpression": "attribute_not_exists(order_id)",
-                }
+        put = {
+            "Put": {
+                "TableName": self._decisions,
+                "Item": stored,
+                "ConditionExpression": "attribute_not_exists(order_id)",
             }
-        ]
-        items += [{"Update": update_request(self._features, u)} for u in updates]
-        try:
-            with translated(DYNAMODB, f"decision for {decision.order_id} not stored"):
-                self._client.transact_write_items(TransactItems=items)
-        except ConflictError as error:
-            if 0 in error.failed_items:  # the decision's own condition: it was stored before
-                raise AlreadyDecidedError(decision.order_id) from error
-            raise
+        }
+        # Each retry drops at least one minimum another order already undercut (see update_request).
+        for _ in range(len(updates) + 1):
+            items = [put] + [{"Update": update_request(self._features, u)} for u in updates]
+            try:
+                with translated(DYNAMODB, f"decision for {decision.order_id} not stored"):
+                    self._client.transact_write_items(TransactItems=items)
+                return
+            except ConflictError as error:
+                if 0 in error.failed_items:  # the decision's own condition: it was stored before
+                    raise AlreadyDecidedError(decision.order_id) from error
+                settled = minimums_settled(updates, (i - 1 for i in error.failed_items))
+                if settled is None:
+                    raise
+                updates = settled
 
     def set_list_status(self, pk: str, status: str | None) -> None:
         """Put an entity on the allow/block/review list (``None`` takes it off); for ops tooling."""

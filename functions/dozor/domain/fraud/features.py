@@ -4,6 +4,11 @@ An order is turned into the entities it touches (`identify`), those entities' ag
 as they stood just before the order (`aggregates.summarise`), and `compute` folds order fields and
 aggregates into one float vector in `FEATURE_NAMES` order. Missing data is NaN, which XGBoost
 routes down its learned default branch.
+
+"Before the order" means the orders stored before it (see `dozor.domain.aggregates` on arrival
+order): in time order that is every order with an earlier ``created_at``; an order that arrives
+late also sees the newer orders already stored where their buckets fall in its windows, and its
+``*_age_days`` are measured from the entity's earliest stored order (0 when it is the earliest).
 """
 
 from __future__ import annotations

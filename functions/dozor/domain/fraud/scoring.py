@@ -147,6 +147,8 @@ class OrderScoring:
             updates = features.updates(order, entities[i])
             if overlay:
                 agg.apply_updates(working, updates)
+            # Against what the store held, not the overlay: a batch-mate's write may still fail.
+            updates = agg.settled_minimums_dropped(updates, snapshot)
             fresh.append((i, view, features.compute(view), updates))
 
         if fresh:
