@@ -48,8 +48,8 @@ bench-gateway: install
 BENCH_ORDERS ?= 1000000
 
 bench: install  ## scoring path vs inplace_predict; then `dozor train` on BENCH_ORDERS simulated orders
-	$(BIN)/python -m dozor_training.bench
-	$(BIN)/python -m dozor_training.bench_train --orders $(BENCH_ORDERS)
+	$(BIN)/python -m dozor_training.fraud.bench
+	$(BIN)/python -m dozor_training.fraud.bench_train --orders $(BENCH_ORDERS)
 
 train: install
 	$(BIN)/dozor train-fraud --days 90 --seed 42 --orders-per-day 1500 --install

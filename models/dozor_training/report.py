@@ -268,6 +268,13 @@ def _report_md(
     return "\n".join(lines)
 
 
+def _identity(card: ModelCardInfo) -> list[str]:
+    lines = [f"- name: `{card.name}`", f"- version: `{card.version}`"]
+    if card.trained_at:
+        lines.append(f"- trained at: {card.trained_at}")
+    return lines + [f"- {key}: {value}" for key, value in card.training.items()]
+
+
 def _model_card_md(
     metrics: Mapping[str, Any], task: Task, card: ModelCardInfo, sections: Sequence[Section]
 ) -> str:
@@ -277,13 +284,7 @@ def _model_card_md(
         "",
         "## Model",
         "",
-        f"- name: `{card.name}`",
-        f"- version: `{card.version}`",
-    ]
-    if card.trained_at:
-        lines.append(f"- trained at: {card.trained_at}")
-    lines += [f"- {key}: {value}" for key, value in card.training.items()]
-    lines += [
+        *_identity(card),
         "",
         "## Intended use",
         "",

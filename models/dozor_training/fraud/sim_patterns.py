@@ -113,10 +113,6 @@ class FraudPatterns:
         ts = self.pop.wrap(self.pop.t0 + day * DAY + (hour - MSK_OFFSET) * HOUR + int(rng.integers(0, HOUR)))
         return max(self.pop.t0, min(ts, self.pop.t1 - duration - 1))
 
-    def _wrap(self, ts: int) -> int:
-        """Fold a time that fell off either end of the window back in, keeping its time of day."""
-        return self.pop.t0 + (ts - self.pop.t0) % (self.pop.t1 - self.pop.t0)
-
     def _offsets(self, n: int, duration: int) -> list[int]:
         offsets = np.sort(self.rng.integers(0, max(duration, 1), n))
         offsets[0] = 0

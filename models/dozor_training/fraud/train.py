@@ -198,11 +198,7 @@ def train_fraud(
         periods = choose_periods(times, delay, config)
     train_mask, cal_mask, test_mask = periods.masks(times)
     y_known, y_final = label_vectors(result.order_ids, labels, periods.label_cutoff)
-    for name, mask, y in (("train", train_mask, y_known), ("calibration", cal_mask, y_known)):
-        if not mask.any() or not y[mask].any():
-            raise PeriodError(f"the {name} period has no orders labelled fraud; give it more history")
-    if not test_mask.any():
-        raise PeriodError("the test period has no orders")
+    _require_labels(train_mask, cal_mask, test_mask, y_known)
     x = result.matrix
 
     booster = fit_booster(
@@ -214,35 +210,9 @@ def train_fraud(
     scores = np.clip(np.interp(raw, calibration["x"], calibration["y"]), 0, 1)
     fitted_at = time.perf_counter()
     metrics, chosen, test_set = _evaluate(result, scores, y_known, y_final, periods, config)
-    model = chosen[MODEL]
 
-    data_fingerprint = fingerprint(result.order_ids, y_final)
-    trained_at = datetime.now(UTC)
-    version = f"fraud-{trained_at:%Y%m%d}-{data_fingerprint[:8]}"
-    metadata: dict[str, Any] = {
-        "version": version,
-        "kind": "fraud",
-        "trained_at": trained_at.isoformat(),
-        "feature_names": list(FEATURE_NAMES),
-        "thresholds": model.pair(),
-        "threshold_selection": model.selection(),
-        "calibration": calibration,
-        "data_fingerprint": data_fingerprint,
-        "data": {
-            "orders": len(result),
-            "labelled_fraud": int(y_final.sum()),
-            "periods": periods.as_dict(),
-            "rows": {
-                "train": int(train_mask.sum()),
-                "calibration": int(cal_mask.sum()),
-                "test": int(test_mask.sum()),
-            },
-        },
-        "params": PARAMS | {"rounds": rounds},
-        "xgboost_version": xgb.__version__,
-        "metrics": {"test": _headline(metrics)},
-        "config": asdict(config),
-    }
+    metadata = _metadata(result, periods, y_final, chosen[MODEL], calibration, rounds, metrics, config)
+    version = metadata["version"]
     directory = out_dir / version if versioned else out_dir
     directory.mkdir(parents=True, exist_ok=True)
     evaluated_at = time.perf_counter()
@@ -255,6 +225,55 @@ def train_fraud(
     booster.save_model(directory / "model.ubj")
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
     return TrainedModel(directory, metadata)
+
+
+def _metadata(
+    result: ReplayResult,
+    periods: Periods,
+    y_final: np.ndarray,
+    model: ChosenThresholds,
+    calibration: Mapping[str, list[float]],
+    rounds: int,
+    metrics: Mapping[str, Any],
+    config: TrainingConfig,
+) -> dict[str, Any]:
+    """metadata.json: what serving loads (features, thresholds, calibration) and how it was made."""
+    times = result.created_at
+    data_fingerprint = fingerprint(result.order_ids, y_final)
+    trained_at = datetime.now(UTC)
+    version = f"fraud-{trained_at:%Y%m%d}-{data_fingerprint[:8]}"
+    return {
+        "version": version,
+        "kind": "fraud",
+        "trained_at": trained_at.isoformat(),
+        "feature_names": list(FEATURE_NAMES),
+        "thresholds": model.pair(),
+        "threshold_selection": model.selection(),
+        "calibration": calibration,
+        "data_fingerprint": data_fingerprint,
+        "data": {
+            "orders": len(result),
+            "labelled_fraud": int(y_final.sum()),
+            "periods": periods.as_dict(),
+            "rows": {name: int(m.sum()) for name, m in zip(SPLITS, periods.masks(times), strict=True)},
+        },
+        "params": PARAMS | {"rounds": rounds},
+        "xgboost_version": xgb.__version__,
+        "metrics": {"test": _headline(metrics)},
+        "config": asdict(config),
+    }
+
+
+SPLITS = ("train", "calibration", "test")
+
+
+def _require_labels(train: np.ndarray, cal: np.ndarray, test: np.ndarray, y_known: np.ndarray) -> None:
+    """Fitting needs known fraud in train and calibration; judging needs test orders at all."""
+    for name, mask in (("train", train), ("calibration", cal)):
+        if not mask.any() or not y_known[mask].any():
+            raise PeriodError(f"the {name} period has no orders labelled fraud; give it more history")
+    if not test.any():
+        raise PeriodError("the test period has no orders")
 
 
 def _evaluate(
@@ -334,7 +353,7 @@ def _write_report(
         approx_contribs=True,
     )[:, :-1]
     days = day_index(result.created_at)
-    masks = dict(zip(("train", "calibration", "test"), periods.masks(result.created_at), strict=True))
+    masks = dict(zip(SPLITS, periods.masks(result.created_at), strict=True))
     card = ModelCardInfo(
         name="dozor-fraud",
         version=metadata["version"],

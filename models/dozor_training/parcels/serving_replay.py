@@ -2,7 +2,7 @@
 
     python -m dozor_training.parcels.serving_replay --days 60 --orders-per-day 300 --sample 1500
 
-The offline evaluation (`parcel_eval`) judges the alert rules on the simulated timeline directly.
+The offline evaluation (`parcels.evaluation`) judges the alert rules on the simulated timeline directly.
 This replays the same kind of history through what is deployed: the template's tables, topic and
 queues on in-process moto, the real adapters, and `ParcelTracking` with a simulated clock. Each
 scan copy is applied when it reached Dozor, every carrier's feed is noted as its scans (of all
@@ -35,6 +35,7 @@ from dozor.adapters.dynamodb.parcels import (
 )
 from dozor.adapters.sns import SnsAlertTopic
 from dozor.adapters.sqs import SqsFeedbackQueue
+from dozor.domain.clock import HOUR
 from dozor.domain.parcels.model import ParcelLossModel
 from dozor.domain.parcels.shipments import ShipmentEvent
 from dozor.domain.parcels.tracking import ParcelTracking
@@ -42,8 +43,7 @@ from dozor_training.fraud.simulator import SimulationConfig, simulate
 from dozor_training.parcels.evaluation import CarrierFeeds, SellerLossRates, alert_metrics, evaluate_alerts
 from dozor_training.parcels.simulator import SimulatedParcel, simulate_shipments
 
-ROOT = Path(__file__).resolve().parents[2]
-HOUR = 3600.0
+ROOT = Path(__file__).resolve().parents[3]  # the repository: template.yaml
 BATCH = 10  # the queue's BatchSize
 ALERTING = {"STALLED", "LIKELY_LOST"}
 
@@ -71,81 +71,94 @@ def replay(
     os.environ.pop("AWS_ENDPOINT_URL", None)
     with mock_aws():
         stack = LocalStack.deploy(ROOT / "template.yaml")
-        ddb, sqs = boto3.client("dynamodb"), boto3.client("sqs")
-        shipments = stack.physical_id("ShipmentsTable")
-        clock = [datetime.fromtimestamp(0, UTC)]
-        model = ParcelLossModel.load()
-        feeds = DynamoCarrierFeeds(ddb, shipments)
-        tracking = ParcelTracking(
-            DynamoParcelStore(ddb, shipments),
-            DynamoAlertStore(ddb, stack.physical_id("AlertsTable"), shipments),
-            SnsAlertTopic(boto3.client("sns"), stack.physical_id("AlertsTopic")),
-            SqsFeedbackQueue(sqs, stack.physical_id("FeedbackQueue")),
-            DecisionFraudScores(
-                DynamoDecisionStore(
-                    ddb, stack.physical_id("FeaturesTable"), stack.physical_id("DecisionsTable")
-                )
-            ),
-            feeds,
-            model.deadlines,
-            clock=lambda: clock[0],
-        )
-        alerts_url, feedback_url = stack.queue_url("AlertsQueue"), stack.queue_url("FeedbackQueue")
-        first: dict[str, float] = {}
-
-        def drain() -> None:
-            for url in (alerts_url, feedback_url):
-                while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-                    "Messages", []
-                ):
-                    for m in messages:
-                        alert = json.loads(m["Body"])
-                        if (
-                            url == alerts_url
-                            and alert["type"] in ALERTING
-                            and alert.get("resolved_at") is None
-                        ):
-                            raised = datetime.fromisoformat(alert["raised_at"]).timestamp()
-                            first.setdefault(alert["parcel_id"], raised)
-                    sqs.delete_message_batch(
-                        QueueUrl=url,
-                        Entries=[
-                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                            for i, m in enumerate(messages)
-                        ],
-                    )
-
+        served = _ServingPath(stack)
         arrivals = sorted((t, n, e) for n, p in enumerate(parcels) for t, e in p.events())
         notes = _arrival_hours(everyone)
         start = min(t for t, _, _ in arrivals)
         end = max(p.finished_at for p in parcels)
-        sweep_at = (start // (sweep_hours * HOUR) + 1) * sweep_hours * HOUR
+        sweep = sweep_hours * HOUR
+        sweep_at = (start // sweep + 1) * sweep
         i = j = 0
         counts = {"batches": 0, "sweeps": 0, "sweep_looks": 0}
-        while sweep_at <= end + sweep_hours * HOUR:
+        while sweep_at <= end + sweep:
             # everything that reached Dozor before this sweep, in arrival order
             while j < len(notes) and notes[j][0] < sweep_at:
-                clock[0] = datetime.fromtimestamp(notes[j][0], UTC)
-                feeds.heard_from({notes[j][1]}, clock[0])
+                served.heard_from(notes[j][1], notes[j][0])
                 j += 1
             while i < len(arrivals) and arrivals[i][0] < sweep_at:
-                batch = arrivals[i : i + BATCH]
-                batch = [a for a in batch if a[0] < sweep_at]
+                batch = [a for a in arrivals[i : i + BATCH] if a[0] < sweep_at]
                 i += len(batch)
-                clock[0] = datetime.fromtimestamp(batch[-1][0], UTC)
-                by_parcel: dict[str, list[ShipmentEvent]] = {}
-                for _, _, payload in batch:
-                    event = ShipmentEvent.model_validate(payload)
-                    by_parcel.setdefault(event.parcel_id, []).append(event)
-                tracking.record_scans(by_parcel)
+                served.record(batch)
                 counts["batches"] += 1
-            clock[0] = datetime.fromtimestamp(sweep_at, UTC)
-            report = tracking.sweep(clock[0], model, lambda: timedelta(minutes=10), page_size=100)
+            counts["sweep_looks"] += served.sweep(sweep_at)
             counts["sweeps"] += 1
-            counts["sweep_looks"] += report.looked_at
-            drain()
-            sweep_at += sweep_hours * HOUR
-    return [first.get(p.parcel_id) for p in parcels], counts
+            sweep_at += sweep
+    return [served.first.get(p.parcel_id) for p in parcels], counts
+
+
+class _ServingPath:
+    """`ParcelTracking` on the deployed tables, topic and queues, with a clock the replay sets."""
+
+    def __init__(self, stack: Any) -> None:
+        ddb, self.sqs = boto3.client("dynamodb"), boto3.client("sqs")
+        shipments = stack.physical_id("ShipmentsTable")
+        self.now = datetime.fromtimestamp(0, UTC)
+        self.model = ParcelLossModel.load()
+        self.feeds = DynamoCarrierFeeds(ddb, shipments)
+        decisions = DynamoDecisionStore(
+            ddb, stack.physical_id("FeaturesTable"), stack.physical_id("DecisionsTable")
+        )
+        self.tracking = ParcelTracking(
+            DynamoParcelStore(ddb, shipments),
+            DynamoAlertStore(ddb, stack.physical_id("AlertsTable"), shipments),
+            SnsAlertTopic(boto3.client("sns"), stack.physical_id("AlertsTopic")),
+            SqsFeedbackQueue(self.sqs, stack.physical_id("FeedbackQueue")),
+            DecisionFraudScores(decisions),
+            self.feeds,
+            self.model.deadlines,
+            clock=lambda: self.now,
+        )
+        self.alerts_url, self.feedback_url = stack.queue_url("AlertsQueue"), stack.queue_url("FeedbackQueue")
+        self.first: dict[str, float] = {}  # parcel id -> when its first open alert was raised
+
+    def heard_from(self, carrier: str, at: float) -> None:
+        self.now = datetime.fromtimestamp(at, UTC)
+        self.feeds.heard_from({carrier}, self.now)
+
+    def record(self, batch: Sequence[tuple[float, int, Any]]) -> None:
+        """One queue batch of scan copies, applied when its last copy arrived."""
+        self.now = datetime.fromtimestamp(batch[-1][0], UTC)
+        by_parcel: dict[str, list[ShipmentEvent]] = {}
+        for _, _, payload in batch:
+            event = ShipmentEvent.model_validate(payload)
+            by_parcel.setdefault(event.parcel_id, []).append(event)
+        self.tracking.record_scans(by_parcel)
+
+    def sweep(self, at: float) -> int:
+        """Run the sweeper at `at`, note the alerts it raised; how many parcels it looked at."""
+        self.now = datetime.fromtimestamp(at, UTC)
+        report = self.tracking.sweep(self.now, self.model, lambda: timedelta(minutes=10), page_size=100)
+        self._drain()
+        return int(report.looked_at)
+
+    def _drain(self) -> None:
+        for url in (self.alerts_url, self.feedback_url):
+            while messages := self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            ):
+                for m in messages:
+                    alert = json.loads(m["Body"])
+                    if (
+                        url == self.alerts_url
+                        and alert["type"] in ALERTING
+                        and alert.get("resolved_at") is None
+                    ):
+                        raised = datetime.fromisoformat(alert["raised_at"]).timestamp()
+                        self.first.setdefault(alert["parcel_id"], raised)
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+                ]
+                self.sqs.delete_message_batch(QueueUrl=url, Entries=entries)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

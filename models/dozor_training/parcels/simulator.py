@@ -182,6 +182,9 @@ class Outage:
     end: float
 
 
+Step = tuple[ParcelStatus, float, str | None, str]  # status, occurred at, region, facility
+
+
 class _Journeys:
     """Draws parcels; every random choice goes through `self.rng`, in a fixed order."""
 
@@ -238,20 +241,53 @@ class _Journeys:
         return received
 
     def parcel(self, sim: SimulatedOrder) -> SimulatedParcel | None:
+        """The parcel of one order (None for digital goods); the steps draw in this order."""
         order = sim.order
         shipping = order.get("shipping") or {}
         if not shipping.get("region"):
             return None  # digital goods: nothing ships
-        rng = self.rng
         region = shipping["region"]
         tier = remoteness_tier(region)
         tier = 1 if tier is None else tier
-        carrier = rng.choices(self.carrier_names, self.carrier_weights)[0]
+        carrier = self.rng.choices(self.carrier_names, self.carrier_weights)[0]
         speed = self.carrier_speed[carrier]
         items = order.get("items") or []
         category = items[0].get("category") if items else None
-        value_usd = round(order["amount"] * RUB_PER_UNIT[order["currency"]] / RUB_PER_UNIT["USD"], 2)
         seller = order["seller"]["id"]
+        lost = self._is_lost(sim, tier, carrier, category, seller)
+        city = REGIONS[region].city if region in REGIONS else region
+        created = _epoch(order["created_at"])
+        steps, t = self._to_the_region(created, tier, speed, category, region, city)
+        outcome = self._last_mile(steps, t, region, city)
+        claim_at = None
+        if lost:
+            outcome = LOST
+            steps, claim_at = self._vanish(steps, promised=created + (14 + 6 * tier) * DAY * speed)
+        pid = "pcl_" + order["order_id"].removeprefix("ord_")
+        scans = tuple(
+            SimulatedScan(
+                f"{pid}-{k:02d}", status, occurred, self._received(carrier, occurred), reg, facility
+            )
+            for k, (status, occurred, reg, facility) in enumerate(steps)
+        )
+        return SimulatedParcel(
+            parcel_id=pid,
+            order_id=order["order_id"],
+            seller_id=seller,
+            carrier=carrier,
+            destination_region=region,
+            category=category,
+            declared_value=round(order["amount"] * RUB_PER_UNIT[order["currency"]] / RUB_PER_UNIT["USD"], 2),
+            is_fraud_order=sim.is_fraud,
+            outcome=outcome,
+            scans=scans,
+            loss_certain_at=_loss_certain_at(scans, claim_at) if lost else None,
+            claim_at=claim_at,
+        )
+
+    def _is_lost(
+        self, sim: SimulatedOrder, tier: int, carrier: str, category: str | None, seller: str
+    ) -> bool:
         p_loss = BASE_LOSS * TIER_LOSS[tier] * self.carrier_loss[carrier]
         if category in VALUABLE:
             p_loss *= 1.6
@@ -259,11 +295,14 @@ class _Journeys:
             p_loss *= BAD_SELLER_LOSS
         if sim.is_fraud:
             p_loss *= FRAUD_LOSS.get(sim.pattern, OTHER_FRAUD_LOSS)
-        lost = rng.random() < min(p_loss, 0.9)
+        return self.rng.random() < min(p_loss, 0.9)
 
-        city = REGIONS[region].city if region in REGIONS else region
-        steps: list[tuple[ParcelStatus, float, str | None, str]] = []
-        created = _epoch(order["created_at"])
+    def _to_the_region(
+        self, created: float, tier: int, speed: float, category: str | None, region: str, city: str
+    ) -> tuple[list[Step], float]:
+        """Origin sorting, export, line haul, customs (sometimes a hold) and the domestic hubs."""
+        rng = self.rng
+        steps: list[Step] = []
         t = created + rng.lognormvariate(math.log(0.8 * DAY), 0.6)
         steps.append((ParcelStatus.INFO_RECEIVED, t, None, "seller"))
         t += rng.lognormvariate(math.log(30 * HOUR), 0.5)
@@ -290,6 +329,11 @@ class _Journeys:
             t += rng.lognormvariate(math.log(TIER_HOP_HOURS[tier]), 0.5) * speed
             last_hop = hop == TIER_HOPS[tier] - 1
             steps.append((ParcelStatus.IN_TRANSIT, t, region, city if last_hop else f"hub {hop + 1}"))
+        return steps, t
+
+    def _last_mile(self, steps: list[Step], t: float, region: str, city: str) -> str:
+        """A courier (with failed attempts) or a pickup point; appends the scans, returns the outcome."""
+        rng = self.rng
         outcome = DELIVERED
         if rng.random() < 0.5:  # courier
             t += rng.uniform(4, 20) * HOUR
@@ -313,52 +357,34 @@ class _Journeys:
             steps.append((ParcelStatus.RETURNED, t, region, city))
         else:
             steps.append((ParcelStatus.DELIVERED, t, region, city))
+        return outcome
 
-        promised = created + (14 + 6 * tier) * DAY * speed
-        loss_certain_at = claim_at = None
-        if lost:
-            outcome = LOST
-            # Vanishes after a scan somewhere between origin sorting and the last mile.
-            keep = rng.randint(2, len(steps) - 1)
-            steps = steps[:keep]
+    def _vanish(self, steps: list[Step], promised: float) -> tuple[list[Step], float | None]:
+        """A lost parcel's scans and the buyer's claim, if any."""
+        rng = self.rng
+        claim_at = None
+        # Vanishes after a scan somewhere between origin sorting and the last mile.
+        keep = rng.randint(2, len(steps) - 1)
+        steps = steps[:keep]
+        last = steps[-1][1]
+        if rng.random() < 0.2:
+            steps.append((ParcelStatus.EXCEPTION, last + rng.uniform(2, 48) * HOUR, steps[-1][2], "damaged"))
             last = steps[-1][1]
-            if rng.random() < 0.2:
-                steps.append(
-                    (ParcelStatus.EXCEPTION, last + rng.uniform(2, 48) * HOUR, steps[-1][2], "damaged")
-                )
-                last = steps[-1][1]
-            lost_scan_at = last + rng.uniform(20, 50) * DAY if rng.random() < 0.55 else None
-            if rng.random() < 0.8:
-                claim_at = max(promised + rng.uniform(1, 12) * DAY, last + rng.uniform(3, 10) * DAY)
-            if lost_scan_at is not None:
-                steps.append((ParcelStatus.LOST, lost_scan_at, steps[-1][2], "declared lost"))
-        pid = "pcl_" + order["order_id"].removeprefix("ord_")
-        scans = tuple(
-            SimulatedScan(
-                f"{pid}-{k:02d}", status, occurred, self._received(carrier, occurred), reg, facility
-            )
-            for k, (status, occurred, reg, facility) in enumerate(steps)
-        )
-        if lost:
-            candidates = [c for c in (claim_at,) if c is not None]
-            if scans[-1].status == ParcelStatus.LOST:
-                candidates.append(min(scans[-1].received_at))
-            # Neither the carrier nor the buyer said anything: ops write it off after 60 silent days.
-            loss_certain_at = min(candidates) if candidates else scans[-1].occurred_at + 60 * DAY
-        return SimulatedParcel(
-            parcel_id=pid,
-            order_id=order["order_id"],
-            seller_id=seller,
-            carrier=carrier,
-            destination_region=region,
-            category=category,
-            declared_value=value_usd,
-            is_fraud_order=sim.is_fraud,
-            outcome=outcome,
-            scans=scans,
-            loss_certain_at=loss_certain_at,
-            claim_at=claim_at,
-        )
+        lost_scan_at = last + rng.uniform(20, 50) * DAY if rng.random() < 0.55 else None
+        if rng.random() < 0.8:
+            claim_at = max(promised + rng.uniform(1, 12) * DAY, last + rng.uniform(3, 10) * DAY)
+        if lost_scan_at is not None:
+            steps.append((ParcelStatus.LOST, lost_scan_at, steps[-1][2], "declared lost"))
+        return steps, claim_at
+
+
+def _loss_certain_at(scans: Sequence[SimulatedScan], claim_at: float | None) -> float:
+    """When a loss became certain: the claim, or the LOST scan's arrival, whichever came first."""
+    candidates = [c for c in (claim_at,) if c is not None]
+    if scans[-1].status == ParcelStatus.LOST:
+        candidates.append(min(scans[-1].received_at))
+    # Neither the carrier nor the buyer said anything: ops write it off after 60 silent days.
+    return min(candidates) if candidates else scans[-1].occurred_at + 60 * DAY
 
 
 def _epoch(value: Any) -> float:
