@@ -72,9 +72,9 @@ def _order_sentence(feature: str, v: float) -> str | None:
         if _yes(v)
         else "The email address is on a regular domain",
         "email_digit_share": f"{v:.0%} of the email's name is digits",
-        "amount_vs_buyer_avg_30d": f"The order is {v:.1f}x the buyer's average over 30 days",
-        "amount_vs_seller_avg_30d": f"The order is {v:.1f}x the seller's average order over 30 days",
-        "seller_spike_24h": f"The seller's last 24 hours are {v:.1f}x its daily average",
+        "amount_vs_buyer_avg_30d": f"The order is {v:,.1f}x the buyer's average over 30 days",
+        "amount_vs_seller_avg_30d": f"The order is {v:,.1f}x the seller's average order over 30 days",
+        "seller_spike_24h": f"The seller's last 24 hours are {v:,.1f}x its daily average",
     }
     return texts.get(feature)
 
