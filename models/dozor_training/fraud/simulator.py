@@ -9,7 +9,10 @@ and friendly fraud that looks like any other repeat purchase).
 
 Everything is drawn from one `numpy.random.Generator` seeded from the config, in a fixed order,
 so a seed always gives the same history. Legit traffic is generated column-wise with NumPy; the
-fraud episodes (a few percent of orders) are generated one by one.
+fraud episodes (a few percent of orders) are generated one by one. The parts draw in this order:
+the population (`sim_population`: sellers, buyers and their cards, devices, addresses), the legit
+orders (`sim_legit`), the six fraud patterns (`sim_patterns`); `sim_tables` holds the reference
+data they draw from and `sim_config` what is asked for. Moving a draw changes every history.
 """
 
 from __future__ import annotations
