@@ -60,8 +60,9 @@ def test_the_trained_model_beats_rules_only_on_the_held_out_weeks(
 ) -> None:
     out, metadata = trained
     test = metadata["metrics"]["test"]
-    assert test["model"]["average_precision"] > test["rules_only"]["average_precision"]
-    assert test["model"]["roc_auc"] > 0.8
+    # Judged against the rules scored on the same held-out weeks in the same run, not a fixed bar
+    for metric in ("average_precision", "roc_auc"):
+        assert test["model"][metric] > test["rules_only"][metric], (metric, test)
     # Trained before the test weeks, with a gap for labels that had not arrived yet
     periods = metadata["data"]["periods"]
     assert periods["calibration"][1] <= periods["test"][0]
@@ -70,6 +71,19 @@ def test_the_trained_model_beats_rules_only_on_the_held_out_weeks(
     assert set(metadata["thresholds"]) == {"review", "decline"}
     assert metadata["threshold_selection"]["method"] == "budget"
     assert FraudModel.load(out).version == metadata["version"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="on this small history (42 days x 350 orders) the boosted trees lose to the logistic "
+    "baseline of the same run (test AP 0.33 vs 0.62); an XPASS means the model now beats it",
+)
+def test_the_trained_model_beats_the_logistic_baseline_of_the_same_run(
+    trained: tuple[Path, dict[str, Any]],
+) -> None:
+    test = trained[1]["metrics"]["test"]
+    for metric in ("average_precision", "roc_auc"):
+        assert test["model"][metric] >= test["logistic"][metric], (metric, test)
 
 
 def test_the_evaluation_report_and_model_card_are_written(trained: tuple[Path, dict[str, Any]]) -> None:
