@@ -24,8 +24,6 @@ class Command:
     name: str
     help: str
     configure: str  # "package.module:function", called as function(parser)
-    # Transitional: the target is an older `add_<x>(subparsers)` adder that adds its own parser.
-    adds_parser: bool = False
 
 
 COMMANDS: list[Command] = [
@@ -47,26 +45,22 @@ COMMANDS: list[Command] = [
     Command(
         "train-fraud",
         "simulate history, replay it through the feature code and train the fraud model",
-        "dozor_training.fraud.commands:add_train_fraud",
-        adds_parser=True,
+        "dozor_training.train_commands:configure_train_fraud",
     ),
     Command(
         "train",
         "train, evaluate and report a fraud model on an orders file and a labels file (point-in-time)",
-        "dozor_training.fraud.commands:add_train",
-        adds_parser=True,
+        "dozor_training.train_commands:configure_train",
     ),
     Command(
         "simulate",
         "write a simulated marketplace history (orders, labels) as CSV, JSONL or Parquet",
-        "dozor_training.history_commands:add_simulate",
-        adds_parser=True,
+        "dozor_training.history_commands:configure_simulate",
     ),
     Command(
         "score-batch",
         "score a history file point-in-time as serving would have; backtest it against labels",
-        "dozor_training.history_commands:add_score_batch",
-        adds_parser=True,
+        "dozor_training.history_commands:configure_score_batch",
     ),
     Command(
         "publish",
@@ -86,8 +80,7 @@ COMMANDS: list[Command] = [
     Command(
         "train-parcels",
         "simulate orders and their parcels, learn lane deadlines and train the parcel-loss model",
-        "dozor_training.parcels.train:add_train_parcels",
-        adds_parser=True,
+        "dozor_training.parcels.train:configure_train_parcels",
     ),
 ]
 
@@ -98,26 +91,9 @@ def _load(target: str) -> Callable[..., Any]:
     return loaded
 
 
-class _GivenParser:
-    """Stands in for the subparsers for an old-style adder: its `add_parser` is the parser made here."""
-
-    def __init__(self, parser: argparse.ArgumentParser) -> None:
-        self._parser = parser
-
-    def add_parser(self, name: str, **settings: Any) -> argparse.ArgumentParser:
-        settings.pop("help", None)  # the listing's help is the table's
-        for key, value in settings.items():  # description, formatter_class, ...
-            setattr(self._parser, key, value)
-        return self._parser
-
-
 def configure(command: Command, parser: argparse.ArgumentParser) -> None:
     """Load the command's module and let it fill `parser`."""
-    target = _load(command.configure)
-    if command.adds_parser:
-        target(_GivenParser(parser))
-    else:
-        target(parser)
+    _load(command.configure)(parser)
 
 
 def _chosen(argv: Sequence[str]) -> str | None:

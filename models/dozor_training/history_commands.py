@@ -53,10 +53,7 @@ HISTORY_FILES = ("orders", "labels")  # in the chosen format; shipments.jsonl (s
 # --- simulate -----------------------------------------------------------------------------------
 
 
-def add_simulate(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "simulate", help="write a simulated marketplace history (orders, labels) as CSV, JSONL or Parquet"
-    )
+def configure_simulate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=30, help="days of history")
     parser.add_argument("--seed", type=int, default=7, help="the same seed writes the same bytes")
     parser.add_argument("--orders-per-day", type=int, default=3000, help="an ordinary day's volume")
@@ -131,11 +128,7 @@ def write_simulated_history(
 # --- score-batch --------------------------------------------------------------------------------
 
 
-def add_score_batch(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "score-batch",
-        help="score a history file in time order as serving would have (point-in-time); backtest on labels",
-    )
+def configure_score_batch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=PACKAGED_MODEL_DIR, help="model artifact directory")
     parser.add_argument("--orders", type=Path, required=True, help="orders file (.csv, .jsonl, .parquet)")
     parser.add_argument("--labels", type=Path, help="labels file: adds a backtest summary")

@@ -359,11 +359,7 @@ def install(model_dir: Path, target: Path = PACKAGED_PARCEL_MODEL_DIR) -> None:
         shutil.copy2(model_dir / name, target / name)
 
 
-def add_train_parcels(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "train-parcels",
-        help="simulate orders and their parcels, learn lane deadlines and train the parcel-loss model",
-    )
+def configure_train_parcels(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=60, help="days of simulated orders")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--orders-per-day", type=int, default=1000)

@@ -29,11 +29,7 @@ from dozor_training.history import HistoryError, UnsupportedFormatError, open_or
 from dozor_training.parcels.simulator import simulate_shipments, simulated_losses
 
 
-def add_train_fraud(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "train-fraud",
-        help="simulate a marketplace history, replay it through the feature code and train the fraud model",
-    )
+def configure_train_fraud(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=60, help="days of simulated history")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--orders-per-day", type=int, default=3000)
@@ -99,17 +95,13 @@ def _date(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def add_train(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "train",
-        help="train, evaluate and report a fraud model on an orders file and a labels file",
-        description=(
-            "Replays the orders in time order through the serving feature code (each order sees only "
-            "earlier orders and labels reported before it), trains XGBoost on the oldest period, "
-            "calibrates and picks thresholds on the next, and judges the newest against the rules-only "
-            "and logistic baselines. Writes model.ubj, metadata.json, metrics.json, report.md, "
-            "MODEL_CARD.md and plots into --out."
-        ),
+def configure_train(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Replays the orders in time order through the serving feature code (each order sees only "
+        "earlier orders and labels reported before it), trains XGBoost on the oldest period, "
+        "calibrates and picks thresholds on the next, and judges the newest against the rules-only "
+        "and logistic baselines. Writes model.ubj, metadata.json, metrics.json, report.md, "
+        "MODEL_CARD.md and plots into --out."
     )
     parser.add_argument("--orders", type=Path, required=True, help="orders file (.csv, .jsonl, .parquet)")
     parser.add_argument(
