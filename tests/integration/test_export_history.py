@@ -10,9 +10,9 @@ import boto3
 import pytest
 
 from dozor.domain.contracts import Order
-from dozor.handlers import order_events, score_order
-from dozor.handlers.wiring import dependencies
-from dozor_local.cli import main
+from dozor.handlers.fraud import order_events, score_order
+from dozor.handlers.fraud.wiring import dependencies
+from dozor_training.cli import main
 from tests.integration.conftest import Stack, api_event, make_order, sqs_event
 
 

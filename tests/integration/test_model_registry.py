@@ -18,11 +18,12 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from dozor.domain.model import PACKAGED_MODEL_DIR, FraudModel
-from dozor.handlers import order_events, score_order
-from dozor.handlers.wiring import dependencies, logger
-from dozor_local.cli import main
+from dozor.domain.fraud.model import PACKAGED_MODEL_DIR, FraudModel
+from dozor.handlers.fraud import order_events, score_order
+from dozor.handlers.fraud.wiring import dependencies
+from dozor.handlers.wiring import logger
 from dozor_local.stack import LocalStack
+from dozor_training.cli import main
 from tests.integration.conftest import Stack, api_event, make_order, sqs_event
 
 PACKAGED_VERSION = FraudModel.load().version

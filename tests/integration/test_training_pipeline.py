@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from dozor.domain.model import FraudModel
-from dozor_local.cli import main
+from dozor.domain.fraud.model import FraudModel
+from dozor_training.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
