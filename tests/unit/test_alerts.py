@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dozor.domain.alerts import (
+from dozor.domain.parcels.alerts import (
     AlertType,
     FeedGap,
     Severity,
@@ -15,8 +15,8 @@ from dozor.domain.alerts import (
     is_stalled,
     resolutions,
 )
-from dozor.domain.lanes import LaneDeadlines
-from dozor.domain.shipments import Parcel, ParcelStatus, ScanRecord, build_parcel
+from dozor.domain.parcels.lanes import LaneDeadlines
+from dozor.domain.parcels.shipments import Parcel, ParcelStatus, ScanRecord, build_parcel
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 DEADLINES = LaneDeadlines()  # defaults: due after 4 days, stalled after 8

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from dozor.domain.explanations import describe, explain
-from dozor.domain.features import FEATURE_INDEX, FEATURE_NAMES
+from dozor.domain.fraud.explanations import describe, explain
+from dozor.domain.fraud.features import FEATURE_INDEX, FEATURE_NAMES
 
 N = len(FEATURE_NAMES)
 

@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dozor.domain.lanes import (
+from dozor.domain.parcels.lanes import (
     DEFAULT_DUE,
     DEFAULT_STALLED,
     MIN_DUE,
     LaneDeadlines,
     learn_deadlines,
 )
-from dozor.domain.shipments import Lane, Parcel, ParcelStatus, ScanRecord, build_parcel
+from dozor.domain.parcels.shipments import Lane, Parcel, ParcelStatus, ScanRecord, build_parcel
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 

@@ -12,10 +12,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from dozor.domain.contracts import DecisionKind, Order, RiskLevel
-from dozor.domain.decisions import combine, decide, model_decision
-from dozor.domain.features import FEATURE_INDEX, FEATURE_NAMES, OrderView
-from dozor.domain.model import Thresholds
-from dozor.domain.rules import RULES, RuleHit, evaluate, rules_only_score
+from dozor.domain.fraud.decisions import combine, decide, model_decision
+from dozor.domain.fraud.features import FEATURE_INDEX, FEATURE_NAMES, OrderView
+from dozor.domain.fraud.model import Thresholds
+from dozor.domain.fraud.rules import RULES, RuleHit, evaluate, rules_only_score
 
 if TYPE_CHECKING:
     from .conftest import FeatureReplay

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dozor.domain.lanes import LaneDeadlines
-from dozor.domain.shipments import (
+from dozor.domain.parcels.lanes import LaneDeadlines
+from dozor.domain.parcels.shipments import (
     TERMINAL,
     Parcel,
     ParcelStatus,
