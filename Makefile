@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml |
 DAYS    ?= 5
 SEED    ?= 7
 
-.PHONY: install lint test test-fast demo bench build train lock clean train-parcels serve test-e2e bench-gateway
+.PHONY: install lint test test-fast demo bench build train lock clean train-parcels serve test-e2e bench-gateway mutate
 
 install: $(STAMP)
 
@@ -50,6 +50,7 @@ BENCH_ORDERS ?= 1000000
 bench: install  ## scoring path vs inplace_predict; then `dozor train` on BENCH_ORDERS simulated orders
 	$(BIN)/python -m dozor_training.fraud.bench
 	$(BIN)/python -m dozor_training.fraud.bench_train --orders $(BENCH_ORDERS)
+	$(BIN)/python -m dozor_local.bench_deploy
 
 train: install
 	$(BIN)/dozor train-fraud --days 90 --seed 42 --orders-per-day 1500 --install
@@ -59,6 +60,10 @@ train-parcels: install
 
 build: install
 	bash infra/build_layer.sh
+
+mutate: install  ## mutation check (mutmut, one worker, nice 19; not in CI): the domain, then the SQS handlers
+	bash tests/mutation/run.sh domain
+	bash tests/mutation/run.sh handlers
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

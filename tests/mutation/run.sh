@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Mutation check (`make mutate`, not in CI): mutmut over the domain with its unit tests, and over
+# the SQS handlers with their tests on moto. mutmut expects the code under src/, so each pass
+# runs in a scratch copy of the tree (MUTATE_DIR) with the packages laid out there.
+#
+#   tests/mutation/run.sh domain|handlers [MUTATE_DIR]    then: cd MUTATE_DIR/<pass> && mutmut results
+set -euo pipefail
+pass="${1:?domain or handlers}"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+work="${2:-${MUTATE_DIR:-/tmp/dozor-mutate}}/$pass"
+mutmut="$root/.venv/bin/mutmut"
+
+case "$pass" in
+  domain)
+    only='"src/dozor/domain/*"'
+    tests='"tests/unit/test_aggregates.py", "tests/unit/test_features.py", "tests/unit/test_first_seen.py",
+      "tests/unit/test_rules_and_decisions.py", "tests/unit/test_explanations.py", "tests/unit/test_privacy.py",
+      "tests/unit/test_scoring_service.py", "tests/unit/test_shadow_scoring.py", "tests/unit/test_shipments.py",
+      "tests/unit/test_lanes.py", "tests/unit/test_alerts.py", "tests/unit/test_parcel_model.py"' ;;
+  handlers)
+    only='"src/dozor/handlers/fraud/order_events.py", "src/dozor/handlers/fraud/feedback.py",
+      "src/dozor/handlers/parcels/shipment_events.py", "src/dozor/handlers/records.py"'
+    tests='"tests/integration/test_order_events_queue.py", "tests/integration/test_feedback.py",
+      "tests/integration/test_shipment_events.py", "tests/integration/test_queue_parity.py",
+      "tests/integration/test_order_scoring.py::test_batch_sees_earlier_orders_of_the_same_batch"' ;;
+  *) echo "unknown pass $pass (domain or handlers)" >&2; exit 2 ;;
+esac
+
+rm -rf "$work" && mkdir -p "$work/src"
+cp -r "$root/functions/dozor" "$root/models/dozor_training" "$root/infra/dozor_local" "$work/src/"
+cp -r "$root/tests" "$root/events" "$root/template.yaml" "$work/"
+find "$work" -name __pycache__ -prune -exec rm -rf {} +
+# The repository's pytest settings, and where mutmut mutates and which tests judge it.
+"$root/.venv/bin/python" - "$root/pyproject.toml" "$work/pyproject.toml" "$only" "$tests" <<'PY'
+import sys, tomllib
+source, target, only, tests = sys.argv[1:]
+pytest = tomllib.loads(open(source).read())["tool"]["pytest"]["ini_options"]
+lines = ["[tool.pytest.ini_options]"]
+lines += [f"{key} = {value!r}".replace("'", '"') for key, value in pytest.items() if key != "testpaths"]
+lines += ["", "[tool.mutmut]", 'source_paths = ["src"]', f"only_mutate = [{only}]",
+          f"pytest_add_cli_args_test_selection = [{tests}]", 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]']
+open(target, "w").write("\n".join(lines) + "\n")
+PY
+cd "$work"
+nice -n 19 "$mutmut" run --max-children 1
+"$mutmut" results --all true > results.txt || true
+echo "mutants: $(grep -c ': ' results.txt)  $(cut -d: -f2 results.txt | sort | uniq -c | tr '\n' ' ')"
