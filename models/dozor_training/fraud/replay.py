@@ -34,6 +34,7 @@ from dozor.domain.clock import HOUR, from_epoch
 from dozor.domain.contracts import Order
 from dozor.domain.feedback import Label, Loss
 from dozor.domain.fraud import features, rules
+from dozor.domain.privacy import PiiHasher
 
 # Training needs stable hashes, not secret ones: any fixed key gives the same equalities.
 REPLAY_HASH_KEY = b"dozor-replay"
@@ -116,7 +117,7 @@ def replay(
     orders: Iterable[Order],
     labels: Sequence[Label] = (),
     losses: Sequence[Loss] = (),
-    hasher: features.PiiHasher | None = None,
+    hasher: PiiHasher | None = None,
     kinds: frozenset[str] | None = None,
     *,
     arrival: bool = False,
@@ -134,7 +135,7 @@ def replay(
     newest order so far was placed; an order more than `MAX_ARRIVAL_SKEW` older than the newest
     raises OutOfOrderError.
     """
-    hasher = hasher or features.PiiHasher(REPLAY_HASH_KEY)
+    hasher = hasher or PiiHasher(REPLAY_HASH_KEY)
     if isinstance(orders, list | tuple) and not arrival:
         orders = sorted(orders, key=lambda o: o.created_at)
     seen: set[str] = set()
@@ -224,7 +225,7 @@ def replay_parallel(
     orders: Sequence[Order] | Callable[[], Iterable[Order]],
     labels: Sequence[Label] = (),
     losses: Sequence[Loss] = (),
-    hasher: features.PiiHasher | None = None,
+    hasher: PiiHasher | None = None,
 ) -> ReplayResult:
     """`replay` on two cores: a forked child replays half the entity kinds, this process the other.
 
@@ -233,7 +234,7 @@ def replay_parallel(
     """
     if "fork" not in multiprocessing.get_all_start_methods():
         return replay(orders() if callable(orders) else orders, labels, losses, hasher)
-    hasher = hasher or features.PiiHasher(REPLAY_HASH_KEY)
+    hasher = hasher or PiiHasher(REPLAY_HASH_KEY)
     with tempfile.TemporaryDirectory(prefix="dozor-replay-") as tmp:
         child_matrix = Path(tmp) / "matrix.npy"
         child = multiprocessing.get_context("fork").Process(
@@ -262,7 +263,7 @@ def _replay_partition(
     orders: Sequence[Order] | Callable[[], Iterable[Order]],
     labels: Sequence[Label],
     losses: Sequence[Loss],
-    hasher: features.PiiHasher,
+    hasher: PiiHasher,
     kinds: frozenset[str],
     out: Path,
 ) -> None:
