@@ -14,7 +14,7 @@ from dozor.domain.parcels.lanes import LaneDeadlines
 from dozor.domain.parcels.model import PACKAGED_PARCEL_MODEL_DIR
 from dozor.domain.parcels.shipments import ParcelStatus, ShipmentEvent, apply_scans
 from dozor_local.server import LocalServer
-from tests.integration.conftest import make_order
+from tests.helpers.aws_stack import make_order
 
 pytestmark = pytest.mark.e2e
 

@@ -13,16 +13,16 @@ mutmut="$root/.venv/bin/mutmut"
 case "$pass" in
   domain)
     only='"src/dozor/domain/*"'
-    tests='"tests/unit/test_aggregates.py", "tests/unit/test_features.py", "tests/unit/test_first_seen.py",
-      "tests/unit/test_rules_and_decisions.py", "tests/unit/test_explanations.py", "tests/unit/test_privacy.py",
-      "tests/unit/test_scoring_service.py", "tests/unit/test_shadow_scoring.py", "tests/unit/test_shipments.py",
-      "tests/unit/test_lanes.py", "tests/unit/test_alerts.py", "tests/unit/test_parcel_model.py"' ;;
+    tests='"tests/unit/shared/test_aggregates.py", "tests/unit/fraud/test_features.py", "tests/unit/shared/test_first_seen.py",
+      "tests/unit/fraud/test_rules_and_decisions.py", "tests/unit/fraud/test_explanations.py", "tests/unit/shared/test_privacy.py",
+      "tests/unit/fraud/test_scoring_service.py", "tests/unit/fraud/test_shadow_scoring.py", "tests/unit/parcels/test_shipments.py",
+      "tests/unit/parcels/test_lanes.py", "tests/unit/parcels/test_alerts.py", "tests/unit/parcels/test_parcel_model.py"' ;;
   handlers)
     only='"src/dozor/handlers/fraud/order_events.py", "src/dozor/handlers/fraud/feedback.py",
       "src/dozor/handlers/parcels/shipment_events.py", "src/dozor/handlers/records.py"'
-    tests='"tests/integration/test_order_events_queue.py", "tests/integration/test_feedback.py",
-      "tests/integration/test_shipment_events.py", "tests/integration/test_queue_parity.py",
-      "tests/integration/test_order_scoring.py::test_batch_sees_earlier_orders_of_the_same_batch"' ;;
+    tests='"tests/integration/fraud/test_order_events_queue.py", "tests/integration/fraud/test_feedback.py",
+      "tests/integration/parcels/test_shipment_events.py", "tests/integration/fraud/test_queue_parity.py",
+      "tests/integration/fraud/test_order_scoring.py::test_batch_sees_earlier_orders_of_the_same_batch"' ;;
   *) echo "unknown pass $pass (domain or handlers)" >&2; exit 2 ;;
 esac
 

@@ -24,7 +24,7 @@ from dozor.handlers.fraud.wiring import dependencies
 from dozor.handlers.wiring import logger
 from dozor_local.stack import LocalStack
 from dozor_training.cli import main
-from tests.integration.conftest import Stack, api_event, make_order, sqs_event
+from tests.helpers.aws_stack import Stack, api_event, make_order, sqs_event
 
 PACKAGED_VERSION = FraudModel.load().version
 

@@ -12,7 +12,7 @@ from dozor.domain.fraud.features import FEATURE_INDEX
 from dozor.domain.fraud.model import FraudModel
 from dozor.domain.fraud.scoring import OrderScoring
 from dozor.domain.privacy import PiiHasher
-from tests.unit.conftest import build_order
+from tests.helpers.orders import build_order
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

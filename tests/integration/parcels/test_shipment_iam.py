@@ -17,7 +17,7 @@ from dozor.domain.contracts import Decision, DecisionKind, RiskLevel
 from dozor.handlers.parcels import parcel_sweeper, shipment_events
 from dozor.handlers.parcels.wiring import parcel_loss_model, shipment_dependencies
 from dozor_local.sam import load_template
-from tests.integration.shipments_support import (
+from tests.helpers.shipments import (
     TEMPLATE,
     ParcelStack,
     hours_ago,

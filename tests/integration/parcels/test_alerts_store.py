@@ -14,7 +14,7 @@ from dozor.domain.parcels.alerts import Alert, AlertType, Severity, assess
 from dozor.domain.parcels.lanes import LaneDeadlines
 from dozor.domain.parcels.shipments import Parcel, ShipmentEvent, apply_scans
 from dozor.domain.parcels.tracking import AlertEvent
-from tests.integration.shipments_support import ParcelStack, parcel_model_dir, parcel_stack, scan
+from tests.helpers.shipments import ParcelStack, parcel_model_dir, parcel_stack, scan
 
 __all__ = ["parcel_model_dir", "parcel_stack"]  # fixtures
 

@@ -70,8 +70,8 @@ def test_a_different_seed_gives_a_different_history() -> None:
 def test_history_does_not_depend_on_hash_randomisation() -> None:
     # Given a fresh interpreter whose string hashing differs from this one's (randomised per process)
     code = (
-        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
-        "from tests.unit.test_simulator import SMALL, _digest\n"
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})\n"
+        "from tests.unit.training.test_simulator import SMALL, _digest\n"
         "from dozor_training.fraud.simulator import simulate\n"
         "print(_digest(simulate(SMALL)))\n"
     )

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.conftest import Stack
+from tests.helpers.aws_stack import Stack
 
 
 def _counter(ddb, table: str, pk: str) -> float | None:

@@ -13,7 +13,7 @@ from dozor.domain.contracts import Order
 from dozor.handlers.fraud import order_events, score_order
 from dozor.handlers.fraud.wiring import dependencies
 from dozor_training.cli import main
-from tests.integration.conftest import Stack, api_event, make_order, sqs_event
+from tests.helpers.aws_stack import Stack, api_event, make_order, sqs_event
 
 
 def put_label(

@@ -12,7 +12,7 @@ import pytest
 
 from dozor_local.sam import load_template
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "template.yaml"
 
 

@@ -8,7 +8,7 @@ import boto3
 
 from dozor.handlers.fraud import order_events
 from dozor_local.event_source import deliver_once
-from tests.integration.conftest import Stack, make_order
+from tests.helpers.aws_stack import Stack, make_order
 
 
 def test_poison_event_ends_in_dlq_and_good_events_are_processed_once(stack: Stack) -> None:

@@ -15,7 +15,7 @@ from dozor.domain.parcels.alerts import AlertType
 from dozor.handlers.parcels import parcel_sweeper, shipment_events
 from dozor.handlers.parcels.wiring import parcel_loss_model, shipment_dependencies
 from dozor_local.invoke import invoke_handler
-from tests.integration.shipments_support import (
+from tests.helpers.shipments import (
     EVENTS,
     ParcelStack,
     hours_ago,

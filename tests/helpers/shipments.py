@@ -22,7 +22,7 @@ from dozor.domain.parcels.model import PARCEL_FEATURE_NAMES
 from dozor.handlers.parcels.wiring import parcel_loss_model, shipment_dependencies
 from dozor_local.invoke import lambda_context
 from dozor_local.stack import LocalStack
-from tests.integration.conftest import sqs_event as queue_event
+from tests.helpers.aws_stack import sqs_event as queue_event
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

@@ -12,7 +12,7 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, Re
 
 from dozor.handlers.fraud import order_events, score_order
 from dozor.handlers.fraud.wiring import dependencies
-from tests.integration.conftest import Stack, api_event, make_order, sqs_event
+from tests.helpers.aws_stack import Stack, api_event, make_order, sqs_event
 
 
 def score(stack: Stack, body: dict | str) -> tuple[int, dict]:

@@ -17,7 +17,7 @@ from dozor.domain.contracts import Decision, DecisionKind, RiskLevel
 from dozor.handlers.parcels import shipment_events
 from dozor_local.event_source import deliver_once
 from dozor_local.invoke import invoke_handler
-from tests.integration.shipments_support import (
+from tests.helpers.shipments import (
     EVENTS,
     ParcelStack,
     hours_ago,

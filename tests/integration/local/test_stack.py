@@ -14,7 +14,7 @@ from moto.server import ThreadedMotoServer
 from dozor_local.intrinsics import UnresolvableError
 from dozor_local.stack import LocalStack
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "template.yaml"
 
 

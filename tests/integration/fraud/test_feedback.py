@@ -23,7 +23,7 @@ from dozor.handlers.fraud import feedback, score_order
 from dozor.handlers.fraud.wiring import feedback_recorder
 from dozor_training.fraud.replay import replay
 from dozor_training.fraud.simulator import SimulationConfig, simulate
-from tests.integration.conftest import BASE_TIME, Stack, api_event, make_order, sqs_event
+from tests.helpers.aws_stack import BASE_TIME, Stack, api_event, make_order, sqs_event
 
 
 @pytest.fixture

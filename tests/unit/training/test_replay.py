@@ -18,7 +18,7 @@ from dozor.domain.feedback import Label, Loss
 from dozor.domain.fraud.features import FEATURE_INDEX, FEATURE_NAMES
 from dozor_training.fraud.replay import OutOfOrderError, replay, replay_parallel
 from dozor_training.fraud.simulator import SimulationConfig, simulate
-from tests.unit.conftest import build_order
+from tests.helpers.orders import build_order
 
 T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
 

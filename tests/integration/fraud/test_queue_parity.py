@@ -28,7 +28,7 @@ from dozor.domain.fraud.scoring import OrderScoring
 from dozor.handlers.fraud import order_events, score_order
 from dozor_training.fraud.replay import replay, serving_sequence
 from dozor_training.fraud.simulator import SimulationConfig, simulate
-from tests.integration.conftest import Stack, api_event, make_order, sqs_event
+from tests.helpers.aws_stack import Stack, api_event, make_order, sqs_event
 
 
 @pytest.fixture

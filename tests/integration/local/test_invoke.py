@@ -16,7 +16,7 @@ from moto import mock_aws
 from dozor_local.invoke import invoke_handler
 from dozor_local.stack import LocalStack
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EVENTS = ROOT / "events"
 DOZOR = Path(sys.executable).parent / "dozor"
 PACKAGED_MODEL = ROOT / "functions" / "dozor" / "model" / "model.ubj"

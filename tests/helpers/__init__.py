@@ -1,0 +1,1 @@
+"""Builders and stacks the tests share (imported explicitly, never from a conftest)."""

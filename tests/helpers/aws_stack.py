@@ -1,0 +1,130 @@
+"""Handlers in-process on moto's in-process AWS: the stack, and the orders and events they are fed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+EVENTS = ROOT / "events"
+BASE_TIME = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Stack:
+    """The deployed emulator resources plus what the tests observe of them."""
+
+    local: Any
+    context: Any  # a Lambda context for ScoreOrderFunction
+    calls: list[tuple[str, str]]
+
+    def table(self, logical_id: str) -> str:
+        return str(self.local.physical_id(logical_id))
+
+    def decision_count(self) -> int:
+        ddb = boto3.client("dynamodb")
+        return int(ddb.scan(TableName=self.table("DecisionsTable"), Select="COUNT")["Count"])
+
+    def feature_item(self, pk: str, sk: str) -> dict[str, Any]:
+        ddb = boto3.resource("dynamodb").Table(self.table("FeaturesTable"))
+        item = ddb.get_item(Key={"pk": pk, "sk": sk}).get("Item", {})
+        return {k: float(v) if hasattr(v, "as_tuple") else v for k, v in item.items()}
+
+    def drain(self, logical_id: str) -> list[dict[str, Any]]:
+        sqs = boto3.client("sqs")
+        url = self.local.queue_url(logical_id)
+        bodies = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return bodies
+            for m in messages:
+                bodies.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def make_order(
+    order_id: str,
+    *,
+    buyer_id: str = "b-moscow-1",
+    minutes_later: float = 0,
+    card: str = "fp-4f2a9c",
+    amount: float = 8990.0,
+) -> dict[str, Any]:
+    """A realistic order: a Moscow buyer, a Shenzhen seller, a phone case and earbuds."""
+    return {
+        "order_id": order_id,
+        "created_at": (BASE_TIME + timedelta(minutes=minutes_later)).isoformat(),
+        "amount": amount,
+        "currency": "RUB",
+        "channel": "app",
+        "buyer": {
+            "id": buyer_id,
+            "email": f"{buyer_id}@yandex.ru",
+            "phone": "+79161234567",
+            "account_created_at": "2024-03-02T12:00:00+03:00",
+        },
+        "seller": {"id": "s-shenzhen-42"},
+        "ip": "95.165.10.20",
+        "ip_country": "RU",
+        "device_id": f"dev-{buyer_id}",
+        "payment": {"method": "card", "card_fingerprint": card, "card_bin": "427600", "card_country": "RU"},
+        "shipping": {
+            "country": "RU",
+            "region": "RU-MOW",
+            "city": "Moscow",
+            "postal_code": "125009",
+            "address": f"ul. Tverskaya 7, kv {abs(hash(buyer_id)) % 200}",
+        },
+        "items": [
+            {"sku": "CASE-IP15", "category": "phones", "quantity": 1, "unit_price": 990.0},
+            {"sku": "EARBUDS-X2", "category": "electronics", "quantity": 1, "unit_price": 8000.0},
+        ],
+    }
+
+
+def api_event(
+    method: str,
+    path: str,
+    body: dict[str, Any] | str | None = None,
+    path_parameters: dict[str, str] | None = None,
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event, built on the shape of events/api_score_order.json."""
+    event: dict[str, Any] = json.loads((EVENTS / "api_score_order.json").read_text())
+    route_path = path
+    if path_parameters:
+        for name, value in path_parameters.items():
+            route_path = route_path.replace(value, "{" + name + "}")
+    text = body if isinstance(body, str) or body is None else json.dumps(body)
+    event.update(
+        routeKey=f"{method} {route_path}",
+        rawPath=path,
+        body=base64.b64encode(text.encode()).decode() if base64_body and text else text,
+        isBase64Encoded=base64_body,
+        pathParameters=path_parameters or {},
+    )
+    event["requestContext"]["http"].update(method=method, path=path)
+    event["requestContext"]["requestId"] = str(uuid.uuid4())
+    if body is None:
+        event.pop("body", None)
+    return event
+
+
+def sqs_event(bodies: list[str], sample: str = "sqs_order_events.json") -> dict[str, Any]:
+    """An SQS event with one record per body, in the shape of the sample event ``events/<sample>``."""
+    template = json.loads((EVENTS / sample).read_text())["Records"][0]
+    records = []
+    for body in bodies:
+        record = json.loads(json.dumps(template))
+        record.update(messageId=str(uuid.uuid4()), body=body, receiptHandle=str(uuid.uuid4()))
+        records.append(record)
+    return {"Records": records}
