@@ -139,6 +139,46 @@ def test_publish_rolls_forward_and_back_without_redeploy(registry: Stack, tmp_pa
     assert active == ["packaged", "fraud-test-v1", "fraud-test-v2", "fraud-test-v1"]
 
 
+def retrained(root: Path, version: str, trees: int) -> Path:
+    """An artifact with other model bytes: the packaged booster cut down to its first `trees` trees."""
+    import xgboost as xgb  # noqa: PLC0415 - training-only library, here to make a second model
+
+    directory = artifact(root, version)
+    booster = xgb.Booster(model_file=str(directory / "model.ubj"))
+    booster[:trees].save_model(str(directory / "model.ubj"))
+    return directory
+
+
+def test_rollback_switches_between_different_models_and_back_to_the_packaged_one(
+    registry: Stack, tmp_path: Path, capsys
+) -> None:
+    # Given the packaged model's score for a first-time order, and a smaller model with other bytes
+    packaged = score(registry, stranger("o-10", 10))
+    small = retrained(tmp_path, "fraud-test-small", trees=3)
+    assert (small / "model.ubj").read_bytes() != (PACKAGED_MODEL_DIR / "model.ubj").read_bytes()
+    full = artifact(tmp_path, "fraud-test-full")
+
+    # When the small model is published, an order with the same features scores differently
+    assert publish(small, capsys=capsys)[0] == 0
+    by_small = score(registry, stranger("o-11", 11))
+    assert by_small["model_version"] == "fraud-test-small"
+    assert by_small["score"] != packaged["score"]
+
+    # When the full model is published, and then the small one again (the rollback)
+    assert publish(full, capsys=capsys)[0] == 0
+    assert score(registry, stranger("o-12", 12))["score"] == packaged["score"]
+    assert publish("--version", "fraud-test-small", capsys=capsys)[0] == 0
+    # Then the small model's score comes back exactly
+    again = score(registry, stranger("o-13", 13))
+    assert (again["model_version"], again["score"]) == ("fraud-test-small", by_small["score"])
+
+    # And rolling back to the model packaged with the code restores its decisions
+    status, published = publish("--version", "packaged", capsys=capsys)
+    assert status == 0 and published["uploaded"] is False
+    home = score(registry, stranger("o-14", 14))
+    assert (home["model_version"], home["score"]) == (PACKAGED_VERSION, packaged["score"])
+
+
 def test_the_pointer_is_read_once_per_refresh_interval_not_per_order(
     stack: Stack, tmp_path: Path, capsys
 ) -> None:
