@@ -4,6 +4,7 @@
 # runs in a scratch copy of the tree (MUTATE_DIR) with the packages laid out there.
 #
 #   tests/mutation/run.sh domain|handlers [MUTATE_DIR]    then: cd MUTATE_DIR/<pass> && mutmut results
+#   MUTATE_ONLY narrows the domain pass to some modules (mutmut's only_mutate globs).
 set -euo pipefail
 pass="${1:?domain or handlers}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -12,7 +13,7 @@ mutmut="$root/.venv/bin/mutmut"
 
 case "$pass" in
   domain)
-    only='"src/dozor/domain/*"'
+    only=${MUTATE_ONLY:-'"src/dozor/domain/*"'}  # e.g. MUTATE_ONLY='"src/dozor/domain/parcels/*"'
     tests='"tests/unit/shared/test_aggregates.py", "tests/unit/fraud/test_features.py", "tests/unit/shared/test_first_seen.py",
       "tests/unit/fraud/test_rules_and_decisions.py", "tests/unit/fraud/test_explanations.py", "tests/unit/shared/test_privacy.py",
       "tests/unit/fraud/test_scoring_service.py", "tests/unit/fraud/test_shadow_scoring.py", "tests/unit/parcels/test_shipments.py",
