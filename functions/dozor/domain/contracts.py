@@ -6,17 +6,59 @@ every other field is optional and scored as missing. Changing a field here is a 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from dozor.domain.errors import InvalidRecordError
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 CountryCode = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}$")
 ]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)]
+
+# The instants Dozor accepts. The year bounds hold everywhere (training histories included) and
+# keep every date computation (bucket starts, windows, expiry) clear of datetime's overflow at
+# years 1 and 9999. "Not more than a day ahead of now" depends on the clock, so it is checked only
+# where records arrive live: `parse_record` validates with ``context={"now": ...}``, and the
+# scoring service checks the API's orders with `ensure_not_ahead` (simulated histories run
+# months past today's date and must still validate).
+EARLIEST_YEAR = 2000
+LATEST_YEAR = 2099
+MAX_AHEAD = timedelta(days=1)
+
+
+def _sane_instant(value: datetime, info: ValidationInfo) -> datetime:
+    # The naive year first: comparing an aware year-1 or year-9999 instant converts it to UTC,
+    # which may itself overflow.
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"year {value.year} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
+    now = info.context.get("now") if isinstance(info.context, dict) else None
+    if isinstance(now, datetime) and value > now + MAX_AHEAD:
+        raise ValueError("more than a day ahead of now")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
+
+
+def ensure_not_ahead(field: str, value: datetime | None, now: datetime) -> None:
+    """`InvalidRecordError` naming ``field`` when ``value`` is more than a day ahead of ``now``."""
+    if value is not None and value > now + MAX_AHEAD:
+        raise InvalidRecordError(f"invalid order: {field} (more than a day ahead of now)")
+
 
 # An order above this (in roubles, after conversion) is a data error, not a purchase.
 MAX_ORDER_AMOUNT_RUB = 50_000_000.0
@@ -33,6 +75,18 @@ RUB_PER_UNIT: dict[str, float] = {
 }
 Currency = Literal["RUB", "CNY", "USD", "EUR", "KZT", "BYN"]
 
+# Every currency above has two decimal places. Amounts are kept to that unit: finer fractions are
+# no money anyone pays, and summed into the Features table's counters they would need more than
+# the 38 significant digits a DynamoDB number holds.
+MINOR_UNIT_DIGITS = 2
+
+
+def _to_minor_unit(amount: float) -> float:
+    return round(amount, MINOR_UNIT_DIGITS)
+
+
+Money = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_to_minor_unit)]
+
 
 class _Model(BaseModel):
     # Unknown fields are ignored, not rejected: checkout payloads grow faster than contracts.
@@ -43,7 +97,7 @@ class Buyer(_Model):
     id: Id
     email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)] | None = None
     phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = None
-    account_created_at: AwareDatetime | None = None
+    account_created_at: Instant | None = None
 
 
 class Seller(_Model):
@@ -69,18 +123,24 @@ class Item(_Model):
     sku: ShortText | None = None
     category: ShortText | None = None
     quantity: Annotated[int, Field(ge=1, le=10_000)] = 1
-    unit_price: Annotated[float, Field(ge=0, le=MAX_ORDER_AMOUNT_RUB)] | None = None
+    unit_price: Annotated[Money, Field(ge=0, le=MAX_ORDER_AMOUNT_RUB)] | None = None
 
 
 class Order(_Model):
     """An order to score: the body of `POST /v1/orders/score` and the order event payload."""
 
     order_id: Id
-    created_at: AwareDatetime
+    created_at: Instant
     buyer: Buyer
     seller: Seller
-    amount: Annotated[float, Field(gt=0, le=MAX_ORDER_AMOUNT_RUB, allow_inf_nan=False)]
-    currency: Currency
+    currency: Currency  # before amount: the amount's cap is checked in roubles
+    amount: Annotated[
+        Money,
+        Field(
+            ge=0.01,
+            description="Rounded to 0.01; at least 0.01, at most 50,000,000 RUB once converted",
+        ),
+    ]
     ip: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
     ip_country: CountryCode | None = None
     device_id: ShortText | None = None
@@ -88,6 +148,14 @@ class Order(_Model):
     payment: Payment | None = None
     shipping: Shipping | None = None
     items: Annotated[list[Item], Field(max_length=200)] = []
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_at_most_the_cap_in_roubles(cls, amount: float, info: ValidationInfo) -> float:
+        currency = info.data.get("currency")
+        if currency is not None and amount * RUB_PER_UNIT[currency] > MAX_ORDER_AMOUNT_RUB:
+            raise ValueError(f"amount must be at most {MAX_ORDER_AMOUNT_RUB:,.0f} RUB once converted")
+        return amount
 
     @property
     def amount_rub(self) -> float:

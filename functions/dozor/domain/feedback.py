@@ -14,10 +14,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from dozor.domain.aggregates import FRAUD, LOSS
-from dozor.domain.contracts import Id
+from dozor.domain.contracts import Id, Instant
 
 
 class FeedbackKind(StrEnum):
@@ -42,7 +42,7 @@ class Feedback(BaseModel):
     order_id: Id | None = None
     parcel_id: Id | None = None
     kind: FeedbackKind
-    reported_at: AwareDatetime
+    reported_at: Instant
 
     @model_validator(mode="after")
     def _names_something(self) -> Self:

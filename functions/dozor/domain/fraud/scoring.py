@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from dozor.domain import aggregates as agg
-from dozor.domain.contracts import Decision, DecisionKind, Order
+from dozor.domain.contracts import Decision, DecisionKind, Order, ensure_not_ahead
 from dozor.domain.errors import AlreadyDecidedError, StoreUnavailableError
 from dozor.domain.fraud import features, rules
 from dozor.domain.fraud.decisions import combine, decide
@@ -117,6 +117,10 @@ class OrderScoring:
         if they had arrived one by one. A repeated order id in the batch is scored once.
         """
         model, shadow = self._model, self._shadow  # one pair for the whole batch
+        now = self._clock()
+        for order in orders:  # the contract bounds the years; the clock bounds how far ahead
+            ensure_not_ahead("created_at", order.created_at, now)
+            ensure_not_ahead("buyer.account_created_at", order.buyer.account_created_at, now)
         entities = [features.identify(o, self._hasher) for o in orders]
         keys = {
             k for o, e in zip(orders, entities, strict=True) for k in agg.keys_for(e.values(), o.created_at)

@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from dozor.domain.contracts import Id, ShortText
+from dozor.domain.contracts import Id, Instant, ShortText
 
 DEFAULT_ORIGIN = "CN"
 
@@ -81,7 +81,7 @@ class ShipmentEvent(BaseModel):
     order_id: Id
     carrier: Id
     status: ParcelStatus
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     location: ScanLocation | None = None
     declared_value: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     currency: ShortText | None = None
