@@ -85,7 +85,7 @@ def _to_minor_unit(amount: float) -> float:
     return round(amount, MINOR_UNIT_DIGITS)
 
 
-Money = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_to_minor_unit)]
+MinorUnit = AfterValidator(_to_minor_unit)
 
 
 class _Model(BaseModel):
@@ -123,7 +123,9 @@ class Item(_Model):
     sku: ShortText | None = None
     category: ShortText | None = None
     quantity: Annotated[int, Field(ge=1, le=10_000)] = 1
-    unit_price: Annotated[Money, Field(ge=0, le=MAX_ORDER_AMOUNT_RUB)] | None = None
+    unit_price: (
+        Annotated[float, Field(ge=0, le=MAX_ORDER_AMOUNT_RUB, allow_inf_nan=False), MinorUnit] | None
+    ) = None
 
 
 class Order(_Model):
@@ -135,11 +137,13 @@ class Order(_Model):
     seller: Seller
     currency: Currency  # before amount: the amount's cap is checked in roubles
     amount: Annotated[
-        Money,
+        float,
         Field(
             ge=0.01,
-            description="Rounded to 0.01; at least 0.01, at most 50,000,000 RUB once converted",
+            allow_inf_nan=False,
+            description="At least 0.01, at most 50,000,000 RUB once converted; rounded to 0.01",
         ),
+        MinorUnit,
     ]
     ip: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
     ip_country: CountryCode | None = None

@@ -1,12 +1,20 @@
-"""The one shape of every error the HTTP API returns: ``{"message", "errors": [{"field", ...}]}``."""
+"""The one error body of the HTTP API: ``{"error": {"code", "message", "fields"}}``, for every status.
+
+Every error the function answers has this shape, with a stable machine-readable `code` and the
+offending `fields` (empty when no field is to blame). The OpenAPI document declares it for each
+status (`ERROR_RESPONSES`). What API Gateway answers before the function runs (401/403 for a
+missing or wrong signature or token, 429 when a caller is over its throttle) keeps the shape AWS
+gives it, ``{"message": ...}`` (`GatewayError`): HTTP APIs offer no way to change those bodies.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from dozor.domain.errors import (
     ConflictError,
@@ -16,25 +24,101 @@ from dozor.domain.errors import (
     StoreUnavailableError,
 )
 
+ErrorCode = Literal[
+    "not_found",
+    "conflict",
+    "payload_too_large",
+    "unsupported_media_type",
+    "invalid_request",
+    "unavailable",
+    "internal",
+]
+
+
+class FieldError(BaseModel):
+    """One offending field: its dotted path in the body (`buyer.id`), or `body` for the whole body."""
+
+    model_config = ConfigDict(frozen=True)
+    field: str
+    message: str
+    type: str
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    code: ErrorCode
+    message: str
+    fields: list[FieldError] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    """The body of every error Dozor's function answers."""
+
+    model_config = ConfigDict(frozen=True)
+    error: ErrorDetail
+
+
+class GatewayError(BaseModel):
+    """What API Gateway itself answers (authorization, throttling), before Dozor runs."""
+
+    message: str
+
+
+def documented(description: str, model: type[BaseModel] = ErrorBody) -> OpenAPIResponse:
+    return {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}}
+
+
+# The error statuses every authenticated route can answer, for the OpenAPI document.
+ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
+    401: documented("JWT mode: no or an invalid bearer token (answered by API Gateway)", GatewayError),
+    403: documented("IAM mode: unsigned request or wrong signature (answered by API Gateway)", GatewayError),
+    404: documented("No such route, or no decision for that order"),
+    413: documented("Body larger than the limit, counted in bytes"),
+    415: documented("Body not sent as application/json"),
+    422: documented("Invalid request; `fields` names each offending field"),
+    429: documented("This caller is over its throttle (answered by API Gateway)", GatewayError),
+    503: documented("A store is unavailable; retry the same request (Retry-After)"),
+}
+ORDER_RESPONSES: dict[int, OpenAPIResponse] = {
+    **ERROR_RESPONSES,
+    409: documented("This order_id was scored before with a different order"),
+}
+
 # Each family of the one error model has one status (dozor.domain.errors); first match wins.
-_STATUS: tuple[tuple[type[DozorError], int, str], ...] = (
-    (StoreUnavailableError, 503, "the decision store is busy; retry the same request"),
-    (ConflictError, 409, "the request conflicts with what is stored"),
-    (InvalidInputError, 422, "the request is invalid"),
-    (NotFoundError, 404, "not found"),
+_STATUS: tuple[tuple[type[DozorError], int, ErrorCode, str], ...] = (
+    (StoreUnavailableError, 503, "unavailable", "the decision store is busy; retry the same request"),
+    (ConflictError, 409, "conflict", "the request conflicts with what is stored"),
+    (InvalidInputError, 422, "invalid_request", "the request is invalid"),
+    (NotFoundError, 404, "not_found", "not found"),
 )
+
+
+def error_body(code: ErrorCode, message: str, fields: Sequence[FieldError] = ()) -> str:
+    return ErrorBody(error=ErrorDetail(code=code, message=message, fields=list(fields))).model_dump_json()
 
 
 def error_response(
     status: int,
+    code: ErrorCode,
     message: str,
+    fields: Sequence[FieldError] = (),
     headers: Mapping[str, str] | None = None,
-    errors: list[dict[str, Any]] | None = None,
 ) -> Response[str]:
-    body: dict[str, Any] = {"message": message}
-    if errors is not None:
-        body["errors"] = errors
-    return Response(status, content_types.APPLICATION_JSON, json.dumps(body), headers=dict(headers or {}))
+    return Response(
+        status, content_types.APPLICATION_JSON, error_body(code, message, fields), headers=dict(headers or {})
+    )
+
+
+def proxy_error(
+    status: int, code: ErrorCode, message: str, fields: Sequence[FieldError] = ()
+) -> dict[str, Any]:
+    """The same error in the Lambda proxy response shape, for answers before the resolver runs."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": error_body(code, message, fields),
+        "isBase64Encoded": False,
+    }
 
 
 def _field(location: Sequence[Any]) -> str:
@@ -47,27 +131,25 @@ def _field(location: Sequence[Any]) -> str:
 def validation_response(errors: Sequence[Mapping[str, Any]]) -> Response[str]:
     """422 naming each offending field. Input values are not echoed: they may be personal data."""
     fields = [
-        {"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type")}
+        FieldError(
+            field=_field(e.get("loc", ())),
+            message=str(e.get("msg", "invalid")),
+            type=str(e.get("type", "invalid")),
+        )
         for e in errors
     ]
-    return error_response(422, "the order is invalid", errors=fields)
+    return error_response(422, "invalid_request", "the request is invalid", fields)
 
 
-def oversize_response(size: int, limit: int) -> dict[str, Any]:
-    """A 413 in the Lambda proxy response shape (raised before the resolver sees the event)."""
-    return {
-        "statusCode": 413,
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps({"message": f"body of {size} bytes exceeds the {limit} byte limit"}),
-        "isBase64Encoded": False,
-    }
+def not_found_response() -> Response[str]:
+    return error_response(404, "not_found", "no such route")
 
 
 def domain_error_response(error: DozorError) -> Response[str]:
     """The HTTP answer to a domain error, by its family; 503s ask the client to retry."""
-    for family, status, message in _STATUS:
+    for family, status, code, message in _STATUS:
         if isinstance(error, family):
             headers = {"Retry-After": "1"} if status == 503 else None
             detail = str(error) if status in (404, 409) else message
-            return error_response(status, detail, headers)
-    return error_response(500, "internal error")
+            return error_response(status, code, detail, headers=headers)
+    return error_response(500, "internal", "internal error")

@@ -66,7 +66,8 @@ def test_invalid_order_is_422_naming_the_field(stack: Stack, mutate, field: str)
     mutate(order)
     status, body = score(stack, order)
     assert status == 422
-    assert field in [e["field"] for e in body["errors"]]
+    assert body["error"]["code"] == "invalid_request"
+    assert field in [e["field"] for e in body["error"]["fields"]]
     assert stack.decision_count() == 0
 
 

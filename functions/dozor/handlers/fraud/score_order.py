@@ -2,7 +2,11 @@
 
 POST /v1/orders/score                  an order in, a Decision out (replays return the first one)
 GET  /v1/orders/{order_id}/decision    the stored decision
-GET  /v1/openapi.json, /v1/docs        the OpenAPI document and its Swagger UI
+GET  /v1/openapi.json, /v1/docs        the OpenAPI document and its Swagger UI (no auth)
+anything else                          404 in the one error body (the API's $default route)
+
+Every error is the one body of `http_errors`; bodies too large, not JSON or nested absurdly deep
+are answered before anything parses them (`http_guards`).
 
 No ``from __future__ import annotations`` here: the resolver reads the route signatures at run
 time to validate requests and build the OpenAPI document.
@@ -12,6 +16,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, SecurityScheme
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,14 +26,41 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dozor.domain.contracts import Decision, Order
 from dozor.domain.errors import DozorError, NotFoundError, StoreUnavailableError
 from dozor.handlers.fraud.wiring import dependencies, report_shadow, scoring
-from dozor.handlers.http_errors import domain_error_response, oversize_response, validation_response
+from dozor.handlers.http_errors import (
+    ERROR_RESPONSES,
+    ORDER_RESPONSES,
+    documented,
+    domain_error_response,
+    not_found_response,
+    validation_response,
+)
+from dozor.handlers.http_guards import unreadable_body
 from dozor.handlers.wiring import logger, metrics, tracer
 
+TITLE = "Dozor risk API"
+# As deployed by default: AWS IAM, a SigV4-signed request (service `execute-api`). With the
+# template's JwtIssuer set, API Gateway wants `Authorization: Bearer <JWT>` instead.
+SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "sigv4": APIKey(
+        name="Authorization",
+        in_=APIKeyIn.header,
+        description="AWS Signature Version 4 (service execute-api), or `Bearer <JWT>` in JWT mode",
+        **{"x-amazon-apigateway-authtype": "awsSigv4"},
+    )
+}
+
 app = APIGatewayHttpResolver(enable_validation=True)
-app.enable_swagger(path="/v1/docs", title="Dozor risk API", version="1.0.0")
+app.configure_openapi(
+    title=TITLE, version="1.0.0", security_schemes=SECURITY_SCHEMES, security=[{"sigv4": []}]
+)
+app.enable_swagger(path="/v1/docs", title=TITLE, version="1.0.0")
 
 
-@app.post("/v1/orders/score", summary="Score an order", responses={422: {"description": "Invalid order"}})
+@app.post(
+    "/v1/orders/score",
+    summary="Score an order",
+    responses={200: documented("The decision (a replay: the first one)", Decision), **ORDER_RESPONSES},
+)
 @tracer.capture_method
 def score_order(order: Order) -> Decision:
     service = scoring()
@@ -39,7 +71,11 @@ def score_order(order: Order) -> Decision:
     return decision
 
 
-@app.get("/v1/orders/<order_id>/decision", summary="The stored decision for an order")
+@app.get(
+    "/v1/orders/<order_id>/decision",
+    summary="The stored decision for an order",
+    responses={200: documented("The stored decision", Decision), **ERROR_RESPONSES},
+)
 @tracer.capture_method
 def get_decision(order_id: Annotated[str, Path(min_length=1, max_length=128)]) -> Decision:
     decision = dependencies().store.get_decision(order_id)
@@ -50,12 +86,17 @@ def get_decision(order_id: Annotated[str, Path(min_length=1, max_length=128)]) -
 
 @app.get("/v1/openapi.json", include_in_schema=False)
 def openapi_document() -> Response[str]:
-    return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(title="Dozor risk API"))
+    return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema())
 
 
 @app.exception_handler(RequestValidationError)
 def invalid_request(error: RequestValidationError) -> Response[str]:
     return validation_response(error.errors())
+
+
+@app.not_found
+def no_such_route(error: Exception) -> Response[str]:
+    return not_found_response()
 
 
 @app.exception_handler(DozorError)
@@ -66,17 +107,14 @@ def domain_error(error: DozorError) -> Response[str]:
 
 
 @lambda_handler_decorator
-def reject_oversize(handler: Any, event: dict[str, Any], context: LambdaContext) -> Any:
-    """413 before anything parses a body far larger than any real order."""
-    body = event.get("body") or ""
-    if len(body) > dependencies().settings.max_body_bytes:
-        return oversize_response(len(body), dependencies().settings.max_body_bytes)
-    return handler(event, context)
+def reject_unreadable(handler: Any, event: dict[str, Any], context: LambdaContext) -> Any:
+    """413 / 415 / 422 before anything parses a body that is too large, not JSON, or too deep."""
+    return unreadable_body(event, dependencies().settings.max_body_bytes) or handler(event, context)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
-@reject_oversize
+@reject_unreadable
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
