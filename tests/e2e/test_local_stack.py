@@ -60,9 +60,10 @@ def test_invalid_order_is_422_naming_the_field_and_unknown_route_is_404(local: L
     del order["buyer"]["id"]
     status, body = post(local, "/v1/orders/score", order)
     assert status == 422
-    assert "buyer.id" in {e["field"] for e in body["errors"]}
-    assert request(local, "GET", "/v1/nothing-here") == (404, {"message": "Not Found"})
-    assert request(local, "DELETE", "/v1/orders/score") == (404, {"message": "Not Found"})
+    assert "buyer.id" in {e["field"] for e in body["error"]["fields"]}
+    for method, path in [("GET", "/v1/nothing-here"), ("DELETE", "/v1/orders/score")]:
+        status, body = request(local, method, path)
+        assert (status, body["error"]["code"]) == (404, "not_found")
 
 
 def test_stolen_card_burst_is_declined(local: LocalServer) -> None:

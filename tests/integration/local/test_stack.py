@@ -121,6 +121,7 @@ def test_functions_come_with_handler_limits_and_event_sources(deployed: LocalSta
         ("GET", "/v1/orders/{order_id}/decision"),
         ("GET", "/v1/openapi.json"),
         ("GET", "/v1/docs"),
+        (None, None),  # $default: any other route, answered 404 in the API's error body
     }
 
 
