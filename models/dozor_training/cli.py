@@ -82,6 +82,11 @@ COMMANDS: list[Command] = [
         "simulate orders and their parcels, learn lane deadlines and train the parcel-loss model",
         "dozor_training.parcels.train:configure_train_parcels",
     ),
+    Command(
+        "lanes",
+        "`lanes report`: delivery time, losses, returns, fraud and alerts per carrier and region (HTML, CSV)",
+        "dozor_training.parcels.lanes_commands:configure",
+    ),
 ]
 
 
