@@ -1,7 +1,8 @@
-"""The fitting steps both trainers share: an early-stopped XGBoost fit and an isotonic calibration.
+"""The fitting steps both trainers share: an early-stopped XGBoost fit, an isotonic calibration,
+and the export of a booster with the evaluator arrays serving reads.
 
 The fraud and the parcel-loss models differ in their rows and parameters, not in how a booster is
-fitted, cut to its best round and calibrated, so that lives here once.
+fitted, cut to its best round, calibrated and exported, so that lives here once.
 """
 
 from __future__ import annotations
@@ -14,8 +15,17 @@ import numpy as np
 import xgboost as xgb
 from sklearn.isotonic import IsotonicRegression
 
+from dozor.domain.trees import TREES_FILE, TreeEnsemble
+
 ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "artifacts"  # models/artifacts: versioned outputs
 MAX_ROUNDS = 400
+# How far serving's tree evaluator may be from xgboost, in probability and in each contribution.
+PARITY_TOLERANCE = 1e-6
+PARITY_ROWS = 2000
+
+
+class EvaluatorMismatchError(RuntimeError):
+    """The NumPy evaluator does not reproduce the booster: the model must not be exported."""
 
 
 def fit_booster(
@@ -48,3 +58,49 @@ def calibration_knots(raw: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
     """Isotonic map from booster output to the observed positive rate, stored as interpolation knots."""
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
     return {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
+
+
+def evaluator_error(booster: xgb.Booster, trees: TreeEnsemble, rows: np.ndarray) -> dict[str, float]:
+    """The largest |difference| between the evaluator and xgboost on `rows`: in the probability
+    (``inplace_predict``) and in the approximate contributions, bias column included."""
+    booster = booster.copy()
+    booster.feature_names = None
+    booster.feature_types = None
+    x = np.ascontiguousarray(rows, dtype=np.float32)
+    expected_p = np.asarray(booster.inplace_predict(x, missing=np.nan), dtype=np.float64)
+    expected_c = booster.predict(xgb.DMatrix(x, missing=np.nan), pred_contribs=True, approx_contribs=True)
+    got = trees.evaluate(x)
+    return {
+        "probability": float(np.max(np.abs(trees.output(got.margin) - expected_p), initial=0.0)),
+        "contributions": float(np.max(np.abs(got.contributions - expected_c), initial=0.0)),
+    }
+
+
+def parity_rows(rows: np.ndarray, seed: int = 0, missing_share: float = 0.2) -> np.ndarray:
+    """A sample of real rows, and the same rows again with a share of their values blanked (NaN)."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(rows, dtype=np.float32)
+    if len(x) > PARITY_ROWS:
+        x = x[rng.choice(len(x), PARITY_ROWS, replace=False)]
+    blanked = x.copy()
+    blanked[rng.random(blanked.shape) < missing_share] = np.nan
+    return np.vstack([x, blanked])
+
+
+def export_booster(booster: xgb.Booster, directory: Path, sample: np.ndarray) -> dict[str, float]:
+    """Write ``model.ubj`` and the evaluator's ``trees.npz`` into an artifact directory.
+
+    Refuses (EvaluatorMismatchError, nothing written) when the evaluator disagrees with xgboost by
+    more than PARITY_TOLERANCE on `sample` (see `parity_rows`). Returns the errors it measured.
+    """
+    trees = TreeEnsemble.from_booster(booster)
+    errors = evaluator_error(booster, trees, sample)
+    if max(errors.values()) > PARITY_TOLERANCE:
+        raise EvaluatorMismatchError(
+            f"the tree evaluator differs from xgboost by {errors} (tolerance {PARITY_TOLERANCE}); "
+            "not exporting a model serving would score differently"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    booster.save_model(directory / "model.ubj")
+    trees.save(directory / TREES_FILE)
+    return errors

@@ -22,6 +22,7 @@ from dozor.domain.parcels.model import PARCEL_FEATURE_NAMES
 from dozor.handlers.parcels.wiring import parcel_loss_model, shipment_dependencies
 from dozor_local.invoke import lambda_context
 from dozor_local.stack import LocalStack
+from dozor_training.fitting import export_booster, parity_rows
 from tests.helpers.aws_stack import sqs_event as queue_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,8 +45,7 @@ def build_parcel_model(directory: Path) -> Path:
         xgb.DMatrix(rows, label=labels),
         num_boost_round=8,
     )
-    directory.mkdir(parents=True, exist_ok=True)
-    booster.save_model(directory / "model.ubj")
+    export_booster(booster, directory, parity_rows(rows))
     metadata = {
         "version": "parcel-test-1",
         "feature_names": list(PARCEL_FEATURE_NAMES),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aws_lambda_powertools import Logger
 
-from dozor.adapters.s3 import S3ModelArtifacts
+from dozor.adapters.s3 import ARTIFACT_FILES, S3ModelArtifacts
 from dozor.adapters.ssm import SsmModelPointers
 from dozor.domain.errors import DozorError, StoreUnavailableError, UnknownVersionError
 from dozor.domain.fraud.model import FraudModel
@@ -173,7 +173,7 @@ class RegistryModelSource:
         if self._artifacts is None:
             raise StoreUnavailableError(f"model {version} is named but no model bucket is configured")
         directory = self._cache_dir / version
-        if not (directory / "metadata.json").exists():
+        if not all((directory / name).exists() for name in ARTIFACT_FILES):
             self._artifacts.download(version, directory)
         model = FraudModel.load(directory)
         if model.version != version:

@@ -16,8 +16,9 @@ from typing import Any
 from dozor.adapters.aws_errors import S3, translated
 from dozor.domain.errors import ArtifactConflictError, ConflictError, NotFoundError, UnknownVersionError
 
-# The booster first, metadata last: a version counts as published once its metadata is there.
-ARTIFACT_FILES = ("model.ubj", "metadata.json")
+# The booster and the evaluator's arrays first, metadata last: a version counts as published
+# once its metadata is there.
+ARTIFACT_FILES = ("model.ubj", "trees.npz", "metadata.json")
 
 
 class S3ModelArtifacts:

@@ -25,6 +25,7 @@ from dozor.domain.feedback import Label
 from dozor.domain.fraud.features import FEATURE_NAMES
 from dozor.domain.fraud.model import PACKAGED_MODEL_DIR
 from dozor.domain.fraud.rules import rules_only_score
+from dozor.domain.trees import TREES_FILE
 from dozor_training.evaluation import (
     LOGISTIC,
     MODEL,
@@ -36,7 +37,7 @@ from dozor_training.evaluation import (
     evaluate,
     fit_logistic_baseline,
 )
-from dozor_training.fitting import ARTIFACTS_DIR, calibration_knots, fit_booster
+from dozor_training.fitting import ARTIFACTS_DIR, calibration_knots, export_booster, fit_booster, parity_rows
 from dozor_training.fraud.replay import ReplayResult
 from dozor_training.report import ModelCardInfo, Period, write_report
 from dozor_training.report_text import FRAUD_TASK
@@ -222,7 +223,7 @@ def train_fraud(
         "evaluate": round(evaluated_at - fitted_at, 1),
         "report": round(time.perf_counter() - evaluated_at, 1),
     }
-    booster.save_model(directory / "model.ubj")
+    metadata["evaluator_error"] = export_booster(booster, directory, parity_rows(x))
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
     return TrainedModel(directory, metadata)
 
@@ -394,5 +395,5 @@ def _write_report(
 def install(model_dir: Path, target: Path = PACKAGED_MODEL_DIR) -> None:
     """Make an artifact the one the functions package carries."""
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("model.ubj", "metadata.json"):
+    for name in ("model.ubj", TREES_FILE, "metadata.json"):
         shutil.copy2(model_dir / name, target / name)

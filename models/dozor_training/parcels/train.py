@@ -35,6 +35,7 @@ from dozor.domain.parcels.lanes import LANES_FILE, LaneDeadlines, learn_deadline
 from dozor.domain.parcels.model import PACKAGED_PARCEL_MODEL_DIR, PARCEL_FEATURE_NAMES, ParcelLossModel
 from dozor.domain.parcels.model import parcel_features as features_of
 from dozor.domain.parcels.shipments import TERMINAL
+from dozor.domain.trees import TREES_FILE, TreeEnsemble
 from dozor_training.evaluation import (
     LOGISTIC,
     MODEL,
@@ -43,7 +44,7 @@ from dozor_training.evaluation import (
     evaluate,
     fit_logistic_baseline,
 )
-from dozor_training.fitting import ARTIFACTS_DIR, calibration_knots, fit_booster
+from dozor_training.fitting import ARTIFACTS_DIR, calibration_knots, export_booster, fit_booster, parity_rows
 from dozor_training.parcels.evaluation import (
     SWEEP_HOURS,
     CarrierFeeds,
@@ -77,7 +78,15 @@ PARAMS: dict[str, Any] = {
 }
 BASELINE_ROWS = 200_000  # training rows the logistic baseline is fitted on (a sample beyond that)
 CONTRIBUTION_ROWS = 5_000  # test rows the feature-contribution plot is drawn from
-ARTIFACT_FILES = ("model.ubj", "metadata.json", LANES_FILE, "metrics.json", "report.md", "MODEL_CARD.md")
+ARTIFACT_FILES = (
+    "model.ubj",
+    TREES_FILE,
+    "metadata.json",
+    LANES_FILE,
+    "metrics.json",
+    "report.md",
+    "MODEL_CARD.md",
+)
 
 
 @dataclass(frozen=True)
@@ -239,7 +248,7 @@ def train_parcel_model(
         "calibration": calibration_knots(raw_cal, cal_rows.y),
         "likely_lost_threshold": 1.0,
     }
-    model = ParcelLossModel(booster, metadata, deadlines)
+    model = ParcelLossModel(TreeEnsemble.from_booster(booster), metadata, deadlines)
     cal_sweep = overdue_sweeps(cal, deadlines, sellers, fraud_scores, config.sweep_hours * HOUR)
     cal_risks = model.risk(cal_sweep.rows) if cal_sweep.size else np.empty(0)
     threshold, cal_alerts = _threshold(cal, cal_sweep, cal_risks, config.false_alerts_per_1000_delivered)
@@ -269,7 +278,7 @@ def train_parcel_model(
     }
     directory = out_dir / version
     directory.mkdir(parents=True, exist_ok=True)
-    booster.save_model(directory / "model.ubj")
+    metadata["evaluator_error"] = export_booster(booster, directory, parity_rows(test_rows.x))
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
     (directory / LANES_FILE).write_text(deadlines.to_json() + "\n")
     splits = {"train": train, "calibration": cal, "test": test}

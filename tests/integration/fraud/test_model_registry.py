@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -144,8 +145,10 @@ def retrained(root: Path, version: str, trees: int) -> Path:
     import xgboost as xgb  # noqa: PLC0415 - training-only library, here to make a second model
 
     directory = artifact(root, version)
+    from dozor_training.fitting import export_booster  # noqa: PLC0415 - training-only, as above
+
     booster = xgb.Booster(model_file=str(directory / "model.ubj"))
-    booster[:trees].save_model(str(directory / "model.ubj"))
+    export_booster(booster[:trees], directory, np.zeros((1, booster.num_features()), dtype=np.float32))
     return directory
 
 

@@ -21,7 +21,7 @@ def variant(version: str, **changes: object) -> FraudModel:
     metadata = json.loads((PACKAGED_MODEL_DIR / "metadata.json").read_text())
     metadata.update(version=version, **changes)
     model = FraudModel.load()
-    return FraudModel(model.booster, metadata)
+    return FraudModel(model.trees, metadata)
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 The same `parcel_features` builds training rows (snapshots of simulated parcels at sweep times)
 and serving rows (the sweeper re-scoring overdue parcels), so the two cannot drift. An artifact is
-a directory with `model.ubj` (the booster), `metadata.json` (version, feature names, isotonic
-calibration knots, the LIKELY_LOST threshold, metrics) and `lanes.json` (the lane deadlines it
-was trained with, which serving uses too: due times and features must come from the same norms).
+a directory with `model.ubj` (the booster, for training and reports), `trees.npz` (the same trees
+as arrays, which serving evaluates with NumPy alone: `dozor.domain.trees`), `metadata.json`
+(version, feature names, isotonic calibration knots, the LIKELY_LOST threshold, metrics) and
+`lanes.json` (the lane deadlines it was trained with, which serving uses too: due times and
+features must come from the same norms).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dozor.domain.errors import ModelMismatchError
 from dozor.domain.geography import remoteness_tier
 from dozor.domain.parcels.lanes import LaneDeadlines
 from dozor.domain.parcels.shipments import STAGE_RANK, Parcel, ParcelStatus
+from dozor.domain.trees import TreeEnsemble, load_artifact_trees
 
 PACKAGED_PARCEL_MODEL_DIR = Path(__file__).resolve().parents[2] / "parcel_model"
 
@@ -119,23 +122,29 @@ def parcel_features(
     return np.asarray(row, dtype=np.float32)
 
 
+def _require_features(metadata: dict[str, Any]) -> None:
+    if tuple(metadata["feature_names"]) != PARCEL_FEATURE_NAMES:
+        raise ModelMismatchError(
+            f"parcel model {metadata.get('version')} was trained on other features than "
+            "this code computes; retrain it"
+        )
+
+
 @dataclass
 class ParcelLossModel:
-    """A trained parcel-loss booster with its calibration, threshold and lane deadlines."""
+    """A trained parcel-loss model's trees with its calibration, threshold and lane deadlines."""
 
-    booster: Any  # xgboost.Booster, imported on load only
+    trees: TreeEnsemble
     metadata: dict[str, Any]
     deadlines: LaneDeadlines
 
     def __post_init__(self) -> None:
-        if tuple(self.metadata["feature_names"]) != PARCEL_FEATURE_NAMES:
+        _require_features(self.metadata)
+        if self.trees.num_features != len(PARCEL_FEATURE_NAMES):
             raise ModelMismatchError(
-                f"parcel model {self.metadata.get('version')} was trained on other features than "
-                "this code computes; retrain it"
+                f"parcel model {self.metadata.get('version')}: its trees read {self.trees.num_features} "
+                f"features, not the {len(PARCEL_FEATURE_NAMES)} this code computes"
             )
-        self.booster.set_param({"nthread": 1})
-        self.booster.feature_names = None
-        self.booster.feature_types = None
         calibration = self.metadata["calibration"]
         self._cal_x = np.asarray(calibration["x"], dtype=np.float64)
         self._cal_y = np.asarray(calibration["y"], dtype=np.float64)
@@ -150,18 +159,15 @@ class ParcelLossModel:
 
     @classmethod
     def load(cls, directory: Path = PACKAGED_PARCEL_MODEL_DIR) -> ParcelLossModel:
-        import xgboost as xgb  # noqa: PLC0415 - heavy; only where a model is loaded
-
-        booster = xgb.Booster()
-        booster.load_model(directory / "model.ubj")
         metadata = json.loads((directory / "metadata.json").read_text())
-        return cls(booster, metadata, LaneDeadlines.load(directory))
+        _require_features(metadata)  # first: a stale artifact is told to retrain, whatever its files
+        return cls(load_artifact_trees(directory, metadata), metadata, LaneDeadlines.load(directory))
 
     def risk(self, rows: np.ndarray) -> np.ndarray:
         """Calibrated probabilities that each parcel ends lost, for a 2-D float32 matrix."""
         if rows.ndim == 1:
             rows = rows.reshape(1, -1)
-        raw = np.asarray(self.booster.inplace_predict(rows), dtype=np.float64)
+        raw = self.trees.predict(rows)
         return np.asarray(np.interp(raw, self._cal_x, self._cal_y), dtype=np.float64).clip(0.0, 1.0)
 
     def risk_of(
