@@ -209,3 +209,80 @@ def test_a_scan_older_than_the_latest_never_moves_the_parcel_backwards(
 def test_scan_records_keep_the_manifest() -> None:
     record = ScanRecord.of(JOURNEY[0])
     assert ScanRecord.from_record(record.to_record()) == record
+
+
+def test_what_a_scan_says_reaches_the_parcel() -> None:
+    # Given a manifest scan carrying everything the contract allows, and a bare one after it
+    manifest = scan(
+        "m1",
+        ParcelStatus.INFO_RECEIVED,
+        0,
+        location={"country": "CN", "region": "Guangdong", "facility": "SZX sorting"},
+        origin_country="CN",
+        destination_region="RU-YAK",
+        seller_id="s-9",
+        declared_value=310.5,
+        currency="CNY",
+        category="toys",
+    )
+    bare = ShipmentEvent.model_validate(
+        {
+            "event_id": "m2",
+            "parcel_id": "p-1",
+            "order_id": "o-1",
+            "carrier": "cainiao",
+            "status": "IN_TRANSIT",
+            "occurred_at": T0 + timedelta(hours=5),
+        }
+    )
+    parcel = apply_scans(None, [bare, manifest], DEADLINES)
+    # Then the parcel knows its lane, value and merchant, and each scan where it was made
+    assert (parcel.lane.origin, parcel.lane.destination_region) == ("CN", "RU-YAK")
+    assert (parcel.declared_value, parcel.currency, parcel.category) == (310.5, "CNY", "toys")
+    assert parcel.seller_id == "s-9"
+    first, second = parcel.scans
+    assert (first.country, first.region, first.facility) == ("CN", "Guangdong", "SZX sorting")
+    assert (second.country, second.region, second.facility, second.declared_value) == (None, None, None, None)
+    # And a scan without a declared value survives storage as one
+    assert ScanRecord.from_record(_as_stored(second.to_record())) == second
+
+
+def test_the_stored_record_carries_the_fields_indexes_and_readers_use() -> None:
+    parcel = replace(apply_scans(None, JOURNEY[:6], DEADLINES), version=4, order_fraud_score=0.25)
+    record = parcel.to_record()
+    assert record == record | {
+        "parcel_id": "p-1",
+        "order_id": "o-1",
+        "carrier": "cainiao",
+        "lane": parcel.lane.key(),
+        "origin_country": parcel.lane.origin,
+        "destination_region": "RU-KHA",
+        "status": "OUT_FOR_DELIVERY",
+        "first_scan_at": T0.isoformat(),
+        "last_scan_at": (T0 + timedelta(hours=400)).isoformat(),
+        "next_scan_due": parcel.next_scan_due.isoformat() if parcel.next_scan_due else None,
+        "declared_value": 120.0,
+        "currency": "CNY",
+        "category": "electronics",
+        "seller_id": None,
+        "customs_entered_at": (T0 + timedelta(hours=200)).isoformat(),
+        "customs_cleared_at": (T0 + timedelta(hours=290)).isoformat(),
+        "failed_attempts": 0,
+        "exceptions": 0,
+        "version": 4,
+        "order_fraud_score": 0.25,
+    }
+    assert len(record["scans"]) == 6
+
+
+def test_later_scans_keep_what_the_parcel_already_knows() -> None:
+    # Given a stored parcel that carries its order's fraud score
+    stored = replace(apply_scans(None, JOURNEY[:2], DEADLINES), order_fraud_score=0.6)
+    # When a later scan arrives, even one whose manifest names another order
+    later = apply_scans(stored, [scan("e3", ParcelStatus.IN_TRANSIT, 70, order_id="o-other")], DEADLINES)
+    # Then the parcel keeps its order and its fraud score, one version on
+    assert (later.order_id, later.order_fraud_score, later.version) == ("o-1", 0.6, stored.version + 1)
+    # And nothing new is the same parcel; no parcel and no scans is an error
+    assert apply_scans(later, [], DEADLINES) is later
+    with pytest.raises(ValueError, match="no parcel and no scans"):
+        apply_scans(None, [], DEADLINES)
