@@ -127,3 +127,54 @@ def test_feed_gaps_are_the_long_pauses_between_a_carriers_arrivals() -> None:
     # Overlapping gaps are not discounted twice.
     doubled = effective_silence(T0, T0 + timedelta(days=10), [gap, gap])
     assert doubled == effective_silence(T0, T0 + timedelta(days=10), [gap])
+
+
+def test_the_carrier_s_bad_news_is_graded_and_carries_the_risk() -> None:
+    exception = parcel((ParcelStatus.IN_TRANSIT, 0), (ParcelStatus.EXCEPTION, 2))
+    lost = parcel((ParcelStatus.IN_TRANSIT, 0), (ParcelStatus.LOST, 2))
+    [on_exception] = [a for a in assess(exception, T0 + timedelta(days=3), 0.123456, DEADLINES, 0.9)]
+    [on_loss] = assess(lost, T0 + timedelta(days=3), None, DEADLINES, THRESHOLD)
+    assert (on_exception.type, on_exception.severity) == (AlertType.CARRIER_EXCEPTION, Severity.MEDIUM)
+    assert (on_loss.type, on_loss.severity) == (AlertType.CARRIER_EXCEPTION, Severity.HIGH)
+    assert on_exception.risk == 0.1235  # rounded to four places, as stored
+    assert on_exception.reasons == ["carrier reported EXCEPTION", "loss risk 12%"]
+    assert on_loss.risk is None and on_loss.reasons == ["carrier reported LOST"]
+
+
+def test_stalled_severity_doubles_at_twice_the_deadline_and_the_risk_rides_along() -> None:
+    deadline = DEADLINES.stalled_after(IN_CUSTOMS.lane, ParcelStatus.CUSTOMS)
+    just_late = IN_CUSTOMS.last_scan_at + deadline + timedelta(hours=1)
+    twice = IN_CUSTOMS.last_scan_at + 2 * deadline
+    [medium] = assess(IN_CUSTOMS, just_late, 0.2, DEADLINES, THRESHOLD)
+    [high] = assess(IN_CUSTOMS, twice, None, DEADLINES, THRESHOLD)
+    assert (medium.severity, medium.risk) == (Severity.MEDIUM, 0.2)
+    assert high.severity == Severity.HIGH
+    assert high.reasons == ["no scan for 16 days in CUSTOMS", "lane deadline 8.0 days"]
+    # Ten days and more are told in whole days
+    [ten] = assess(IN_CUSTOMS, IN_CUSTOMS.last_scan_at + timedelta(days=10), None, DEADLINES, THRESHOLD)
+    assert ten.reasons[0] == "no scan for 10 days in CUSTOMS"
+    # Exactly at the deadline is not yet stalled
+    assert not is_stalled(IN_CUSTOMS, IN_CUSTOMS.last_scan_at + deadline, DEADLINES)
+
+
+def test_likely_lost_starts_at_the_threshold_itself_and_expects_the_next_scan() -> None:
+    now = T0 + timedelta(days=7)
+    alerts = assess(IN_CUSTOMS, now, THRESHOLD, DEADLINES, THRESHOLD)
+    [likely] = [a for a in alerts if a.type == AlertType.LIKELY_LOST]
+    assert likely.expected_by == IN_CUSTOMS.next_scan_due
+    assert likely.reasons == ["loss risk 50% ≥ 50%", "silent 1.0 days"]
+    assert "to RU-KHA" in likely.message
+
+
+def test_a_parcel_to_an_unknown_region_says_so() -> None:
+    scans = [ScanRecord("e0", ParcelStatus.EXCEPTION, T0, "cdek")]
+    [alert] = assess(build_parcel("p-9", "o-9", scans, DEADLINES), T0, None, DEADLINES, THRESHOLD)
+    assert alert.message.startswith("cdek parcel p-9 to an unknown region:")
+
+
+def test_a_feed_pause_of_exactly_the_quiet_limit_is_no_gap() -> None:
+    quiet = timedelta(hours=6)
+    arrivals = [T0, T0 + quiet, T0 + quiet + quiet + timedelta(minutes=1)]
+    gaps = detect_feed_gaps(arrivals, T0 + 3 * quiet, quiet_after=quiet)
+    assert gaps == [FeedGap(T0 + quiet, T0 + 2 * quiet + timedelta(minutes=1))]
+    assert detect_feed_gaps([T0], T0 + quiet, quiet_after=quiet) == []
