@@ -1,0 +1,63 @@
+"""LaneReportFunction: the published lane reliability figures over the HTTP API.
+
+GET /v1/lanes                        the marketplace's figures (no seller's own view)
+GET /v1/lanes/sellers/{seller_id}    one seller's lanes beside the marketplace's
+
+Both read the report `dozor lanes report --publish` put in the model bucket; the API's default
+authorizer guards them. Errors are the one body of `http_errors`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dozor.adapters.s3_reports import S3LaneReports
+from dozor.domain.errors import DozorError, InvalidInputError
+from dozor.domain.parcels.lane_report import marketplace_view, seller_view
+from dozor.handlers.http_errors import domain_error_response, not_found_response
+from dozor.handlers.wiring import aws_client, logger, tracer
+
+MAX_SELLER_ID = 128
+
+app = APIGatewayHttpResolver()
+
+
+@lru_cache(maxsize=1)
+def lane_reports() -> S3LaneReports:
+    """The report store, built on first use (tests call `lane_reports.cache_clear()`)."""
+    return S3LaneReports(aws_client("s3"), os.environ["MODEL_BUCKET_NAME"])
+
+
+@app.get("/v1/lanes")
+def marketplace() -> dict[str, Any]:
+    return marketplace_view(lane_reports().latest())
+
+
+@app.get("/v1/lanes/sellers/<seller_id>")
+def seller(seller_id: str) -> dict[str, Any]:
+    if not 0 < len(seller_id) <= MAX_SELLER_ID:
+        raise InvalidInputError("seller_id must be 1 to 128 characters")
+    return seller_view(lane_reports().latest(), seller_id)
+
+
+@app.not_found
+def no_such_route(error: Exception) -> Response[str]:
+    return not_found_response()
+
+
+@app.exception_handler(DozorError)
+def domain_error(error: DozorError) -> Response[str]:
+    logger.warning("lane report unavailable", extra={"error": str(error)})
+    return domain_error_response(error)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,133 @@
+"""LaneReportFunction on moto: `dozor lanes report --publish` puts the report in the model bucket,
+GET /v1/lanes serves the marketplace's figures and GET /v1/lanes/sellers/{id} one seller's alone."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from dozor.adapters.s3_reports import LANES_PREFIX, LATEST
+from dozor.handlers.parcels import lane_report
+from dozor_local.invoke import LambdaContext
+from dozor_training.cli import main
+from dozor_training.fraud.simulator import SimulationConfig, simulate
+from dozor_training.history_commands import write_simulated_history
+
+ROOT = Path(__file__).resolve().parents[3]
+EVENT = json.loads((ROOT / "events" / "api_get_seller_lanes.json").read_text())
+BUCKET = "dozor-models-test"
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    orders = simulate(SimulationConfig(days=3, seed=3, orders_per_day=120))
+    return write_simulated_history(orders, tmp_path_factory.mktemp("history"), "jsonl", 3)
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("MODEL_BUCKET_NAME", BUCKET)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+        lane_report.lane_reports.cache_clear()
+        yield client
+        lane_report.lane_reports.cache_clear()
+
+
+def publish(history: dict[str, Path], out: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    argv = ["lanes", "report", "--orders", str(history["orders"]), "--labels", str(history["labels"])]
+    argv += ["--shipments", str(history["shipments"]), "--out", str(out), "--publish", "--bucket", BUCKET]
+    assert main(argv) == 0
+    summary: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return summary
+
+
+def get(path: str, seller_id: str | None = None) -> tuple[int, dict[str, Any]]:
+    event = copy.deepcopy(EVENT)
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["routeKey"] = event["requestContext"]["routeKey"] = (
+        "GET /v1/lanes" if seller_id is None else "GET /v1/lanes/sellers/{seller_id}"
+    )
+    event["pathParameters"] = None if seller_id is None else {"seller_id": seller_id}
+    context = LambdaContext(
+        function_name="LaneReportFunction",
+        invoked_function_arn="arn:aws:lambda:eu-central-1:123456789012:function:LaneReportFunction",
+        memory_limit_in_mb="256",
+        aws_request_id="req-1",
+        function_version="$LATEST",
+        log_group_name="/aws/lambda/LaneReportFunction",
+        log_stream_name="local",
+        deadline_ms=2**62,
+    )
+    response = lane_report.lambda_handler(event, context)
+    body: dict[str, Any] = json.loads(response["body"])
+    return response["statusCode"], body
+
+
+def sellers_in(history: dict[str, Path]) -> set[str]:
+    with history["orders"].open() as f:
+        return {json.loads(line)["seller"]["id"] for line in f}
+
+
+def test_the_marketplace_route_serves_the_published_report_without_sellers_views(
+    s3: Any, history: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = publish(history, tmp_path, capsys)
+    assert f"s3://{BUCKET}/{LANES_PREFIX}{LATEST}" in summary["published"]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=LANES_PREFIX)["Contents"]}
+    assert len(keys) == 2  # latest.json and the dated copy
+
+    status, body = get("/v1/lanes")
+    assert status == 200
+    written = json.loads((tmp_path / "lanes.json").read_text())
+    assert body == written  # the same figures as the files
+    assert "sellers" not in body
+    text = json.dumps(body)
+    assert not [s for s in sellers_in(history) if s in text]
+
+
+def test_a_sellers_route_serves_that_sellers_view_alone(
+    s3: Any, history: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish(history, tmp_path, capsys)
+    sellers = sorted(sellers_in(history))
+    seller = sellers[0]
+    status, body = get(f"/v1/lanes/sellers/{seller}", seller)
+    assert status == 200
+    assert body["view"] == "seller" and body["seller_id"] == seller
+    text = json.dumps(body)
+    assert not [s for s in sellers[1:] if s in text]
+    assert body["overall"]["marketplace"]["parcels"] > body["overall"]["seller"]["parcels"] > 0
+
+
+def test_unknown_sellers_and_a_missing_report_are_404s(
+    s3: Any, history: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, body = get("/v1/lanes")
+    assert status == 404 and body["error"]["code"] == "not_found"
+    publish(history, tmp_path, capsys)
+    status, body = get("/v1/lanes/sellers/slr_nobody", "slr_nobody")
+    assert status == 404 and "slr_nobody" in body["error"]["message"]
+    status, _ = get("/v1/lanes/elsewhere")
+    assert status == 404
+
+
+def test_a_broken_report_is_a_422_not_a_crash(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key=LANES_PREFIX + LATEST, Body=b"{not json")
+    status, body = get("/v1/lanes")
+    assert status == 422 and body["error"]["code"] == "invalid_request"
+    s3.put_object(Bucket=BUCKET, Key=LANES_PREFIX + LATEST, Body=b'{"view": "seller"}')
+    status, _ = get("/v1/lanes")
+    assert status == 422
