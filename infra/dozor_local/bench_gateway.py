@@ -6,8 +6,9 @@ Starts the local stack (emulator process, function workers, API gateway on a fre
 measures, from an HTTP client on 127.0.0.1:
 - the gateway alone: a route answered by an in-process echo function (HTTP + event building);
 - the gateway and a function worker without AWS calls: GET /v1/openapi.json;
-- a real checkout: POST /v1/orders/score of distinct orders (DynamoDB read + transaction on moto),
-  sequentially and from several concurrent clients (ScoreOrderFunction with as many workers).
+- a real checkout: POST /v1/orders/score of distinct orders, SigV4-signed as in AWS (DynamoDB read
+  + transaction on moto), sequentially and from several concurrent clients (ScoreOrderFunction
+  with as many workers).
 Prints one JSON document. A benchmark, not a test: numbers depend on the machine and its load.
 """
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     report["gateway_only_echo"] = bench_gateway_alone(args.orders)
     concurrency = {"ScoreOrderFunction": max(args.clients)}
     with LocalServer(api_port=0, env_overrides=_QUIET, concurrency=concurrency) as local:
-        client = ApiClient(local.api_url)
+        client = ApiClient(local.api_url, region=local.stack.region)
         openapi = [HttpCall("GET", "/v1/openapi.json") for _ in range(args.orders)]
         measure(openapi[:20], client, 1)
         report["gateway_and_worker_openapi"] = measure(openapi, client, 1)

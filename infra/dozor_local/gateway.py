@@ -7,7 +7,8 @@ out, query strings, path parameters, request context, base64 body for non-text c
 the function's answer goes back the way API Gateway maps it: a dict with `statusCode` is a
 proxy response (headers, cookies as Set-Cookie, base64 bodies), anything else is a 200 with
 the JSON of the value. No route: 404 `{"message":"Not Found"}`; the function raised, timed
-out or answered nonsense: 500 `{"message":"Internal Server Error"}`.
+out or answered nonsense: 500 `{"message":"Internal Server Error"}`. Routes the template
+authorizes (AWS IAM, JWT) are checked before the function is invoked (`dozor_local.auth`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from dozor_local.auth import UNAUTHORIZED, Authorization, SigV4Verifier
 from dozor_local.invoke import Invocation
 
 Invoke = Callable[[str, dict[str, Any]], Invocation]  # (function logical id, event) -> invocation
@@ -45,10 +47,11 @@ class Route:
     path: str  # the template's path, or "$default"
     function: str  # logical id
     pattern: re.Pattern[str] = field(compare=False, repr=False, default=re.compile(""))
+    authorization: Authorization = "NONE"
 
     @classmethod
-    def of(cls, method: str, path: str, function: str) -> Route:
-        return cls(method.upper(), path, function, _path_pattern(path))
+    def of(cls, method: str, path: str, function: str, authorization: Authorization = "NONE") -> Route:
+        return cls(method.upper(), path, function, _path_pattern(path), authorization)
 
     @property
     def key(self) -> str:
@@ -85,15 +88,21 @@ def _param_name(group: str) -> str:
     return re.sub(r"_(\d+)_", lambda m: chr(int(m.group(1))), group[2:])
 
 
-def routes_from(functions: Mapping[str, Sequence[Any]]) -> list[Route]:
-    """The routes of every HttpApi event, from {logical id: events} (FunctionSpec.events)."""
+def routes_from(
+    functions: Mapping[str, Sequence[Any]], authorization: Mapping[str, Authorization] | None = None
+) -> list[Route]:
+    """The routes of every HttpApi event, from {logical id: events} (FunctionSpec.events), each
+    with the authorization {route key: AWS_IAM | JWT | NONE} gives it (none: open)."""
     routes = []
     for logical_id, events in functions.items():
         for event in events:
             if event.type != "HttpApi":
                 continue
             path = event.path or "$default"
-            routes.append(Route.of(event.method or "ANY", path, logical_id))
+            route = Route.of(event.method or "ANY", path, logical_id)
+            routes.append(
+                Route.of(route.method, path, logical_id, (authorization or {}).get(route.key, "NONE"))
+            )
     return sorted(routes, key=lambda r: r.specificity)
 
 
@@ -281,10 +290,12 @@ class ApiGateway:
         host: str = "127.0.0.1",
         port: int = 3000,
         max_body_bytes: int = 10 * 1024 * 1024,  # API Gateway's payload limit
+        verifier: SigV4Verifier | None = None,
     ) -> None:
         self.routes = list(routes)
         self.invoke = invoke
         self.api = api
+        self.verifier = verifier or SigV4Verifier(api.region)
         self.latency = LatencyLog()
         self.max_body_bytes = max_body_bytes
         self._server = ThreadingHTTPServer((host, port), _handler_class(self))
@@ -319,6 +330,9 @@ class ApiGateway:
         if found is None:
             return _NOT_FOUND
         route, params = found
+        denied = self._authorize(route, method, target, headers, body)
+        if denied is not None:
+            return denied
         event = build_event(
             self.api,
             route,
@@ -331,6 +345,21 @@ class ApiGateway:
             path_parameters=params,
         )
         return map_response(self.invoke(route.function, event))
+
+    def _authorize(
+        self, route: Route, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> HttpResponse | None:
+        """API Gateway's answer when the route's authorization refuses the request, else None."""
+        if route.authorization == "AWS_IAM":
+            denied = self.verifier.check(method, target, headers, body)
+        elif route.authorization == "JWT":
+            bearer = any(n.lower() == "authorization" and v.startswith("Bearer ") for n, v in headers)
+            denied = None if bearer else UNAUTHORIZED
+        else:
+            return None
+        if denied is None:
+            return None
+        return HttpResponse(denied.status, [("content-type", "application/json")], denied.body)
 
 
 def _handler_class(gateway: ApiGateway) -> type[BaseHTTPRequestHandler]:

@@ -31,9 +31,12 @@ from types import TracebackType
 from typing import Any
 
 from dozor_local import simtime
+from dozor_local.auth import LOCAL_CREDENTIALS, Authorization
 from dozor_local.gateway import ApiContext, ApiGateway, routes_from
+from dozor_local.intrinsics import Resolver, UnresolvableError
 from dozor_local.invoke import Invocation, isolate_from_real_aws
 from dozor_local.pollers import Clock, Scheduler, SimClock, SqsPoller, WallClock, WallTicker
+from dozor_local.sam import load_template
 from dozor_local.stack import DEFAULT_TEMPLATE, LocalStack
 from dozor_local.workers import FunctionPool
 
@@ -146,7 +149,10 @@ class LocalServer:
                         continue
                     self.schedulers.append(scheduler)
         api = ApiContext(account_id=stack.account_id, api_id=self._api_id(), region=stack.region)
-        routes = routes_from({logical_id: spec.events for logical_id, spec in stack.functions.items()})
+        routes = routes_from(
+            {logical_id: spec.events for logical_id, spec in stack.functions.items()},
+            route_authorization(self.template, self.parameters),
+        )
         self._gateway = ApiGateway(routes, self.invoke, api, host=self.host, port=self.api_port).start()
         for poller in self.pollers:
             poller.start()
@@ -379,6 +385,36 @@ class LocalServer:
             sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
 
 
+def route_authorization(template: Path, parameters: Mapping[str, str]) -> dict[str, Authorization]:
+    """{route key: AWS_IAM | JWT | NONE} as the HttpApi's definition body sets each route's security
+    (its `Fn::If` on the template's conditions resolved with these parameters)."""
+    sam = load_template(template)
+    values = {
+        name: str(parameters.get(name, spec.get("Default", "")))
+        for name, spec in sam.get("Parameters", {}).items()
+    }
+
+    def unresolvable(*names: str) -> str:
+        raise UnresolvableError(f"{names} is not known before the stack exists")
+
+    resolver = Resolver(
+        parameters=values, pseudo={}, ref=unresolvable, get_att=unresolvable, conditions=sam.get("Conditions")
+    )
+    found: dict[str, Authorization] = {}
+    for resource in sam["Resources"].values():
+        if resource.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        body = resource.get("Properties", {}).get("DefinitionBody", {})
+        for path, item in body.get("paths", {}).items():
+            for method, operation in item.items():
+                security = resolver.resolve(operation.get("security", []))
+                schemes = {name for requirement in security for name in requirement}
+                verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
+                key = "$default" if path == "$default" else f"{verb} {path}"
+                found[key] = "AWS_IAM" if "AWS_IAM" in schemes else ("JWT" if schemes else "NONE")
+    return found
+
+
 @contextlib.contextmanager
 def running(**options: Any) -> Iterator[LocalServer]:
     """`with running(api_port=0) as local:` — a started LocalServer, stopped on exit."""
@@ -458,7 +494,8 @@ def describe(local: LocalServer, seconds: float, log_dir: Path | None = None) ->
         if event.queue
     }
     dlqs = set(local.dead_letter_queues())
-    routes = [route.key for route in local.gateway.routes]
+    routes = [f"{route.key:<40} {route.authorization}" for route in local.gateway.routes]
+    key, secret = LOCAL_CREDENTIALS.access_key, LOCAL_CREDENTIALS.secret_key
     lines = [
         f"Dozor local stack up in {seconds:.1f} s ({stack.template_path.name}, stack {stack.stack_name})",
         "",
@@ -468,7 +505,7 @@ def describe(local: LocalServer, seconds: float, log_dir: Path | None = None) ->
         "",
         "  for boto3 / the AWS CLI:",
         f"    export AWS_ENDPOINT_URL={local.endpoint_url} AWS_DEFAULT_REGION={stack.region} "
-        "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+        f"AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={secret}",
         "",
         "  queues",
     ]
@@ -490,12 +527,29 @@ def describe(local: LocalServer, seconds: float, log_dir: Path | None = None) ->
         lines.append(f"  schedule   {scheduler.function}: every {scheduler.period}")
     if log_dir is not None:
         lines.append(f"  logs       {log_dir}/<Function>.log")
+    open_routes = [r.key for r in local.gateway.routes if r.authorization == "NONE"]
+    modes = sorted({r.authorization for r in local.gateway.routes} - {"NONE"})
+    sigv4 = f"--aws-sigv4 'aws:amz:{stack.region}:execute-api' --user {key}:{secret}"
     lines += [
         "",
+        f"  API auth   {' / '.join(modes) or 'none'} on every route but {', '.join(open_routes) or '-'},",
+        "             as deployed: requests are signed with SigV4 (service execute-api, region "
+        f"{stack.region})",
+        f"             by the local principal {key} / {secret}; unsigned or wrongly signed: 403",
+        "",
         "  try:",
-        f"    curl -s {local.api_url}/v1/orders/score -H 'content-type: application/json' "
-        "-d @events/order.json",
-        f"    curl -s {local.api_url}/v1/orders/<order_id>/decision",
+        f"    curl -s {sigv4} \\",
+        f"         {local.api_url}/v1/orders/score -H 'content-type: application/json' -d @events/order.json",
+        f"    curl -s {sigv4} {local.api_url}/v1/orders/<order_id>/decision",
+        f"    curl -s {local.api_url}/v1/openapi.json          # the docs need no signature",
+        "",
+        "  from Python (any SigV4 signer works: botocore's SigV4Auth, awscurl, requests-aws4auth):",
+        "    import json, urllib.request",
+        "    from dozor_local.auth import sign",
+        f"    url, body = '{local.api_url}/v1/orders/score', open('events/order.json', 'rb').read()",
+        "    headers = sign('POST', url, body, {'content-type': 'application/json'}, "
+        f"region='{stack.region}')",
+        "    print(json.load(urllib.request.urlopen(urllib.request.Request(url, body, headers))))",
         "",
         "Ctrl-C stops everything.",
     ]

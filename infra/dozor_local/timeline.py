@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from dozor_local.auth import sign
 from dozor_local.server import LocalServer
 
 
@@ -74,11 +75,14 @@ class ReplayStats:
 
 
 class ApiClient:
-    """Keep-alive HTTP connections to the local API, one per thread."""
+    """Keep-alive HTTP connections to the local API, one per thread; every request SigV4-signed
+    for `region` with the local principal, as a checkout in AWS signs its calls (None: unsigned)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, region: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
         split = urlsplit(base_url)
         self.host, self.port = split.hostname or "127.0.0.1", split.port or 80
+        self.region = region
         self._local = threading.local()
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -94,6 +98,8 @@ class ApiClient:
         body = None if text is None else text.encode()
         headers = {"content-type": "application/json", "user-agent": "dozor-demo-checkout"}
         started = time.perf_counter()
+        if self.region is not None:
+            headers = sign(call.method, self.base_url + call.path, body or b"", headers, region=self.region)
         for attempt in range(2):  # a dropped keep-alive connection is retried once on a fresh one
             connection = self._connection()
             try:
@@ -164,7 +170,7 @@ def replay(
     the driver waits for the pollers to drain them, so no queue ever holds more than ~`pace`.
     """
     stats = ReplayStats()
-    api = ApiClient(local.api_url)
+    api = ApiClient(local.api_url, region=local.stack.region)
     buffers: dict[str, list[Any]] = {}
     in_flight: list[Future[HttpResult]] = []
     started = time.perf_counter()

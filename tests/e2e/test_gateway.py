@@ -6,11 +6,16 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.credentials import Credentials
 
+from dozor_local.auth import LOCAL_CREDENTIALS, sign
 from dozor_local.gateway import ApiContext, ApiGateway, Route
 from dozor_local.invoke import Invocation
 
@@ -161,3 +166,107 @@ def test_responses_are_mapped_as_api_gateway_does(gateway: ApiGateway) -> None:
     assert (response.status, json.loads(payload)) == (404, {"message": "Not Found"})
     response, payload = send(gateway, "DELETE", "/v1/items/special", [])
     assert response.status == 404
+
+
+# --- authorization, as API Gateway applies the template's rules ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def guarded() -> Iterator[ApiGateway]:
+    routes = sorted(
+        [
+            Route.of("POST", "/v1/signed/{item_id}", "SignedFunction", "AWS_IAM"),
+            Route.of("GET", "/v1/token", "TokenFunction", "JWT"),
+            Route.of("GET", "/v1/open", "OpenFunction"),
+        ],
+        key=lambda r: r.specificity,
+    )
+    api = ApiGateway(routes, echo, API, port=0).start()
+    yield api
+    api.stop()
+
+
+def signed_send(
+    gateway: ApiGateway,
+    target: str,
+    body: bytes = b'{"a": 1}',
+    credentials: Credentials = LOCAL_CREDENTIALS,
+    region: str = API.region,
+    sent_body: bytes | None = None,
+) -> Any:
+    headers = sign(
+        "POST",
+        gateway.url + target,
+        body,
+        {"content-type": "application/json"},
+        region=region,
+        credentials=credentials,
+    )
+    return send(gateway, "POST", target, list(headers.items()), body if sent_body is None else sent_body)
+
+
+def test_iam_routes_take_only_requests_signed_by_a_known_key(guarded: ApiGateway) -> None:
+    response, payload = signed_send(guarded, "/v1/signed/it%2042?x=1&a=b")
+    assert response.status == 200
+    assert json.loads(payload)["pathParameters"] == {"item_id": "it 42"}
+    # unsigned: API Gateway's 403, the function never runs
+    response, payload = send(guarded, "POST", "/v1/signed/1", [("content-type", "application/json")], b"{}")
+    assert (response.status, json.loads(payload)) == (403, {"message": "Forbidden"})
+    # wrong secret, unknown key, wrong region, a body changed after signing
+    for denied, message in [
+        (signed_send(guarded, "/v1/signed/1", credentials=Credentials("testing", "wrong")), "signature"),
+        (signed_send(guarded, "/v1/signed/1", credentials=Credentials("AKIDUNKNOWN", "x")), "token"),
+        (signed_send(guarded, "/v1/signed/1", region="us-east-1"), "signature"),
+        (signed_send(guarded, "/v1/signed/1", sent_body=b'{"a": 2}'), "signature"),
+    ]:
+        response, payload = denied
+        assert response.status == 403
+        assert message in json.loads(payload)["message"]
+
+
+def test_a_signature_older_than_five_minutes_is_refused(guarded: ApiGateway) -> None:
+    host = guarded.url.removeprefix("http://")
+    headers = [
+        ("host", host),
+        *sign("POST", guarded.url + "/v1/signed/1", b"{}", {}, region=API.region).items(),
+    ]
+    old = datetime.now(UTC) - timedelta(minutes=6)
+    assert guarded.verifier.check("POST", "/v1/signed/1", headers, b"{}") is None
+    denied = guarded.verifier.check("POST", "/v1/signed/1", headers, b"{}", now=old)
+    assert denied is not None and denied.status == 403 and "expired" in denied.message
+
+
+def test_jwt_routes_want_a_bearer_token_and_open_routes_want_nothing(guarded: ApiGateway) -> None:
+    response, payload = send(guarded, "GET", "/v1/token", [])
+    assert (response.status, json.loads(payload)) == (401, {"message": "Unauthorized"})
+    assert send(guarded, "GET", "/v1/token", [("Authorization", "Bearer eyJ.x.y")])[0].status == 200
+    assert send(guarded, "GET", "/v1/open", [])[0].status == 200
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_aws_sigv4_is_accepted(guarded: ApiGateway) -> None:
+    key, secret = LOCAL_CREDENTIALS.access_key, LOCAL_CREDENTIALS.secret_key
+    command = [
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--aws-sigv4",
+        f"aws:amz:{API.region}:execute-api",
+    ]
+    command += ["--user", f"{key}:{secret}", "-H", "content-type: application/json", "-d", '{"a": 1}']
+    assert (
+        subprocess.run(
+            [*command, guarded.url + "/v1/signed/7"], capture_output=True, text=True, check=True
+        ).stdout
+        == "200"
+    )
+    command[command.index(f"{key}:{secret}")] = f"{key}:wrong"
+    assert (
+        subprocess.run(
+            [*command, guarded.url + "/v1/signed/7"], capture_output=True, text=True, check=True
+        ).stdout
+        == "403"
+    )

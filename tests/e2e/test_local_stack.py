@@ -13,6 +13,7 @@ import pytest
 from dozor.domain.parcels.lanes import LaneDeadlines
 from dozor.domain.parcels.model import PACKAGED_PARCEL_MODEL_DIR
 from dozor.domain.parcels.shipments import ParcelStatus, ShipmentEvent, apply_scans
+from dozor_local.auth import sign
 from dozor_local.server import LocalServer
 from tests.helpers.aws_stack import make_order
 
@@ -23,11 +24,18 @@ def post(local: LocalServer, path: str, body: Any) -> tuple[int, Any]:
     return request(local, "POST", path, json.dumps(body))
 
 
-def request(local: LocalServer, method: str, path: str, body: str | None = None) -> tuple[int, Any]:
+def request(
+    local: LocalServer, method: str, path: str, body: str | None = None, *, signed: bool = True
+) -> tuple[int, Any]:
+    """A checkout's call: SigV4-signed with the local principal, as a caller in AWS signs it."""
     host, port = local.api_url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    headers = {"content-type": "application/json"}
+    data = (body or "").encode()
+    if signed:
+        headers = sign(method, local.api_url + path, data, headers, region=local.stack.region)
     try:
-        connection.request(method, path, body=body, headers={"content-type": "application/json"})
+        connection.request(method, path, body=data or None, headers=headers)
         response = connection.getresponse()
         return response.status, json.loads(response.read() or b"null")
     finally:
@@ -53,6 +61,18 @@ def test_checkout_gets_a_decision_over_http_and_can_read_it_back(local: LocalSer
     status, stored = request(local, "GET", "/v1/orders/e2e-read-1/decision")
     assert (status, stored) == (200, decision)
     assert request(local, "GET", "/v1/orders/e2e-never-seen/decision")[0] == 404
+
+
+def test_every_route_but_the_docs_needs_a_signature_as_deployed(local: LocalServer) -> None:
+    body = json.dumps(make_order("e2e-unsigned-1"))
+    for method, path, payload in [
+        ("POST", "/v1/orders/score", body),
+        ("GET", "/v1/orders/e2e-unsigned-1/decision", None),
+        ("GET", "/v1/nothing-here", None),
+    ]:
+        assert request(local, method, path, payload, signed=False) == (403, {"message": "Forbidden"})
+    assert not decided(local, "e2e-unsigned-1")
+    assert request(local, "GET", "/v1/openapi.json", signed=False)[0] == 200
 
 
 def test_invalid_order_is_422_naming_the_field_and_unknown_route_is_404(local: LocalServer) -> None:
