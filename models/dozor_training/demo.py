@@ -37,6 +37,7 @@ from dozor_local.timeline import Action, Feed, HttpCall, Progress, QueueMessage,
 from dozor_training.demo_report import write_report
 from dozor_training.fraud.simulator import SimulatedOrder, SimulationConfig, simulate
 from dozor_training.parcels.evaluation import BASELINE_SILENCE, alert_metrics, stalled_times
+from dozor_training.parcels.lanes_commands import write_simulated_lane_report
 from dozor_training.parcels.simulator import EPOCH, SimulatedParcel, simulate_shipments
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -263,6 +264,7 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = ORDERS_PER_DAY) -
         summary["parcel_alerts"] = parcel_alert_summary(parcels, ops_alerts, clock_end)
     summary["simulated_until"] = clock_end.isoformat()
     out.mkdir(parents=True, exist_ok=True)
+    summary["lane_report"] = write_simulated_lane_report(history, seed, out)  # lanes.html, .csv, .json
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_report(out / "report.html", summary, history, decisions, latencies)
     _print_summary(summary, decisions, out)

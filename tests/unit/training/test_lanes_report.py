@@ -23,6 +23,7 @@ from dozor_training.cli import main
 from dozor_training.fraud.simulator import SimulatedOrder, SimulationConfig, simulate
 from dozor_training.history_commands import write_simulated_history
 from dozor_training.parcels.evaluation import alert_metrics, lane_of
+from dozor_training.parcels.lanes_commands import write_simulated_lane_report
 from dozor_training.parcels.lanes_report import (
     AREA_NAMES,
     AREAS,
@@ -315,3 +316,11 @@ def test_a_bad_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_marked_statuses_are_the_simulators() -> None:
     assert {ParcelStatus.DELIVERED, ParcelStatus.RETURNED, ParcelStatus.LOST} <= TERMINAL
+
+
+def test_the_demo_writes_the_lane_report_beside_its_summary(tmp_path: Path) -> None:
+    history = simulate(SimulationConfig(days=2, seed=3, orders_per_day=60))
+    files = write_simulated_lane_report(history, 3, tmp_path)
+    assert {Path(p).name for p in files.values()} == {"lanes.json", "lanes.csv", "lanes.html"}
+    written = read_json(tmp_path / "lanes.json")
+    assert written["overall"]["parcels"] == len(simulate_shipments(history, 3))
