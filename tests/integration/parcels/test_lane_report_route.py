@@ -16,6 +16,7 @@ from moto import mock_aws
 from dozor.adapters.s3_reports import LANES_PREFIX, LATEST
 from dozor.handlers.parcels import lane_report
 from dozor_local.invoke import LambdaContext
+from dozor_local.sam import load_template
 from dozor_training.cli import main
 from dozor_training.fraud.simulator import SimulationConfig, simulate
 from dozor_training.history_commands import write_simulated_history
@@ -131,3 +132,18 @@ def test_a_broken_report_is_a_422_not_a_crash(s3: Any) -> None:
     s3.put_object(Bucket=BUCKET, Key=LANES_PREFIX + LATEST, Body=b'{"view": "seller"}')
     status, _ = get("/v1/lanes")
     assert status == 422
+
+
+def test_the_function_reads_only_the_published_report_behind_the_apis_authorization() -> None:
+    template = load_template(ROOT / "template.yaml")
+    function = template["Resources"]["LaneReportFunction"]["Properties"]
+    assert function["Handler"] == "dozor.handlers.parcels.lane_report.lambda_handler"
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in function["Events"].values()}
+    assert routes == {("GET", "/v1/lanes"), ("GET", "/v1/lanes/sellers/{seller_id}")}
+    assert all("Auth" not in e["Properties"] for e in function["Events"].values())  # the API's default
+    paths = template["Resources"]["HttpApi"]["Properties"]["DefinitionBody"]["paths"]
+    for _, path in routes:
+        assert paths[path]["get"]["security"] == paths["/v1/orders/score"]["post"]["security"]
+    (statement,) = [s for p in function["Policies"] for s in p["Statement"]]
+    assert statement["Action"] == "s3:GetObject"
+    assert statement["Resource"] == {"Fn::Sub": "${ModelBucket.Arn}/" + LANES_PREFIX + LATEST}
