@@ -36,8 +36,8 @@ from dozor_local.server import LocalServer
 from dozor_local.timeline import Action, Feed, HttpCall, Progress, QueueMessage, replay
 from dozor_training.demo_report import write_report
 from dozor_training.fraud.simulator import SimulatedOrder, SimulationConfig, simulate
+from dozor_training.lanes_demo import write_simulated_lane_report
 from dozor_training.parcels.evaluation import BASELINE_SILENCE, alert_metrics, stalled_times
-from dozor_training.parcels.lanes_commands import write_simulated_lane_report
 from dozor_training.parcels.simulator import EPOCH, SimulatedParcel, simulate_shipments
 
 START = datetime(2026, 11, 1, tzinfo=UTC)

@@ -17,14 +17,10 @@ import json
 import os
 import re
 import sys
-import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 from dozor.domain.parcels.lanes import LaneDeadlines
-from dozor_training.fraud.simulator import SimulatedOrder
 from dozor_training.history import HistoryError, UnsupportedFormatError
-from dozor_training.history_commands import write_simulated_history
 from dozor_training.parcels.lanes_html import write_lane_report
 from dozor_training.parcels.lanes_report import all_sellers, build_report, read_rows
 
@@ -88,14 +84,3 @@ def publish(document: dict[str, object], bucket: str, endpoint_url: str | None =
     dated = str(document["generated_at"]).replace(":", "").replace("+0000", "Z")
     keys = S3LaneReports(boto3.client("s3", endpoint_url=endpoint_url), bucket).publish(document, dated)
     return [f"s3://{bucket}/{k}" for k in keys]
-
-
-def write_simulated_lane_report(
-    history: Sequence[SimulatedOrder], seed: int, out_dir: Path
-) -> dict[str, str]:
-    """The marketplace lane report of a simulated history, through the files `dozor simulate` writes."""
-    with tempfile.TemporaryDirectory() as tmp:
-        files = write_simulated_history(history, Path(tmp), "jsonl", seed)
-        rows = read_rows(files["orders"], files["labels"], files["shipments"])
-    report = build_report(rows)
-    return {kind: str(path) for kind, path in write_lane_report(report.marketplace, out_dir).items()}

@@ -22,8 +22,8 @@ from dozor.domain.parcels.shipments import TERMINAL, ParcelStatus
 from dozor_training.cli import main
 from dozor_training.fraud.simulator import SimulatedOrder, SimulationConfig, simulate
 from dozor_training.history_commands import write_simulated_history
+from dozor_training.lanes_demo import write_simulated_lane_report
 from dozor_training.parcels.evaluation import alert_metrics, lane_of
-from dozor_training.parcels.lanes_commands import write_simulated_lane_report
 from dozor_training.parcels.lanes_report import (
     AREA_NAMES,
     AREAS,
