@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     model_cache_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / "dozor-models")
     # Checkout payloads are a few KB; anything far larger is a client bug or an attack.
     max_body_bytes: int = 64 * 1024
+    # How long checkout waits for a decision (README § Latency budget). The AWS clients' timeouts
+    # are sized from it, and no retry starts that cannot finish inside it; a store that cannot be
+    # read in time gives a degraded decision, one that cannot be written in time the pending queue.
+    decision_budget_ms: int = Field(default=800, ge=50, le=10_000)
+    # Where decisions the store could not take in time wait (PendingCommitsQueue); without it a
+    # write that fails in time is a 503 (local runs without the queue).
+    pending_commits_queue_url: str | None = None
+    # The EventBridge bus decision events go to (DecisionBus); without it no events are published.
+    decision_bus_name: str | None = None
 
 
 class FeedbackSettings(BaseSettings):

@@ -400,6 +400,19 @@ def _alarm(ctx: DeployContext, logical_id: str, props: dict[str, Any]) -> Create
     return Created(ref=name, attributes={"Arn": ctx.arn("cloudwatch", f"alarm:{name}")})
 
 
+# --- EventBridge ------------------------------------------------------------------------------
+
+
+@creates("AWS::Events::EventBus")
+def _event_bus(ctx: DeployContext, logical_id: str, props: dict[str, Any]) -> Created:
+    name = props.get("Name") or ctx.generated_name(logical_id, max_length=256)
+    request: dict[str, Any] = {"Name": name}
+    if props.get("Tags"):
+        request["Tags"] = _tags(props)
+    arn = ctx.client("events").create_event_bus(**request)["EventBusArn"]
+    return Created(ref=name, attributes={"Arn": arn, "Name": name})
+
+
 # --- Virtual: nothing to create, realistic Ref / GetAtt --------------------------------------
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dozor.domain.aggregates import ContainerUpdate, Key, apply_updates
 from dozor.domain.contracts import Decision, Order
 from dozor.domain.errors import AlreadyDecidedError
+from dozor.domain.fraud.scoring import PendingCommit, PriorDecision
 
 
 class InMemoryAggregates:
@@ -35,23 +36,41 @@ class InMemoryDecisionStore:
         self.aggregates = InMemoryAggregates()
         self.decisions: dict[str, Decision] = {}
         self.orders: dict[str, Order] = {}  # as stored: personal data hashed
+        self.fingerprints: dict[str, str] = {}
+        self.outboxes: dict[str, frozenset[str]] = {}
 
     def load(
         self, order_ids: Sequence[str], keys: Iterable[Key]
-    ) -> tuple[dict[str, Decision], dict[Key, dict[str, object]]]:
-        found = {oid: self.decisions[oid] for oid in order_ids if oid in self.decisions}
+    ) -> tuple[dict[str, PriorDecision], dict[Key, dict[str, object]]]:
+        found = {oid: self._prior(oid) for oid in order_ids if oid in self.decisions}
         return found, self.aggregates.read(keys)
 
-    def commit(self, decision: Decision, updates: list[ContainerUpdate], order: Order | None = None) -> None:
-        if decision.order_id in self.decisions:
-            raise AlreadyDecidedError(decision.order_id)
-        self.decisions[decision.order_id] = decision
-        if order is not None:
-            self.orders[decision.order_id] = order
-        self.aggregates.apply(updates)
+    def commit(self, pending: PendingCommit) -> None:
+        order_id = pending.decision.order_id
+        if order_id in self.decisions:
+            raise AlreadyDecidedError(order_id)
+        self.decisions[order_id] = pending.decision
+        if pending.order is not None:
+            self.orders[order_id] = pending.order
+        self.fingerprints[order_id] = pending.fingerprint
+        self.outboxes[order_id] = pending.outbox
+        self.aggregates.apply(pending.updates)
 
     def get_decision(self, order_id: str) -> Decision | None:
         return self.decisions.get(order_id)
+
+    def get_prior(self, order_id: str) -> PriorDecision | None:
+        return self._prior(order_id) if order_id in self.decisions else None
+
+    def clear_outbox(self, order_id: str, entries: frozenset[str]) -> None:
+        self.outboxes[order_id] = self.outboxes.get(order_id, frozenset()) - entries
+
+    def _prior(self, order_id: str) -> PriorDecision:
+        return PriorDecision(
+            self.decisions[order_id],
+            self.fingerprints.get(order_id),
+            self.outboxes.get(order_id, frozenset()),
+        )
 
 
 class CollectingReviewQueue:

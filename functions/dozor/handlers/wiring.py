@@ -13,14 +13,31 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from botocore.config import Config
 
+from dozor.domain.budget import Budget
+
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-# Checkout waits on us: fail fast and let the domain degrade rather than hang on a slow call.
+# Queue functions: nobody waits on them, so botocore may retry a throttled call a few times.
 AWS_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 3})
 
 
-def aws_client(service: str) -> Any:
-    """A boto3 client with Dozor's timeouts and retries."""
-    return boto3.client(service, config=AWS_CONFIG)
+def client_config(budget: Budget | None = None) -> Config:
+    """Timeouts and retries for a client; sized to ``budget`` when checkout waits on it.
+
+    Within a budget botocore makes one attempt and gives up after the budget's connect and read
+    timeouts: the domain retries (`dozor.domain.budget.within`) only while a retry still fits.
+    """
+    if budget is None:
+        return AWS_CONFIG
+    return Config(
+        connect_timeout=budget.connect_timeout,
+        read_timeout=budget.read_timeout,
+        retries={"mode": "standard", "max_attempts": 1},
+    )
+
+
+def aws_client(service: str, budget: Budget | None = None) -> Any:
+    """A boto3 client with Dozor's timeouts and retries (the checkout budget's, if given)."""
+    return boto3.client(service, config=client_config(budget))

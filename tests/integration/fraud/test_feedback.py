@@ -41,8 +41,8 @@ def captured_rows(monkeypatch: pytest.MonkeyPatch) -> dict[str, np.ndarray]:
     rows: dict[str, np.ndarray] = {}
     original = OrderScoring.prepare
 
-    def spy(self: OrderScoring, orders: list[Order]) -> Any:
-        scored = original(self, orders)
+    def spy(self: OrderScoring, orders: list[Order], **options: Any) -> Any:
+        scored = original(self, orders, **options)
         for s in scored:
             if s.features is not None:
                 rows[s.order.order_id] = s.features.copy()

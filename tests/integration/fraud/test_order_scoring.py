@@ -92,13 +92,15 @@ def test_replayed_order_returns_first_decision_and_counts_once(stack: Stack) -> 
     assert third["order_id"] == "o-2002"
 
 
-def test_new_order_costs_one_read_one_write(stack: Stack) -> None:
+def test_new_order_costs_one_read_one_write_and_one_event(stack: Stack) -> None:
     score(stack, make_order("o-3000"))  # warm: secret fetched, clients built
     stack.calls.clear()
     score(stack, make_order("o-3001", minutes_later=1))
     dynamo = Counter(op for service, op in stack.calls if service == "dynamodb")
-    assert dynamo == Counter({"BatchGetItem": 1, "TransactWriteItems": 1})
-    assert all(service in {"dynamodb", "sqs"} for service, _ in stack.calls)
+    # The write carries the decision's outbox (its event); once published it is struck off.
+    assert dynamo == Counter({"BatchGetItem": 1, "TransactWriteItems": 1, "UpdateItem": 1})
+    assert [op for service, op in stack.calls if service == "events"] == ["PutEvents"]
+    assert all(service in {"dynamodb", "sqs", "events"} for service, _ in stack.calls)
 
 
 def test_review_decision_is_published_once(stack: Stack) -> None:

@@ -37,8 +37,8 @@ def served_rows(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, np.ndarra
     rows: dict[str, np.ndarray] = {}
     original = OrderScoring.prepare
 
-    def spy(self: OrderScoring, orders: list[Order]) -> Any:
-        scored = original(self, orders)
+    def spy(self: OrderScoring, orders: list[Order], **options: Any) -> Any:
+        scored = original(self, orders, **options)
         for s in scored:
             if s.features is not None:
                 assert s.order.order_id not in rows, "an order was scored twice"

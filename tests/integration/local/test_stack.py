@@ -155,7 +155,9 @@ def test_env_for_adds_what_the_lambda_runtime_sets(deployed: LocalStack) -> None
 
 
 def test_alarms_watch_the_dlqs_and_the_functions(deployed: LocalStack) -> None:
-    alarms = deployed.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    everything = deployed.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    # Metric-math alarms (the degraded share) watch a ratio, not one resource.
+    alarms = [a for a in everything if a.get("Dimensions")]
     watched = {(d["Name"], d["Value"]) for a in alarms for d in a["Dimensions"]}
 
     # Every dead-letter queue and every function has an alarm, whatever the template grows.
@@ -165,7 +167,8 @@ def test_alarms_watch_the_dlqs_and_the_functions(deployed: LocalStack) -> None:
         ("FunctionName", spec.name) for spec in deployed.functions.values()
     }
     assert all(a["Threshold"] == 0 and a["ComparisonOperator"] == "GreaterThanThreshold" for a in alarms)
-    assert all(a["AlarmActions"] == [] for a in alarms)  # no AlarmTopicArn given
+    assert all(a["AlarmActions"] == [] for a in everything)  # no AlarmTopicArn given
+    assert [a["Threshold"] for a in everything if not a.get("Dimensions")] == [0.05]
 
 
 def test_outputs_resolve_to_the_local_resources(deployed: LocalStack) -> None:

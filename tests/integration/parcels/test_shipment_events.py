@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from dozor.adapters.dynamodb.decisions import DynamoDecisionStore
 from dozor.adapters.dynamodb.parcels import DynamoCarrierFeeds
 from dozor.domain.contracts import Decision, DecisionKind, RiskLevel
+from dozor.domain.fraud.scoring import PendingCommit
 from dozor.handlers.parcels import shipment_events
 from dozor_local.event_source import deliver_once
 from dozor_local.invoke import invoke_handler
@@ -202,7 +203,7 @@ def test_a_new_parcel_keeps_its_orders_fraud_score_read_in_one_batch(parcel_stac
         model_version="fraud-test",
         decided_at=datetime.now(UTC),
     )
-    decisions.commit(decision, [])
+    decisions.commit(PendingCommit(decision))
     parcel_stack.calls.clear()
 
     # When the first scans of both orders' parcels arrive in one batch

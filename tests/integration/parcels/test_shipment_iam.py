@@ -14,6 +14,7 @@ import boto3
 
 from dozor.adapters.dynamodb.decisions import DynamoDecisionStore
 from dozor.domain.contracts import Decision, DecisionKind, RiskLevel
+from dozor.domain.fraud.scoring import PendingCommit
 from dozor.handlers.parcels import parcel_sweeper, shipment_events
 from dozor.handlers.parcels.wiring import parcel_loss_model, shipment_dependencies
 from dozor_local.sam import load_template
@@ -112,17 +113,18 @@ def test_shipment_functions_make_only_calls_their_policies_allow(parcel_stack: P
     DynamoDecisionStore(
         boto3.client("dynamodb"), parcel_stack.table("FeaturesTable"), parcel_stack.table("DecisionsTable")
     ).commit(
-        Decision(
-            order_id="ord-LP-1",
-            decision=DecisionKind.APPROVE,
-            score=0.2,
-            risk_level=RiskLevel.LOW,
-            reasons=[],
-            rules=[],
-            model_version="fraud-test",
-            decided_at=datetime.now(UTC),
-        ),
-        [],
+        PendingCommit(
+            Decision(
+                order_id="ord-LP-1",
+                decision=DecisionKind.APPROVE,
+                score=0.2,
+                risk_level=RiskLevel.LOW,
+                reasons=[],
+                rules=[],
+                model_version="fraud-test",
+                decided_at=datetime.now(UTC),
+            )
+        )
     )
 
     with log.recording_calls() as scan_calls:

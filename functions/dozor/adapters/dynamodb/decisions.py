@@ -2,7 +2,9 @@
 
 One BatchGetItem reads both tables for an order; one TransactWriteItems stores the decision
 (conditional on its absence) together with the order's counter updates, so a replay can never
-count an order twice. Every failure leaves as a domain error (`dozor.adapters.aws_errors`).
+count an order twice. The decision item also keeps the order's fingerprint (replays with other
+contents are refused) and its outbox: the duties (review, event) not yet done. Every failure
+leaves as a domain error (`dozor.adapters.aws_errors`).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Any
 
 from dozor.adapters.aws_errors import DYNAMODB, translated
 from dozor.adapters.dynamodb.codec import chunked_batch_get, item, minimums_settled, number, update_request
-from dozor.domain.aggregates import ContainerUpdate, Key
-from dozor.domain.contracts import Decision, Order
+from dozor.domain.aggregates import Key
+from dozor.domain.contracts import Decision
 from dozor.domain.errors import AlreadyDecidedError, ConflictError
+from dozor.domain.fraud.scoring import PendingCommit, PriorDecision
 
 DECISION_RETENTION = timedelta(days=400)
 
@@ -30,22 +33,23 @@ class DynamoDecisionStore:
 
     def load(
         self, order_ids: Sequence[str], keys: Iterable[Key]
-    ) -> tuple[dict[str, Decision], dict[Key, dict[str, object]]]:
+    ) -> tuple[dict[str, PriorDecision], dict[Key, dict[str, object]]]:
         requests: list[tuple[str, dict[str, Any]]] = [
             (self._decisions, {"order_id": {"S": oid}}) for oid in dict.fromkeys(order_ids)
         ]
         requests += [(self._features, {"pk": {"S": pk}, "sk": {"S": sk}}) for pk, sk in keys]
-        decisions: dict[str, Decision] = {}
+        decisions: dict[str, PriorDecision] = {}
         containers: dict[Key, dict[str, object]] = {}
         for table, raw in chunked_batch_get(self._client, requests, "features and decisions not read"):
             if table == self._decisions:
-                decisions[raw["order_id"]["S"]] = Decision.model_validate_json(raw["decision"]["S"])
+                decisions[raw["order_id"]["S"]] = _prior(raw)
             else:
                 containers[(raw["pk"]["S"], raw["sk"]["S"])] = item(raw)
         return decisions, containers
 
-    def commit(self, decision: Decision, updates: list[ContainerUpdate], order: Order | None = None) -> None:
+    def commit(self, pending: PendingCommit) -> None:
         """Store the decision, with the order as given (the domain has hashed its personal data)."""
+        decision, updates, order = pending.decision, pending.updates, pending.order
         expires = int((decision.decided_at + DECISION_RETENTION).timestamp())
         stored: dict[str, Any] = {
             "order_id": {"S": decision.order_id},
@@ -60,6 +64,10 @@ class DynamoDecisionStore:
         }
         if order is not None:
             stored["order"] = {"S": order.model_dump_json(exclude_none=True)}
+        if pending.fingerprint:
+            stored["fingerprint"] = {"S": pending.fingerprint}
+        if pending.outbox:
+            stored["outbox"] = {"SS": sorted(pending.outbox)}
         put = {
             "Put": {
                 "TableName": self._decisions,
@@ -103,9 +111,33 @@ class DynamoDecisionStore:
                 )
 
     def get_decision(self, order_id: str) -> Decision | None:
+        prior = self.get_prior(order_id)
+        return prior.decision if prior is not None else None
+
+    def get_prior(self, order_id: str) -> PriorDecision | None:
         with translated(DYNAMODB, f"decision for {order_id} not read"):
             response = self._client.get_item(
                 TableName=self._decisions, Key={"order_id": {"S": order_id}}, ConsistentRead=True
             )
         stored = response.get("Item")
-        return Decision.model_validate_json(stored["decision"]["S"]) if stored else None
+        return _prior(stored) if stored else None
+
+    def clear_outbox(self, order_id: str, entries: frozenset[str]) -> None:
+        """Strike duties done off the decision's outbox (deleting absent members is a no-op)."""
+        if not entries:
+            return
+        with translated(DYNAMODB, f"outbox of {order_id} not cleared"):
+            self._client.update_item(
+                TableName=self._decisions,
+                Key={"order_id": {"S": order_id}},
+                UpdateExpression="DELETE outbox :done",
+                ExpressionAttributeValues={":done": {"SS": sorted(entries)}},
+            )
+
+
+def _prior(raw: dict[str, Any]) -> PriorDecision:
+    return PriorDecision(
+        Decision.model_validate_json(raw["decision"]["S"]),
+        raw.get("fingerprint", {}).get("S"),
+        frozenset(raw.get("outbox", {}).get("SS", [])),
+    )

@@ -330,7 +330,7 @@ class DecisionFraudScores:
             decisions, _ = self._decisions.load(order_ids, [])
         except StoreUnavailableError:
             return {}
-        return {order_id: decision.score for order_id, decision in decisions.items()}
+        return {order_id: prior.decision.score for order_id, prior in decisions.items()}
 
 
 def _feed_gaps(item: Mapping[str, Any]) -> list[FeedGap]:

@@ -3,7 +3,30 @@
 For a batch of orders (one, for the API) it makes one batched read of the entities' aggregates
 and of any decisions already made, scores all new orders in one model call, and then commits each
 order on its own: the decision write is conditional and carries the order's counter updates, so a
-replayed order is counted once and gets its first decision back.
+replayed order is counted once and gets its first decision back. A replay whose contents differ
+from the first (its fingerprint: a hash of the pseudonymised order) is a `ConflictError`, counted
+nowhere.
+
+Checkout (``within_budget=True``, the default) decides inside a latency `Budget`: the read is
+retried only while it fits, and when the store cannot be read in time the order is decided in
+degraded mode (rules and model on the order alone, ``degraded: true``, reported to the `Monitor`
+with its reason). A write that cannot be made in time (throttled, conflicting, unreachable) is
+handed to the durable path: the `PendingCommit` (decision, counter updates, pseudonymised order)
+goes to the pending-commits queue, whose function applies it with `apply` (the same conditional
+transaction, so it counts once and the first stored decision wins). The queue path
+(``within_budget=False``) waits for the store instead, and a failure fails its record.
+
+What a stored decision still owes the world (its review message, its decision event) is written
+with it as an outbox and cleared once done; whoever finds a stored decision with an outbox left
+(a replay, the pending-commits function) finishes it. So a review is sent once per order and an
+event is published once per stored decision, unless a send succeeds and the clear after it fails.
+
+Replays during an outage: the service remembers the decisions it made (per container, bounded),
+so a replay reaching the same container gets the same decision even before the store has it. A
+replay reaching another container while the store is unreadable is scored degraded from the
+order alone: the same decision as the first when that one was degraded too (same features,
+same model), otherwise possibly not; the stored decision (what GET and the event carry) is the
+first one written.
 
 The models are swapped in between invocations (`use_models`) when the registry names a new
 version; a shadow model, when set, scores the same feature rows in the same batch and its verdict
@@ -12,42 +35,105 @@ rides along on the `ScoredOrder` for the handler to log. It never changes the De
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 import numpy as np
 
 from dozor.domain import aggregates as agg
+from dozor.domain.budget import Budget, Deadline, within
 from dozor.domain.contracts import Decision, DecisionKind, Order, ensure_not_ahead
-from dozor.domain.errors import AlreadyDecidedError, StoreUnavailableError
+from dozor.domain.errors import AlreadyDecidedError, ConflictError, DozorError, StoreUnavailableError
 from dozor.domain.fraud import features, rules
 from dozor.domain.fraud.decisions import combine, decide
 from dozor.domain.fraud.explanations import explain
 from dozor.domain.fraud.model import FraudModel
 from dozor.domain.privacy import PiiHasher, pseudonymise
 
+# What a stored decision still owes the world, kept on it until done.
+REVIEW = "review"
+EVENT = "event"
+
+
+def fingerprint(stored_order: Order) -> str:
+    """What identifies an order's contents (of its pseudonymised form: no personal data in it)."""
+    return hashlib.sha256(stored_order.model_dump_json(exclude_none=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class PriorDecision:
+    """A decision found stored (or remembered), with what it still owes."""
+
+    decision: Decision
+    fingerprint: str | None = None
+    outbox: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class PendingCommit:
+    """Everything one new decision writes: what the pending-commits queue carries."""
+
+    decision: Decision
+    updates: list[agg.ContainerUpdate] = field(default_factory=list)
+    order: Order | None = None  # pseudonymised
+    fingerprint: str = ""
+    outbox: frozenset[str] = frozenset()
+
 
 class DecisionStore(Protocol):
     def load(
         self, order_ids: Sequence[str], keys: Iterable[agg.Key]
-    ) -> tuple[dict[str, Decision], dict[agg.Key, dict[str, object]]]:
+    ) -> tuple[dict[str, PriorDecision], dict[agg.Key, dict[str, object]]]:
         """Decisions already made for these orders, and the aggregate containers: one batched read."""
         ...
 
-    def commit(
-        self, decision: Decision, updates: list[agg.ContainerUpdate], order: Order | None = None
-    ) -> None:
-        """Store a new decision (with its order, personal data hashed) and apply its counter updates
-        atomically; AlreadyDecidedError if it exists."""
+    def commit(self, pending: PendingCommit) -> None:
+        """Store a new decision (with its order, fingerprint and outbox) and apply its counter
+        updates atomically; AlreadyDecidedError if it exists."""
         ...
 
     def get_decision(self, order_id: str) -> Decision | None: ...
 
+    def get_prior(self, order_id: str) -> PriorDecision | None: ...
+
+    def clear_outbox(self, order_id: str, entries: frozenset[str]) -> None: ...
+
 
 class ReviewQueue(Protocol):
     def submit(self, decision: Decision, order: Order) -> None: ...
+
+
+class DecisionEvents(Protocol):
+    def publish(self, decision: Decision) -> None: ...
+
+
+class PendingCommits(Protocol):
+    def submit(self, pending: PendingCommit, reason: str) -> None: ...
+
+
+class Monitor(Protocol):
+    """Where the service reports what checkout does not see (logs and metrics, in the handlers)."""
+
+    def degraded(self, order_ids: Sequence[str], reason: str) -> None: ...
+
+    def handed_off(self, order_id: str, reason: str) -> None: ...
+
+    def not_durable(self, order_id: str, reason: str) -> None: ...
+
+
+class _Silent:
+    def degraded(self, order_ids: Sequence[str], reason: str) -> None:
+        pass
+
+    def handed_off(self, order_id: str, reason: str) -> None:
+        pass
+
+    def not_durable(self, order_id: str, reason: str) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -64,7 +150,8 @@ class ScoredOrder:
     """A decision made but not yet stored (``replay`` when it was stored before).
 
     ``repeat`` marks a second copy of an order within the same batch: its first copy stores the
-    decision and sends it to review, so the repeat does neither.
+    decision and sends it to review, so the repeat does neither. ``conflict`` is set when the
+    order's id was decided before for other contents: committing it raises that error.
     """
 
     order: Order
@@ -74,6 +161,15 @@ class ScoredOrder:
     repeat: bool = False
     features: np.ndarray | None = None
     shadow: ShadowVerdict | None = None
+    stored_order: Order | None = None  # pseudonymised
+    fingerprint: str = ""
+    outbox: frozenset[str] = frozenset()  # a replay's unfinished duties
+    deadline: Deadline | None = None
+    conflict: ConflictError | None = None
+    degraded_reason: str | None = None
+
+
+REMEMBERED = 10_000
 
 
 class OrderScoring:
@@ -84,6 +180,11 @@ class OrderScoring:
         model: FraudModel,
         hasher: PiiHasher,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        budget: Budget | None = None,
+        pending: PendingCommits | None = None,
+        events: DecisionEvents | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
         self._store = store
         self._review_queue = review_queue
@@ -91,6 +192,11 @@ class OrderScoring:
         self._shadow: FraudModel | None = None
         self._hasher = hasher
         self._clock = clock
+        self._budget = budget or Budget()
+        self._pending = pending
+        self._events = events
+        self._monitor: Monitor = monitor or _Silent()
+        self._recent: OrderedDict[str, PriorDecision] = OrderedDict()
 
     def use_models(self, active: FraudModel, shadow: FraudModel | None = None) -> None:
         """Score with these models from the next batch on (the registry named new versions)."""
@@ -106,31 +212,49 @@ class OrderScoring:
     def shadow(self) -> FraudModel | None:
         return self._shadow
 
+    @property
+    def budget(self) -> Budget:
+        return self._budget
+
     def score(self, order: Order) -> Decision:
         """Decide one order and store the decision (or return the one stored before)."""
         return self.commit(self.prepare([order])[0])
 
-    def prepare(self, orders: Sequence[Order]) -> list[ScoredOrder]:
+    def prepare(self, orders: Sequence[Order], *, within_budget: bool = True) -> list[ScoredOrder]:
         """Score orders together; results come back in input order.
 
         Orders are scored in time order, each seeing the ones before it in the batch, exactly as
         if they had arrived one by one. A repeated order id in the batch is scored once.
         """
+        deadline = self._budget.start() if within_budget else None
         model, shadow = self._model, self._shadow  # one pair for the whole batch
         now = self._clock()
         for order in orders:  # the contract bounds the years; the clock bounds how far ahead
             ensure_not_ahead("created_at", order.created_at, now)
             ensure_not_ahead("buyer.account_created_at", order.buyer.account_created_at, now)
+        stored_orders = [pseudonymise(o, self._hasher) for o in orders]
+        prints = [fingerprint(o) for o in stored_orders]
         entities = [features.identify(o, self._hasher) for o in orders]
         keys = {
             k for o, e in zip(orders, entities, strict=True) for k in agg.keys_for(e.values(), o.created_at)
         }
-        degraded = False
-        try:
-            existing, snapshot = self._store.load([o.order_id for o in orders], keys)
-        except StoreUnavailableError:
-            # Checkout must not stall on the feature store: decide from the order alone, say so.
-            existing, snapshot, degraded = {}, {}, True
+        order_ids = [o.order_id for o in orders]
+        degraded_reason: str | None = None
+        if deadline is None:
+            existing, snapshot = self._store.load(order_ids, keys)
+        else:
+            cost = self._budget.attempt_cost
+            try:
+                existing, snapshot = within(
+                    deadline, lambda: self._store.load(order_ids, keys), attempt_cost=cost, reserve=2 * cost
+                )
+            except StoreUnavailableError as error:
+                # Checkout must not stall on the feature store: decide from the order alone, say so.
+                existing, snapshot, degraded_reason = {}, {}, str(error)
+                self._monitor.degraded(order_ids, degraded_reason)
+        for oid in order_ids if deadline is not None else ():
+            if oid not in existing and oid in self._recent:  # decided here; not (readably) stored yet
+                existing[oid] = self._recent[oid]
         # Later orders of a batch must see earlier ones: overlay their updates on a copy of the
         # snapshot. A single order (every API call) needs neither the copy nor the overlay.
         overlay = len(orders) > 1
@@ -141,8 +265,18 @@ class OrderScoring:
         first_index: dict[str, int] = {}
         for i in sorted(range(len(orders)), key=lambda j: orders[j].created_at):
             order = orders[i]
-            if order.order_id in existing:
-                results[i] = ScoredOrder(order, existing[order.order_id], replay=True)
+            prior = existing.get(order.order_id)
+            if prior is not None:
+                results[i] = ScoredOrder(
+                    order,
+                    prior.decision,
+                    replay=True,
+                    stored_order=stored_orders[i],
+                    fingerprint=prints[i],
+                    outbox=prior.outbox,
+                    deadline=deadline,
+                    conflict=_conflict(order.order_id, prior.fingerprint, prints[i]),
+                )
                 continue
             if order.order_id in first_index:
                 continue  # a duplicate inside the batch: filled in from its first copy below
@@ -173,7 +307,7 @@ class OrderScoring:
                     reasons=explain(row, contrib),
                     thresholds=model.thresholds,
                     model_version=model.version,
-                    degraded=degraded,
+                    degraded=degraded_reason is not None,
                     decided_at=decided_at,
                 )
                 verdict = None
@@ -182,31 +316,159 @@ class OrderScoring:
                     verdict = ShadowVerdict(
                         shadow.version, round(shadow_score, 6), combine(shadow_score, hits, shadow.thresholds)
                     )
-                results[i] = ScoredOrder(view.order, decision, updates, features=row, shadow=verdict)
+                results[i] = ScoredOrder(
+                    view.order,
+                    decision,
+                    updates,
+                    features=row,
+                    shadow=verdict,
+                    stored_order=stored_orders[i],
+                    fingerprint=prints[i],
+                    deadline=deadline,
+                    degraded_reason=degraded_reason,
+                )
         for i, order in enumerate(orders):
             if i not in results:
                 first = results[first_index[order.order_id]]
-                results[i] = ScoredOrder(order, first.decision, replay=True, repeat=True)
+                results[i] = ScoredOrder(
+                    order,
+                    first.decision,
+                    replay=True,
+                    repeat=True,
+                    fingerprint=prints[i],
+                    conflict=_conflict(order.order_id, first.fingerprint, prints[i]),
+                )
         return [results[i] for i in range(len(orders))]
 
     def commit(self, scored: ScoredOrder) -> Decision:
-        """Store a prepared decision once and send it to review if it needs a human.
+        """Store a prepared decision once, and do what it owes (review, event) once.
 
-        A replayed REVIEW decision is sent to review again: the queue is at-least-once (the first
-        send may have failed after the write), and reviewers' tooling dedupes by order id.
+        Within the budget nothing here fails for a store problem: what cannot be stored in time
+        goes to the pending-commits queue and the decision is returned all the same.
         """
+        if scored.conflict is not None:
+            raise scored.conflict
         decision = scored.decision
         if scored.repeat:
             return decision
-        if not scored.replay:
+        order = scored.stored_order or pseudonymise(scored.order, self._hasher)
+        if scored.replay:
+            if scored.outbox:  # a stored decision whose duties were left unfinished
+                pending = PendingCommit(decision, [], order, scored.fingerprint, scored.outbox)
+                self._finish(pending, scored.deadline)
+            return decision
+        pending = PendingCommit(decision, scored.updates, order, scored.fingerprint, self._duties(decision))
+        deadline = scored.deadline
+        if deadline is None:
+            return self.apply(pending)
+        cost = self._budget.attempt_cost
+        try:
+            within(deadline, lambda: self._store.commit(pending), attempt_cost=cost, reserve=cost)
+        except AlreadyDecidedError:
             try:
-                # The order is kept for training on production traffic, never with raw personal data.
-                self._store.commit(decision, scored.updates, pseudonymise(scored.order, self._hasher))
-            except AlreadyDecidedError:
-                stored = self._store.get_decision(decision.order_id)
-                if stored is None:  # pragma: no cover - the write failed on an item that exists
-                    raise
-                decision = stored
-        if decision.decision is DecisionKind.REVIEW:
-            self._review_queue.submit(decision, scored.order)
+                prior = within(deadline, lambda: self._store.get_prior(decision.order_id), attempt_cost=cost)
+            except StoreUnavailableError:
+                prior = None
+            if prior is None:  # it is stored; what it says cannot be read in time: ours was the same order
+                return decision
+            conflict = _conflict(decision.order_id, prior.fingerprint, pending.fingerprint)
+            if conflict is not None:
+                raise conflict from None
+            self._remember(decision.order_id, PriorDecision(prior.decision, prior.fingerprint))
+            if prior.outbox:
+                self._finish(
+                    PendingCommit(prior.decision, [], order, pending.fingerprint, prior.outbox), deadline
+                )
+            return prior.decision
+        except DozorError as error:  # unavailable, throttled, conflicting: the durable path takes it
+            self._hand_off(pending, str(error))
+            return decision
+        self._remember(decision.order_id, PriorDecision(decision, pending.fingerprint))
+        self._finish(pending, deadline)
         return decision
+
+    def apply(self, pending: PendingCommit) -> Decision:
+        """Store a pending decision and do what it owes; idempotent (the pending-commits function).
+
+        The conditional transaction counts the order once; when a decision is already stored,
+        that one wins and only its unfinished duties are done. Store failures raise (redelivery).
+        """
+        try:
+            self._store.commit(pending)
+            decision, outbox = pending.decision, pending.outbox
+        except AlreadyDecidedError:
+            prior = self._store.get_prior(pending.decision.order_id)
+            if prior is None:  # pragma: no cover - the write failed on an item that exists
+                raise
+            decision, outbox = prior.decision, prior.outbox
+        if outbox:
+            self._do(decision, pending.order, outbox)
+        return decision
+
+    def _duties(self, decision: Decision) -> frozenset[str]:
+        duties = {EVENT} if self._events is not None else set()
+        if decision.decision is DecisionKind.REVIEW:
+            duties.add(REVIEW)
+        return frozenset(duties)
+
+    def _finish(self, pending: PendingCommit, deadline: Deadline | None) -> None:
+        """Do a stored decision's duties now while they fit the budget, else leave them to the queue."""
+        cost = self._budget.attempt_cost
+        # Each call is started only while it and a hand-off after it still fit.
+        fits = (lambda: True) if deadline is None else (lambda: deadline.allows(2 * cost))
+        try:
+            left = self._do(pending.decision, pending.order, pending.outbox, fits)
+        except DozorError as error:
+            if deadline is None:
+                raise
+            self._hand_off(pending, str(error))
+            return
+        if left:
+            self._hand_off(replace(pending, outbox=left), "no time left for the decision's review / event")
+
+    def _do(
+        self,
+        decision: Decision,
+        order: Order | None,
+        outbox: frozenset[str],
+        fits: Callable[[], bool] = lambda: True,
+    ) -> frozenset[str]:
+        """Each duty, then its clearing (a failure later repeats none of those done); what is left."""
+        left = set(outbox)
+        for duty in (REVIEW, EVENT):
+            if duty not in left:
+                continue
+            if not fits():
+                return frozenset(left)
+            if duty == REVIEW and order is not None:
+                self._review_queue.submit(decision, order)
+            elif duty == EVENT and self._events is not None:
+                self._events.publish(decision)
+            self._store.clear_outbox(decision.order_id, frozenset({duty}))
+            left.discard(duty)
+        return frozenset()
+
+    def _hand_off(self, pending: PendingCommit, reason: str) -> None:
+        if self._pending is None:
+            raise StoreUnavailableError(f"decision for {pending.decision.order_id} not stored: {reason}")
+        try:
+            self._pending.submit(pending, reason)
+        except DozorError as error:  # checkout still gets its answer; the loss is loud
+            self._monitor.not_durable(pending.decision.order_id, f"{reason}; then {error}")
+            return
+        self._remember(pending.decision.order_id, PriorDecision(pending.decision, pending.fingerprint))
+        self._monitor.handed_off(pending.decision.order_id, reason)
+
+    def _remember(self, order_id: str, prior: PriorDecision) -> None:
+        self._recent[order_id] = prior
+        self._recent.move_to_end(order_id)
+        while len(self._recent) > REMEMBERED:
+            self._recent.popitem(last=False)
+
+
+def _conflict(order_id: str, first: str | None, again: str) -> ConflictError | None:
+    if first is None or not again or first == again:
+        return None
+    return ConflictError(
+        f"order {order_id} was already scored with different contents; an order id is scored once"
+    )

@@ -32,7 +32,7 @@ def _prepare_together(service: OrderScoring, orders: dict[str, Order]) -> dict[s
     if not orders:
         return {}
     try:
-        return dict(zip(orders, service.prepare(list(orders.values())), strict=True))
+        return dict(zip(orders, service.prepare(list(orders.values()), within_budget=False), strict=True))
     except Exception:  # one order's failure must not decide the others' fate
         logger.warning("batch not scored together; scoring each order alone", exc_info=True)
         return {}
@@ -58,7 +58,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             error = unreadable[record.message_id]
             logger.error("poison order event", extra={"message_id": record.message_id, "error": str(error)})
             raise error
-        prepared = scored.get(record.message_id) or service.prepare([orders[record.message_id]])[0]
+        prepared = (
+            scored.get(record.message_id)
+            or service.prepare([orders[record.message_id]], within_budget=False)[0]
+        )
         decision = service.commit(prepared)
         report_shadow(prepared, decision)
         metrics.add_metric(name=f"Decision{decision.decision.value.title()}", unit=MetricUnit.Count, value=1)

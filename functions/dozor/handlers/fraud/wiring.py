@@ -1,13 +1,16 @@
-"""The fraud functions' composition root: ScoreOrder, OrderEvents and Feedback.
+"""The fraud functions' composition root: ScoreOrder, OrderEvents, PendingCommits and Feedback.
 
 Nothing here runs at import time: the first invocation validates the settings and builds
 everything; later invocations reuse it. Tests call `dependencies.cache_clear()` between setups.
 Handlers take the scoring service from `scoring()`, which first swaps in the models the registry
 names (cached; see `RegistryModelSource`), and report shadow verdicts with `report_shadow`.
+Every client of the scoring functions is sized to the decision budget (`client_config`), and the
+service reports degraded decisions and hand-offs to the pending queue through `LoggedMonitor`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -15,11 +18,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from dozor.adapters.dynamodb.decisions import DynamoDecisionStore
 from dozor.adapters.dynamodb.labels import DynamoLabelStore
+from dozor.adapters.events import EventBridgeDecisionEvents
 from dozor.adapters.registry import RegistryModelSource
 from dozor.adapters.s3 import S3ModelArtifacts
 from dozor.adapters.secrets import hash_key
-from dozor.adapters.sqs import SqsReviewQueue
+from dozor.adapters.sqs import SqsPendingCommits, SqsReviewQueue
 from dozor.adapters.ssm import SsmModelPointers
+from dozor.domain.budget import Budget
 from dozor.domain.contracts import Decision
 from dozor.domain.fraud.labels import FeedbackRecorder
 from dozor.domain.fraud.model import PACKAGED_MODEL_DIR, FraudModel
@@ -41,31 +46,76 @@ class Dependencies:
 @lru_cache(maxsize=1)
 def dependencies() -> Dependencies:
     settings = Settings()  # filled from the environment
+    budget = Budget(settings.decision_budget_ms / 1000)
     model = FraudModel.load(settings.model_dir or PACKAGED_MODEL_DIR)
     store = DynamoDecisionStore(
-        aws_client("dynamodb"),
+        aws_client("dynamodb", budget),
         settings.features_table_name,
         settings.decisions_table_name,
     )
-    review_queue = SqsReviewQueue(aws_client("sqs"), settings.review_queue_url)
-    hasher = PiiHasher(hash_key(settings.hash_key_secret_arn))
-    logger.info("dependencies ready", extra={"model_version": model.version})
-    return Dependencies(
-        settings, store, OrderScoring(store, review_queue, model, hasher), model, _registry(settings, model)
+    sqs = aws_client("sqs", budget)
+    review_queue = SqsReviewQueue(sqs, settings.review_queue_url)
+    pending = (
+        SqsPendingCommits(sqs, settings.pending_commits_queue_url)
+        if settings.pending_commits_queue_url
+        else None
     )
+    events = (
+        EventBridgeDecisionEvents(aws_client("events", budget), settings.decision_bus_name)
+        if settings.decision_bus_name
+        else None
+    )
+    hasher = PiiHasher(hash_key(settings.hash_key_secret_arn, aws_client("secretsmanager", budget)))
+    service = OrderScoring(
+        store,
+        review_queue,
+        model,
+        hasher,
+        budget=budget,
+        pending=pending,
+        events=events,
+        monitor=LoggedMonitor(),
+    )
+    logger.info(
+        "dependencies ready", extra={"model_version": model.version, "budget_ms": settings.decision_budget_ms}
+    )
+    return Dependencies(settings, store, service, model, _registry(settings, model, budget))
 
 
-def _registry(settings: Settings, packaged: FraudModel) -> RegistryModelSource | None:
+class LoggedMonitor:
+    """Implements `dozor.domain.fraud.scoring.Monitor`: a log line with the reason, and a metric.
+
+    ``DecisionDegraded`` over the decisions made is the degraded share the template alarms on.
+    """
+
+    def degraded(self, order_ids: Sequence[str], reason: str) -> None:
+        logger.warning("degraded decision", extra={"order_ids": list(order_ids), "reason": reason})
+        metrics.add_metric(name="DecisionDegraded", unit=MetricUnit.Count, value=len(order_ids))
+
+    def handed_off(self, order_id: str, reason: str) -> None:
+        logger.warning(
+            "decision handed to the pending-commits queue", extra={"order_id": order_id, "reason": reason}
+        )
+        metrics.add_metric(name="DecisionPending", unit=MetricUnit.Count, value=1)
+
+    def not_durable(self, order_id: str, reason: str) -> None:
+        logger.error("decision neither stored nor queued", extra={"order_id": order_id, "reason": reason})
+        metrics.add_metric(name="DecisionNotDurable", unit=MetricUnit.Count, value=1)
+
+
+def _registry(settings: Settings, packaged: FraudModel, budget: Budget) -> RegistryModelSource | None:
     if not settings.active_model_parameter:
         return None
     pointers = SsmModelPointers(
-        aws_client("ssm"),
+        aws_client("ssm", budget),
         settings.active_model_parameter,
         settings.shadow_model_parameter,
         max_age=settings.model_refresh_seconds,
     )
     artifacts = (
-        S3ModelArtifacts(aws_client("s3"), settings.model_bucket_name) if settings.model_bucket_name else None
+        S3ModelArtifacts(aws_client("s3", budget), settings.model_bucket_name)
+        if settings.model_bucket_name
+        else None
     )
     return RegistryModelSource(
         pointers, artifacts, packaged, settings.model_cache_dir, settings.model_refresh_seconds

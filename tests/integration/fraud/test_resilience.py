@@ -1,0 +1,194 @@
+"""Checkout's latency budget and the durable path, on moto with faults injected into botocore.
+
+A hang is simulated where the request leaves the client: the call sleeps for the client's read
+timeout and then raises botocore's ReadTimeoutError, as a socket that never answers would. Every
+scenario ends with the store back and the pending-commits queue drained: the stored decision,
+the counters and the decision events equal what a clean run gives.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ReadTimeoutError
+
+from dozor.handlers.fraud import pending_commits, score_order
+from dozor.handlers.fraud.wiring import dependencies
+from tests.helpers.aws_stack import Stack, api_event, make_order, sqs_event
+
+
+def score(stack: Stack, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+    started = time.perf_counter()
+    response = score_order.lambda_handler(api_event("POST", "/v1/orders/score", body), stack.context)
+    return response["statusCode"], json.loads(response["body"]), time.perf_counter() - started
+
+
+class Faults:
+    """Faults switched on and off by name; hooked into the session before any client is built
+    (a client copies the session's event hooks when it is made)."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, Callable[..., Any]] = {}
+        session = boto3._get_default_session()  # the session the handlers' clients come from
+        session.events.register_first("before-send", self._dispatch("before-send"))
+        session.events.register_first("before-call", self._dispatch("before-call"))
+
+    def _dispatch(self, stage: str) -> Callable[..., Any]:
+        def handle(event_name: str, **kwargs: Any) -> Any:
+            _, service, operation = event_name.split(".")
+            for key in (f"{stage}.{service}.{operation}", f"{stage}.{service}.*"):
+                if key in self.active:
+                    return self.active[key](**kwargs)
+            return None
+
+        return handle
+
+    @contextmanager
+    def on(self, event: str, handler: Callable[..., Any]) -> Iterator[None]:
+        self.active[event] = handler
+        try:
+            yield
+        finally:
+            del self.active[event]
+
+
+def _hang(**_: object) -> None:
+    time.sleep(dependencies().scoring.budget.read_timeout)
+    raise ReadTimeoutError(endpoint_url="http://127.0.0.1:1")
+
+
+def _code(code: str, reasons: list[dict[str, str]] | None = None) -> Callable[..., Any]:
+    def answer(**_: object) -> tuple[object, dict[str, Any]]:
+        error: dict[str, Any] = {"Error": {"Code": code, "Message": "injected"}}
+        if reasons is not None:
+            error["CancellationReasons"] = reasons
+        return type("Response", (), {"status_code": 400, "headers": {}})(), error
+
+    return answer
+
+
+@pytest.fixture
+def faults(stack: Stack) -> Faults:
+    return Faults()
+
+
+@pytest.fixture
+def events(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
+    """The decision events published on the bus so far (a rule delivering them to a queue)."""
+    bus = stack.local.physical_id("DecisionBus")
+    sqs, eb = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName="decision-events-probe")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    eb.put_rule(Name="probe", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["Dozor Decision"]}))
+    eb.put_targets(Rule="probe", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    seen: list[dict[str, Any]] = []
+
+    def drain() -> list[dict[str, Any]]:
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for m in messages:
+                seen.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return seen
+
+    return drain
+
+
+def drain_pending(stack: Stack) -> int:
+    """Deliver the pending-commits queue to its function until it is empty; how many applied."""
+    bodies = stack.drain("PendingCommitsQueue")
+    if bodies:
+        result = pending_commits.lambda_handler(sqs_event([json.dumps(b) for b in bodies]), stack.context)
+        assert result["batchItemFailures"] == []
+    return len(bodies)
+
+
+def test_hanging_store_gives_a_degraded_decision_in_budget_that_converges(
+    stack: Stack, faults: Faults, events: Callable[[], list[dict[str, Any]]]
+) -> None:
+    score(stack, make_order("o-warm"))  # clients built, secret read
+    with faults.on("before-send.dynamodb.*", _hang):
+        status, decision, took = score(stack, make_order("o-r1", minutes_later=1))
+        # A replay during the outage gets the same decision (this container remembers it)
+        status_again, again, _ = score(stack, make_order("o-r1", minutes_later=1))
+    assert status == status_again == 200
+    assert decision["degraded"] is True and again == decision
+    assert took < dependencies().scoring.budget.seconds
+    assert stack.decision_count() == 1  # only the warm-up order
+    # When the store is back and the pending queue is drained
+    assert drain_pending(stack) == 1
+    stored = json.loads(
+        score_order.lambda_handler(
+            api_event("GET", "/v1/orders/o-r1/decision", path_parameters={"order_id": "o-r1"}), stack.context
+        )["body"]
+    )
+    assert stored == decision
+    assert stack.feature_item("seller#s-shenzhen-42", "P")["orders"] == 2
+    assert sorted(e["detail"]["order_id"] for e in events()) == ["o-r1", "o-warm"]
+    assert drain_pending(stack) == 0  # nothing left owed
+
+
+def test_throttled_writes_are_retried_in_budget_then_handed_off_and_counted_once(
+    stack: Stack, faults: Faults, events: Callable[[], list[dict[str, Any]]]
+) -> None:
+    score(stack, make_order("o-warm"))
+    with faults.on("before-call.dynamodb.TransactWriteItems", _code("ThrottlingException")):
+        status, decision, took = score(stack, make_order("o-r2", minutes_later=1))
+    assert status == 200 and decision["degraded"] is False
+    assert took < dependencies().scoring.budget.seconds
+    assert drain_pending(stack) == 1
+    status, replay, _ = score(stack, make_order("o-r2", minutes_later=1))
+    assert status == 200 and replay == decision
+    assert stack.feature_item("seller#s-shenzhen-42", "P")["orders"] == 2
+    assert sorted(e["detail"]["order_id"] for e in events()) == ["o-r2", "o-warm"]
+
+
+def test_transaction_conflicts_are_retried_and_stored_directly(stack: Stack, faults: Faults) -> None:
+    calls = {"n": 0}
+    conflict = _code("TransactionCanceledException", [{"Code": "TransactionConflict"}, {"Code": "None"}])
+
+    def twice(**kwargs: object) -> Any:
+        calls["n"] += 1
+        return conflict(**kwargs) if calls["n"] <= 2 else None
+
+    with faults.on("before-call.dynamodb.TransactWriteItems", twice):
+        status, _, _ = score(stack, make_order("o-r3"))
+    assert status == 200 and calls["n"] == 3
+    assert stack.decision_count() == 1
+    assert stack.drain("PendingCommitsQueue") == []
+
+
+def test_store_and_queue_both_down_still_answers_checkout(stack: Stack, faults: Faults) -> None:
+    score(stack, make_order("o-warm"))
+    with (
+        faults.on("before-send.dynamodb.*", _hang),
+        faults.on("before-call.sqs.SendMessage", _code("ServiceUnavailable")),
+    ):
+        status, decision, took = score(stack, make_order("o-r4", minutes_later=1))
+    assert status == 200 and decision["degraded"] is True
+    assert took < dependencies().scoring.budget.seconds
+
+
+def test_same_order_id_with_other_contents_is_409_and_counted_nowhere(stack: Stack) -> None:
+    status, first, _ = score(stack, make_order("o-r5"))
+    assert status == 200
+    status, body, _ = score(stack, make_order("o-r5", amount=99_000.0))
+    assert status == 409, body
+    assert "different contents" in json.dumps(body)
+    assert stack.feature_item("seller#s-shenzhen-42", "P")["orders"] == 1
+    status, replay, _ = score(stack, make_order("o-r5"))
+    assert status == 200 and replay == first
+
+
+def test_review_is_sent_once_however_often_the_order_is_replayed(stack: Stack) -> None:
+    deps = dependencies()
+    deps.store.set_list_status(f"card#{deps.scoring._hasher('card', 'card-under-review')}", "review")
+    for _ in range(3):
+        status, decision, _ = score(stack, make_order("o-r6", card="card-under-review"))
+        assert status == 200 and decision["decision"] == "REVIEW"
+    assert [m["decision"]["order_id"] for m in stack.drain("ReviewQueue")] == ["o-r6"]
