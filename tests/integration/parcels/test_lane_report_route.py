@@ -55,8 +55,12 @@ def publish(history: dict[str, Path], out: Path, capsys: pytest.CaptureFixture[s
     return summary
 
 
-def get(path: str, seller_id: str | None = None) -> tuple[int, dict[str, Any]]:
+def get(
+    path: str, seller_id: str | None = None, claims: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
     event = copy.deepcopy(EVENT)
+    if claims is not None:
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["routeKey"] = event["requestContext"]["routeKey"] = (
         "GET /v1/lanes" if seller_id is None else "GET /v1/lanes/sellers/{seller_id}"
@@ -147,3 +151,19 @@ def test_the_function_reads_only_the_published_report_behind_the_apis_authorizat
     (statement,) = [s for p in function["Policies"] for s in p["Statement"]]
     assert statement["Action"] == "s3:GetObject"
     assert statement["Resource"] == {"Fn::Sub": "${ModelBucket.Arn}/" + LANES_PREFIX + LATEST}
+
+
+def test_a_token_scoped_to_a_seller_reads_that_sellers_view_alone(
+    s3: Any, history: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish(history, tmp_path, capsys)
+    mine, other = sorted(sellers_in(history))[:2]
+    claims = {"sub": "merchant-portal|42", "seller_id": mine}
+    status, body = get(f"/v1/lanes/sellers/{mine}", mine, claims)
+    assert status == 200 and body["seller_id"] == mine
+    status, body = get(f"/v1/lanes/sellers/{other}", other, claims)
+    assert status == 404 and other not in json.dumps(body).replace(f"seller {other}", "")
+    assert get(f"/v1/lanes/sellers/{other}", other, {"sub": "x", "seller_id": "slr_nobody"})[1] == body
+    status, body = get("/v1/lanes", claims=claims)  # thin lanes of the marketplace's are other sellers'
+    assert status == 404 and "sellers" not in body
+    assert get("/v1/lanes", claims={"sub": "ops"})[0] == 200  # a token naming no seller: the marketplace

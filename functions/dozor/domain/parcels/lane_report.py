@@ -4,6 +4,11 @@ The document is what `dozor lanes report --publish` wrote (`dozor_training.parce
 the marketplace report with a ``sellers`` map of each seller's own view. The marketplace view never
 carries the map; a seller's view is that seller's entry alone, so no answer holds another
 seller's figures.
+
+A caller may be scoped to one seller (a merchant's token naming its seller): it gets that seller's
+view and nothing else, neither another seller's view nor the marketplace's (whose thin lanes can
+be one other seller's parcels). Refusals read as "not found", so they do not tell which sellers
+exist. An unscoped caller (the marketplace's own services) may read every view.
 """
 
 from __future__ import annotations
@@ -22,12 +27,20 @@ class LaneReports(Protocol):
         ...
 
 
-def marketplace_view(document: Mapping[str, Any]) -> dict[str, Any]:
+def marketplace_view(document: Mapping[str, Any], caller_seller: str | None = None) -> dict[str, Any]:
+    if caller_seller is not None:
+        raise NotFoundError(
+            f"the marketplace's lane report is not for sellers; see /v1/lanes/sellers/{caller_seller}"
+        )
     _check(document)
     return {key: value for key, value in document.items() if key != SELLERS}
 
 
-def seller_view(document: Mapping[str, Any], seller_id: str) -> dict[str, Any]:
+def seller_view(
+    document: Mapping[str, Any], seller_id: str, caller_seller: str | None = None
+) -> dict[str, Any]:
+    if caller_seller is not None and caller_seller != seller_id:
+        raise NotFoundError(f"no lane report for seller {seller_id}")
     _check(document)
     view = document.get(SELLERS, {}).get(seller_id)
     if not isinstance(view, Mapping) or view.get("seller_id") != seller_id:

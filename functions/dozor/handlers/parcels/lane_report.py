@@ -4,7 +4,8 @@ GET /v1/lanes                        the marketplace's figures (no seller's own 
 GET /v1/lanes/sellers/{seller_id}    one seller's lanes beside the marketplace's
 
 Both read the report `dozor lanes report --publish` put in the model bucket; the API's default
-authorizer guards them. Errors are the one body of `http_errors`.
+authorizer guards them. A JWT carrying a `seller_id` claim scopes the caller to that seller: its
+own view only (`dozor.domain.parcels.lane_report`). Errors are the one body of `http_errors`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dozor.handlers.http_errors import domain_error_response, not_found_response
 from dozor.handlers.wiring import aws_client, logger, tracer
 
 MAX_SELLER_ID = 128
+SELLER_CLAIM = "seller_id"  # the JWT claim naming the merchant a token belongs to
 
 app = APIGatewayHttpResolver()
 
@@ -34,16 +36,24 @@ def lane_reports() -> S3LaneReports:
     return S3LaneReports(aws_client("s3"), os.environ["MODEL_BUCKET_NAME"])
 
 
+def caller_seller() -> str | None:
+    """The seller a JWT caller is scoped to, if its token names one (IAM callers are unscoped)."""
+    context = app.current_event.raw_event.get("requestContext") or {}
+    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
+    seller = claims.get(SELLER_CLAIM)
+    return str(seller) if seller else None
+
+
 @app.get("/v1/lanes")
 def marketplace() -> dict[str, Any]:
-    return marketplace_view(lane_reports().latest())
+    return marketplace_view(lane_reports().latest(), caller_seller())
 
 
 @app.get("/v1/lanes/sellers/<seller_id>")
 def seller(seller_id: str) -> dict[str, Any]:
     if not 0 < len(seller_id) <= MAX_SELLER_ID:
         raise InvalidInputError("seller_id must be 1 to 128 characters")
-    return seller_view(lane_reports().latest(), seller_id)
+    return seller_view(lane_reports().latest(), seller_id, caller_seller())
 
 
 @app.not_found
