@@ -140,6 +140,9 @@ class Order(_Model):
         float,
         Field(
             ge=0.01,
+            # The cap in the currency with the fewest roubles per unit; each currency's own cap
+            # (50M RUB once converted) is checked below.
+            le=MAX_ORDER_AMOUNT_RUB / min(RUB_PER_UNIT.values()),
             allow_inf_nan=False,
             description="At least 0.01, at most 50,000,000 RUB once converted; rounded to 0.01",
         ),
