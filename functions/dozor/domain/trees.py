@@ -35,6 +35,11 @@ LOGISTIC, IDENTITY = 1, 0
 _LINKS = {"binary:logistic": LOGISTIC, "reg:logistic": LOGISTIC, "binary:logitraw": IDENTITY}
 _LINKS |= {"reg:squarederror": IDENTITY}
 
+# Bounds on the evaluator's scratch memory: rows x nodes decided at once, and the per-leaf
+# contribution table (nodes x features) kept when it is small enough (float32 cells).
+_DECISION_CELLS = 4_000_000
+_TABLE_CELLS = 8_000_000
+
 _ARRAYS = ("feature", "threshold", "left", "right", "default_left", "value", "mean", "roots")
 
 
@@ -73,7 +78,7 @@ class TreeEnsemble:
     # Derived at construction, for the walk:
     depth: int = field(init=False)
     _column: np.ndarray = field(init=False, repr=False)  # per node: 2 * feature + (NaN goes right)
-    _children: np.ndarray = field(init=False, repr=False)  # [2n] left child, [2n + 1] right child
+    _table: np.ndarray | None = field(init=False, repr=False)  # per leaf: its tree's contributions
     _path_feature: np.ndarray = field(init=False, repr=False)  # per leaf: features split on the way
     _path_delta: np.ndarray = field(init=False, repr=False)  # per leaf: the mean's change at each
     _root_mean: np.ndarray = field(init=False, repr=False)
@@ -87,14 +92,11 @@ class TreeEnsemble:
             if len(getattr(self, name)) != n:
                 raise TreeFormatError(f"{name} has {len(getattr(self, name))} nodes, not {n}")
         column = 2 * self.feature.astype(np.intp) + (~self.default_left.astype(bool)).astype(np.intp)
-        children = np.empty(2 * n, dtype=np.intp)
-        children[0::2] = self.left
-        children[1::2] = self.right
         path_feature, path_delta, depth = _paths(self)
         set_ = object.__setattr__
         set_(self, "depth", depth)
         set_(self, "_column", column)
-        set_(self, "_children", children)
+        set_(self, "_table", _contribution_table(self, path_feature, path_delta))
         set_(self, "_path_feature", path_feature)
         set_(self, "_path_delta", path_delta)
         set_(self, "_root_mean", self.mean.take(self.roots).astype(np.float32))
@@ -116,22 +118,30 @@ class TreeEnsemble:
             raise ValueError(f"rows have {width} features; the trees read {self.num_features}")
         # Two columns per feature: NaN as -inf (takes the left branch) and as +inf (the right one).
         missing = np.isnan(x)
-        wide = np.empty((count, width, 2), dtype=np.float32)
-        wide[:, :, 0] = np.where(missing, -np.inf, x)
-        wide[:, :, 1] = np.where(missing, np.inf, x)
-        flat = wide.reshape(-1)
-        column, threshold, children = self._column, self.threshold, self._children
-        node = np.broadcast_to(self.roots, (count, len(self.roots)))
-        if count > 1:
-            offsets = (np.arange(count, dtype=np.intp) * (2 * width))[:, None]
-            for _ in range(self.depth):
-                goes_right = flat.take(column.take(node) + offsets) >= threshold.take(node)
-                node = children.take(2 * node + goes_right)
-        else:
-            for _ in range(self.depth):
-                goes_right = flat.take(column.take(node)) >= threshold.take(node)
-                node = children.take(2 * node + goes_right)
-        return np.asarray(node)
+        pairs = np.empty((count, width, 2), dtype=np.float32)
+        pairs[:, :, 0] = np.where(missing, -np.inf, x)
+        pairs[:, :, 1] = np.where(missing, np.inf, x)
+        wide = pairs.reshape(count, 2 * width)
+        nodes = len(self.feature)
+        out = np.empty((count, len(self.roots)), dtype=np.intp)
+        block = max(1, _DECISION_CELLS // max(nodes, 1))
+        for start in range(0, count, block):
+            part = wide[start : start + block]
+            # Every node's next node for these rows at once (one comparison over all nodes), so the
+            # walk itself is one gather per level over rows x trees.
+            step = np.where(part.take(self._column, axis=1) >= self.threshold, self.right, self.left)
+            if len(part) == 1:
+                flat, node = step.reshape(-1), self.roots
+                for _ in range(self.depth):
+                    node = flat.take(node)
+            else:
+                flat = step.reshape(-1)
+                offsets = (np.arange(len(part), dtype=np.intp) * nodes)[:, None]
+                node = np.broadcast_to(self.roots, (len(part), len(self.roots)))
+                for _ in range(self.depth):
+                    node = flat.take(node + offsets)
+            out[start : start + len(part)] = node
+        return out
 
     def evaluate(self, rows: np.ndarray) -> Evaluation:
         """Margins and Saabas contributions (bias last) of a 2-D float32 matrix, in one walk."""
@@ -171,6 +181,10 @@ class TreeEnsemble:
         # XGBoost accumulates them, so the two agree to float32 rounding of each step.
         count, trees = leaves.shape
         width = self.num_features + 1
+        if self._table is not None:
+            out = np.cumsum(self._table.take(leaves, axis=0), axis=1, dtype=np.float32)[:, -1]
+            out[:, -1] += self._base32
+            return out.astype(np.float64)
         cells = np.arange(count * trees, dtype=np.intp).reshape(count, trees, 1) * width
         index = self._path_feature.take(leaves, axis=0) + cells  # (R, T, depth)
         weights = self._path_delta.take(leaves, axis=0)
@@ -331,6 +345,22 @@ def _node_means(left: np.ndarray, right: np.ndarray, values: np.ndarray, hessian
             total = means[a] * hessians[a] + means[b] * hessians[b]
             means[node] = np.float32(total / hessians[node])
     return means
+
+
+def _contribution_table(
+    trees: TreeEnsemble, path_feature: np.ndarray, path_delta: np.ndarray
+) -> np.ndarray | None:
+    """Per node, the contributions of its tree to a row ending there (the path's changes, and the
+    root's mean as the bias), dense; None when that table would be too big (then built per call)."""
+    nodes, width = len(trees.feature), trees.num_features + 1
+    if nodes * width > _TABLE_CELLS:
+        return None
+    cells = np.arange(nodes, dtype=np.intp)[:, None] * width + path_feature
+    summed = np.bincount(cells.reshape(-1), path_delta.reshape(-1), minlength=nodes * width)
+    table = summed.astype(np.float32).reshape(nodes, width)
+    sizes = np.diff(np.append(trees.roots.astype(np.intp), nodes))
+    table[:, -1] = np.repeat(trees.mean.take(trees.roots), sizes)
+    return table
 
 
 def _paths(trees: TreeEnsemble) -> tuple[np.ndarray, np.ndarray, int]:

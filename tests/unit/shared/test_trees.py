@@ -208,3 +208,17 @@ def test_an_artifact_without_its_arrays_or_with_the_wrong_width_is_refused(tmp_p
     (tmp_path / TREES_FILE).write_bytes(b"not an npz")
     with pytest.raises(ModelMismatchError, match="unreadable"):
         load_artifact_trees(tmp_path, metadata)
+
+
+def test_the_memory_bounded_paths_give_the_same_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dozor.domain.trees as trees_module  # noqa: PLC0415 - its bounds are patched here
+
+    booster, x = train({"objective": "binary:logistic", "max_depth": 6}, rounds=20)
+    fast = TreeEnsemble.from_booster(booster)
+    monkeypatch.setattr(trees_module, "_TABLE_CELLS", 0)  # no per-leaf table: contributions per call
+    monkeypatch.setattr(trees_module, "_DECISION_CELLS", 1)  # one row at a time
+    bounded = TreeEnsemble.from_booster(booster)
+    a, b = fast.evaluate(x[:50]), bounded.evaluate(x[:50])
+    np.testing.assert_array_equal(a.margin, b.margin)
+    np.testing.assert_array_equal(a.contributions, b.contributions)
+    assert_parity(booster, bounded, x)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,57 +42,85 @@ def _yes(value: float) -> bool:
     return value >= 0.5
 
 
+# One sentence per order feature, formatted only when that feature is picked.
+_ORDER_TEXTS: dict[str, Callable[[float], str]] = {
+    "amount_rub": lambda v: f"The order is worth {_n(v)} RUB",
+    "item_quantity": lambda v: f"The order has {_n(v)} items",
+    "item_lines": lambda v: f"The order has {_n(v)} different lines",
+    "item_categories": lambda v: f"The order spans {_n(v)} categories",
+    "max_unit_price_rub": lambda v: f"The most expensive item costs {_n(v)} RUB",
+    "high_risk_category_share": lambda v: f"{v:.0%} of the order is in resale-prone categories",
+    "account_age_days": lambda v: (
+        "The account was created less than a day ago" if v < 1 else f"The account is {_n(v)} days old"
+    ),
+    "local_hour": lambda v: (
+        f"The order was placed at {int(v):02d}:{int(v % 1 * 60):02d} the buyer's local time"
+    ),
+    "day_of_week": lambda v: (
+        "The order was placed on a weekend" if v >= 5 else "The order was placed on a weekday"
+    ),
+    "payment_method": lambda v: f"Paid with {_PAYMENT.get(int(v), 'an unusual method')}",
+    "channel": lambda v: (
+        "Placed " + {1: "on the website", 2: "in the app", 3: "through the API"}.get(int(v), "elsewhere")
+    ),
+    "foreign_card": lambda v: "The card was issued abroad" if _yes(v) else "The card was issued in Russia",
+    "card_shipping_country_mismatch": lambda v: (
+        "The card's country differs from the shipping country"
+        if _yes(v)
+        else "The card's country matches the shipping country"
+    ),
+    "ip_shipping_country_mismatch": lambda v: (
+        "The IP address is in another country than the shipping address"
+        if _yes(v)
+        else "The IP address is in the shipping country"
+    ),
+    "card_ip_country_mismatch": lambda v: (
+        "The card's country differs from the IP address's country"
+        if _yes(v)
+        else "The card and the IP address are in the same country"
+    ),
+    "shipping_remoteness": lambda v: f"Shipping to {_REMOTENESS.get(int(v), 'an unknown region')}",
+    "email_disposable": lambda v: (
+        "The email address is on a disposable-mail domain"
+        if _yes(v)
+        else "The email address is on a regular domain"
+    ),
+    "email_digit_share": lambda v: f"{v:.0%} of the email's name is digits",
+    "amount_vs_buyer_avg_30d": lambda v: f"The order is {v:,.1f}x the buyer's average over 30 days",
+    "amount_vs_seller_avg_30d": lambda v: f"The order is {v:,.1f}x the seller's average order over 30 days",
+    "seller_spike_24h": lambda v: f"The seller's last 24 hours are {v:,.1f}x its daily average",
+}
+
+
 def _order_sentence(feature: str, v: float) -> str | None:
-    texts = {
-        "amount_rub": f"The order is worth {_n(v)} RUB",
-        "item_quantity": f"The order has {_n(v)} items",
-        "item_lines": f"The order has {_n(v)} different lines",
-        "item_categories": f"The order spans {_n(v)} categories",
-        "max_unit_price_rub": f"The most expensive item costs {_n(v)} RUB",
-        "high_risk_category_share": f"{v:.0%} of the order is in resale-prone categories",
-        "account_age_days": "The account was created less than a day ago"
-        if v < 1
-        else f"The account is {_n(v)} days old",
-        "local_hour": f"The order was placed at {int(v):02d}:{int(v % 1 * 60):02d} the buyer's local time",
-        "day_of_week": "The order was placed on a weekend" if v >= 5 else "The order was placed on a weekday",
-        "payment_method": f"Paid with {_PAYMENT.get(int(v), 'an unusual method')}",
-        "channel": "Placed "
-        + {1: "on the website", 2: "in the app", 3: "through the API"}.get(int(v), "elsewhere"),
-        "foreign_card": "The card was issued abroad" if _yes(v) else "The card was issued in Russia",
-        "card_shipping_country_mismatch": "The card's country differs from the shipping country"
-        if _yes(v)
-        else "The card's country matches the shipping country",
-        "ip_shipping_country_mismatch": "The IP address is in another country than the shipping address"
-        if _yes(v)
-        else "The IP address is in the shipping country",
-        "card_ip_country_mismatch": "The card's country differs from the IP address's country"
-        if _yes(v)
-        else "The card and the IP address are in the same country",
-        "shipping_remoteness": f"Shipping to {_REMOTENESS.get(int(v), 'an unknown region')}",
-        "email_disposable": "The email address is on a disposable-mail domain"
-        if _yes(v)
-        else "The email address is on a regular domain",
-        "email_digit_share": f"{v:.0%} of the email's name is digits",
-        "amount_vs_buyer_avg_30d": f"The order is {v:,.1f}x the buyer's average over 30 days",
-        "amount_vs_seller_avg_30d": f"The order is {v:,.1f}x the seller's average order over 30 days",
-        "seller_spike_24h": f"The seller's last 24 hours are {v:,.1f}x its daily average",
-    }
-    return texts.get(feature)
+    text = _ORDER_TEXTS.get(feature)
+    return text(v) if text is not None else None
 
 
 _LABEL_FEATURE = re.compile(r"^(?P<kind>[a-z]+)_fraud_labels_(?P<window>30d|lifetime)$")
 
 
+_LABEL_TEXTS: dict[str, Callable[[float], str]] = {
+    "seller_fraud_rate_7d": lambda v: (
+        f"{v:.1%} of the seller's orders of the last 7 days were reported as fraud"
+    ),
+    "seller_fraud_rate_30d": lambda v: (
+        f"{v:.1%} of the seller's orders of the last 30 days were reported as fraud"
+    ),
+    "seller_loss_rate_30d": lambda v: (
+        f"{v:.1%} of the seller's parcels of the last 30 days were reported lost"
+    ),
+    "address_losses_30d": lambda v: (
+        f"Parcels to this shipping address were reported lost {_n(v)} times in 30 days"
+    ),
+    "buyer_losses_30d": lambda v: f"The buyer reported {_n(v)} parcels lost or not received in 30 days",
+}
+
+
 def _label_sentence(feature: str, v: float) -> str | None:
-    texts = {
-        "seller_fraud_rate_7d": f"{v:.1%} of the seller's orders of the last 7 days were reported as fraud",
-        "seller_fraud_rate_30d": f"{v:.1%} of the seller's orders of the last 30 days were reported as fraud",
-        "seller_loss_rate_30d": f"{v:.1%} of the seller's parcels of the last 30 days were reported lost",
-        "address_losses_30d": f"Parcels to this shipping address were reported lost {_n(v)} times in 30 days",
-        "buyer_losses_30d": f"The buyer reported {_n(v)} parcels lost or not received in 30 days",
-    }
-    if feature in texts:
-        return texts[feature]
+    text = _LABEL_TEXTS.get(feature)
+    if text is not None:
+        return text(v)
     m = _LABEL_FEATURE.match(feature)
     if not m or m["kind"] not in _WHO:
         return None

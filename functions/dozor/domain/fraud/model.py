@@ -20,7 +20,7 @@ import numpy as np
 
 from dozor.domain.errors import ModelMismatchError
 from dozor.domain.fraud.features import FEATURE_NAMES
-from dozor.domain.trees import TreeEnsemble, load_artifact_trees
+from dozor.domain.trees import Evaluation, TreeEnsemble, load_artifact_trees
 
 PACKAGED_MODEL_DIR = Path(__file__).resolve().parents[2] / "model"
 
@@ -54,6 +54,9 @@ class FraudModel:
         calibration = metadata["calibration"]
         self._cal_x = np.asarray(calibration["x"], dtype=np.float64)
         self._cal_y = np.asarray(calibration["y"], dtype=np.float64)
+        # The last rows evaluated (their bytes) and what the walk gave: scoring asks for the scores
+        # and then the contributions of the same rows, which one walk answers.
+        self._last: tuple[bytes, Evaluation] | None = None
 
     @classmethod
     def load(cls, directory: Path = PACKAGED_MODEL_DIR) -> FraudModel:
@@ -63,7 +66,7 @@ class FraudModel:
 
     def raw_scores(self, rows: np.ndarray) -> np.ndarray:
         """Uncalibrated probabilities of a 2-D float32 matrix (the booster's ``inplace_predict``)."""
-        return self.trees.predict(rows)
+        return self.trees.output(self._evaluate(rows).margin)
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         calibrated = np.asarray(np.interp(raw, self._cal_x, self._cal_y), dtype=np.float64)
@@ -79,9 +82,23 @@ class FraudModel:
         Saabas path contributions, as XGBoost's ``approx_contribs``: what a reviewer needs is the
         ranking, and they come from the same walk of the trees as the score.
         """
-        return self.trees.evaluate(rows).contributions[:, :-1]
+        return self._evaluate(rows).contributions[:, :-1]
 
     def scores_and_contributions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`scores` and `contributions` of the same rows from one walk of the trees."""
-        evaluation = self.trees.evaluate(rows)
+        evaluation = self._evaluate(rows)
         return self.calibrate(self.trees.output(evaluation.margin)), evaluation.contributions[:, :-1]
+
+    def _evaluate(self, rows: np.ndarray) -> Evaluation:
+        x = np.ascontiguousarray(rows, dtype=np.float32)
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+        key = x.shape[0].to_bytes(4, "little") + x.tobytes()
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        evaluation = self.trees.evaluate(x)
+        evaluation.margin.flags.writeable = False
+        evaluation.contributions.flags.writeable = False
+        self._last = (key, evaluation)
+        return evaluation
