@@ -6,7 +6,7 @@
 Writes ``lanes.{html,csv,json}`` (the marketplace) and ``seller-<id>.{html,csv,json}`` for each
 `--seller`. From the live tables: `dozor export-history --out h/` first (orders and labels; without
 a shipments file the parcel figures are empty and the carrier is ``unknown``). `--publish` puts the
-marketplace report with every seller's own view into the model bucket (`reports/lanes/latest.json`),
+marketplace report (`reports/lanes/latest.json`) and every seller's own view into the model bucket,
 which `GET /v1/lanes` and `GET /v1/lanes/sellers/{seller_id}` serve.
 """
 
@@ -17,12 +17,13 @@ import json
 import os
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from dozor.domain.parcels.lanes import LaneDeadlines
 from dozor_training.history import HistoryError, UnsupportedFormatError
 from dozor_training.parcels.lanes_html import write_lane_report
-from dozor_training.parcels.lanes_report import all_sellers, build_report, read_rows
+from dozor_training.parcels.lanes_report import LaneReport, all_sellers, build_report, read_rows
 
 INPUT_ERROR = 2
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -71,16 +72,18 @@ def report_command(args: argparse.Namespace) -> int:
         "overall": report.marketplace["overall"],
     }
     if args.publish:
-        summary["published"] = publish(report.document(), args.bucket, args.endpoint_url)
+        summary["published"] = publish(report, args.bucket, args.endpoint_url)
     print(json.dumps(summary, indent=2))
     return 0
 
 
-def publish(document: dict[str, object], bucket: str, endpoint_url: str | None = None) -> list[str]:
+def publish(report: LaneReport, bucket: str, endpoint_url: str | None = None) -> list[str]:
+    """Put the report into the bucket as one generation (named by when it was made); the keys written."""
     import boto3  # noqa: PLC0415 - only --publish pays for it
 
     from dozor.adapters.s3_reports import S3LaneReports  # noqa: PLC0415
 
-    dated = str(document["generated_at"]).replace(":", "").replace("+0000", "Z")
-    keys = S3LaneReports(boto3.client("s3", endpoint_url=endpoint_url), bucket).publish(document, dated)
+    generation = datetime.fromisoformat(report.marketplace["generated_at"]).strftime("%Y%m%dT%H%M%SZ")
+    client = boto3.client("s3", endpoint_url=endpoint_url)
+    keys = S3LaneReports(client, bucket).publish(report.marketplace, report.sellers, generation)
     return [f"s3://{bucket}/{k}" for k in keys]

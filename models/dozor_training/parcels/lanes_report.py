@@ -302,10 +302,6 @@ class LaneReport:
     marketplace: dict[str, Any]
     sellers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def document(self) -> dict[str, Any]:
-        """What is published for the API: the marketplace report and every seller's own view."""
-        return {**self.marketplace, "sellers": self.sellers}
-
 
 def marketplace_report(rows: Sequence[LaneRow], generated_at: datetime | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {

@@ -81,9 +81,11 @@ def get(
     return response["statusCode"], body
 
 
-def sellers_in(history: dict[str, Path]) -> set[str]:
+def sellers_in(history: dict[str, Path], shipped: bool = False) -> set[str]:
+    """Every seller of the orders file (with `shipped`, those who shipped a parcel)."""
     with history["orders"].open() as f:
-        return {json.loads(line)["seller"]["id"] for line in f}
+        orders = [json.loads(line) for line in f]
+    return {o["seller"]["id"] for o in orders if not shipped or (o.get("shipping") or {}).get("region")}
 
 
 def test_the_marketplace_route_serves_the_published_report_without_sellers_views(
@@ -92,12 +94,16 @@ def test_the_marketplace_route_serves_the_published_report_without_sellers_views
     summary = publish(history, tmp_path, capsys)
     assert f"s3://{BUCKET}/{LANES_PREFIX}{LATEST}" in summary["published"]
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=LANES_PREFIX)["Contents"]}
-    assert len(keys) == 2  # latest.json and the dated copy
+    # latest.json, and one generation: its marketplace report and one view per seller
+    assert len(keys) == len(summary["published"])
+    assert (
+        len([k for k in keys if "/sellers/" in k]) == len(sellers_in(history, shipped=True)) == len(keys) - 2
+    )
 
     status, body = get("/v1/lanes")
     assert status == 200
     written = json.loads((tmp_path / "lanes.json").read_text())
-    assert body == written  # the same figures as the files
+    assert body.pop("generation") and body == written  # the same figures as the files
     assert "sellers" not in body
     text = json.dumps(body)
     assert not [s for s in sellers_in(history) if s in text]
@@ -138,7 +144,7 @@ def test_a_broken_report_is_a_422_not_a_crash(s3: Any) -> None:
     assert status == 422
 
 
-def test_the_function_reads_only_the_published_report_behind_the_apis_authorization() -> None:
+def test_the_function_reads_only_the_published_reports_behind_the_apis_authorization() -> None:
     template = load_template(ROOT / "template.yaml")
     function = template["Resources"]["LaneReportFunction"]["Properties"]
     assert function["Handler"] == "dozor.handlers.parcels.lane_report.lambda_handler"
@@ -150,7 +156,7 @@ def test_the_function_reads_only_the_published_report_behind_the_apis_authorizat
         assert paths[path]["get"]["security"] == paths["/v1/orders/score"]["post"]["security"]
     (statement,) = [s for p in function["Policies"] for s in p["Statement"]]
     assert statement["Action"] == "s3:GetObject"
-    assert statement["Resource"] == {"Fn::Sub": "${ModelBucket.Arn}/" + LANES_PREFIX + LATEST}
+    assert statement["Resource"] == {"Fn::Sub": "${ModelBucket.Arn}/" + LANES_PREFIX + "*"}
 
 
 def test_a_token_scoped_to_a_seller_reads_that_sellers_view_alone(

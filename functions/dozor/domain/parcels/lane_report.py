@@ -1,9 +1,9 @@
 """The published lane report, as the API serves it: the marketplace's figures or one seller's view.
 
-The document is what `dozor lanes report --publish` wrote (`dozor_training.parcels.lanes_report`):
-the marketplace report with a ``sellers`` map of each seller's own view. The marketplace view never
-carries the map; a seller's view is that seller's entry alone, so no answer holds another
-seller's figures.
+`dozor lanes report --publish` stores the marketplace report and, beside it, each seller's own view
+as a separate document (`dozor_training.parcels.lanes_report`), all of one generation: a request
+reads the marketplace document and at most the one seller's view it answers with, so no answer
+holds another seller's figures and none depends on how many sellers there are.
 
 A caller may be scoped to one seller (a merchant's token naming its seller): it gets that seller's
 view and nothing else, neither another seller's view nor the marketplace's (whose thin lanes can
@@ -18,36 +18,39 @@ from typing import Any, Protocol
 
 from dozor.domain.errors import InvalidInputError, NotFoundError
 
-SELLERS = "sellers"
+GENERATION = "generation"  # the marketplace document's key naming the generation its views belong to
 
 
 class LaneReports(Protocol):
     def latest(self) -> Mapping[str, Any]:
-        """The last published report document; NotFoundError when none was published."""
+        """The last published marketplace document; NotFoundError when none was published."""
+        ...
+
+    def seller(self, generation: str, seller_id: str) -> Mapping[str, Any]:
+        """One seller's view of a generation; NotFoundError when that seller has none."""
         ...
 
 
-def marketplace_view(document: Mapping[str, Any], caller_seller: str | None = None) -> dict[str, Any]:
+def marketplace_view(reports: LaneReports, caller_seller: str | None = None) -> dict[str, Any]:
     if caller_seller is not None:
         raise NotFoundError(
             f"the marketplace's lane report is not for sellers; see /v1/lanes/sellers/{caller_seller}"
         )
-    _check(document)
-    return {key: value for key, value in document.items() if key != SELLERS}
+    return dict(_marketplace(reports))
 
 
-def seller_view(
-    document: Mapping[str, Any], seller_id: str, caller_seller: str | None = None
-) -> dict[str, Any]:
+def seller_view(reports: LaneReports, seller_id: str, caller_seller: str | None = None) -> dict[str, Any]:
     if caller_seller is not None and caller_seller != seller_id:
         raise NotFoundError(f"no lane report for seller {seller_id}")
-    _check(document)
-    view = document.get(SELLERS, {}).get(seller_id)
-    if not isinstance(view, Mapping) or view.get("seller_id") != seller_id:
-        raise NotFoundError(f"no lane report for seller {seller_id}")
+    document = _marketplace(reports)
+    view = reports.seller(str(document[GENERATION]), seller_id)
+    if view.get("view") != "seller" or view.get("seller_id") != seller_id:
+        raise InvalidInputError(f"the stored lane report of seller {seller_id} is not theirs")
     return dict(view)
 
 
-def _check(document: Mapping[str, Any]) -> None:
-    if document.get("view") != "marketplace" or not isinstance(document.get(SELLERS, {}), Mapping):
+def _marketplace(reports: LaneReports) -> Mapping[str, Any]:
+    document = reports.latest()
+    if document.get("view") != "marketplace" or not isinstance(document.get(GENERATION), str):
         raise InvalidInputError("the stored lane report is not a marketplace lane report")
+    return document

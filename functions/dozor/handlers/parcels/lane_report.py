@@ -3,9 +3,10 @@
 GET /v1/lanes                        the marketplace's figures (no seller's own view)
 GET /v1/lanes/sellers/{seller_id}    one seller's lanes beside the marketplace's
 
-Both read the report `dozor lanes report --publish` put in the model bucket; the API's default
-authorizer guards them. A JWT carrying a `seller_id` claim scopes the caller to that seller: its
-own view only (`dozor.domain.parcels.lane_report`). Errors are the one body of `http_errors`.
+Both read the report `dozor lanes report --publish` put in the model bucket (one object per
+seller); the API's default authorizer guards them. A JWT carrying a `seller_id` claim scopes the
+caller to that seller: its own view only (`dozor.domain.parcels.lane_report`). Errors are the
+one body of `http_errors`.
 """
 
 from __future__ import annotations
@@ -46,14 +47,14 @@ def caller_seller() -> str | None:
 
 @app.get("/v1/lanes")
 def marketplace() -> dict[str, Any]:
-    return marketplace_view(lane_reports().latest(), caller_seller())
+    return marketplace_view(lane_reports(), caller_seller())
 
 
 @app.get("/v1/lanes/sellers/<seller_id>")
 def seller(seller_id: str) -> dict[str, Any]:
     if not 0 < len(seller_id) <= MAX_SELLER_ID:
         raise InvalidInputError("seller_id must be 1 to 128 characters")
-    return seller_view(lane_reports().latest(), seller_id, caller_seller())
+    return seller_view(lane_reports(), seller_id, caller_seller())
 
 
 @app.not_found
