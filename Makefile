@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml |
 DAYS    ?= 5
 SEED    ?= 7
 
-.PHONY: install lint test test-fast demo bench build train lock clean train-parcels serve test-e2e bench-gateway mutate
+.PHONY: install lint test test-fast demo bench bench-scoring build train lock clean train-parcels serve test-e2e bench-gateway mutate
 
 install: $(STAMP)
 
@@ -47,8 +47,10 @@ bench-gateway: install
 
 BENCH_ORDERS ?= 1000000
 
-bench: install  ## scoring path vs inplace_predict; then `dozor train` on BENCH_ORDERS simulated orders
+bench-scoring: install  ## scoring path, batch, cold start and DynamoDB writes as ratios (BENCHMARKS.md); last line is JSON
 	$(BIN)/python -m dozor_training.fraud.bench
+
+bench: bench-scoring  ## bench-scoring; then `dozor train` on BENCH_ORDERS simulated orders, then the deploy
 	$(BIN)/python -m dozor_training.fraud.bench_train --orders $(BENCH_ORDERS)
 	$(BIN)/python -m dozor_local.bench_deploy
 

@@ -1,18 +1,27 @@
-"""Benchmarks, as ratios against a floor measured in the same run (`make bench`).
+"""Benchmarks, as ratios against a floor measured in the same run (`make bench-scoring`).
 
-1. Scoring path: validate + features + predict + explain + rules + decide for one order, no AWS
-   I/O, against a bare ``booster.inplace_predict`` on the same feature row.
-2. The same path for a batch of 10 (the order-events function), per order.
-3. Training replay: feature rows per order through the in-memory store.
+1. Scoring path: validate + features + trees + explain + rules + decide for one order, no AWS
+   I/O (the in-memory store), against a bare xgboost ``booster.inplace_predict`` on the same
+   feature row (what serving called before the NumPy evaluator).
+2. The same path for a batch of 10 (the order-events function), per order, against the single path.
+3. Cold start: a fresh interpreter importing the ScoreOrder handler and loading the packaged model,
+   against one importing boto3; both in Lambda's environment (powertools' X-Ray tracer on), and
+   again with POWERTOOLS_TRACE_DISABLED, interleaved, medians.
+4. DynamoDB writes of a scored order on moto: items and billed write units (`bench_writes`).
+5. Training replay: feature rows per order through the in-memory store.
 
 CPU time per call (thread time), medians over interleaved runs so machine noise hits both sides.
+The last line printed is one JSON object with every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -26,8 +35,18 @@ from dozor.domain.contracts import Order
 from dozor.domain.fraud.model import PACKAGED_MODEL_DIR, FraudModel
 from dozor.domain.fraud.scoring import OrderScoring, ScoredOrder
 from dozor.domain.privacy import PiiHasher
+from dozor_training.fraud import bench_writes
 from dozor_training.fraud.replay import replay
 from dozor_training.fraud.simulator import SimulationConfig, simulate
+
+COLD_BASE = "import boto3"
+COLD_HANDLER = (
+    "import dozor.handlers.fraud.score_order\n"
+    "from dozor.domain.fraud.model import FraudModel\n"
+    "FraudModel.load()"
+)
+LAMBDA_ENV = {"LAMBDA_TASK_ROOT": "/var/task", "AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1"}
+TRAINING_ONLY = ("xgboost", "scipy", "sklearn", "matplotlib", "pyarrow", "moto")
 
 
 def _cpu(fn: Callable[[], object]) -> float:
@@ -36,7 +55,9 @@ def _cpu(fn: Callable[[], object]) -> float:
     return (time.thread_time_ns() - start) / 1e3
 
 
-def run(days: int, orders_per_day: int, samples: int) -> dict[str, float]:
+def scoring_path(
+    days: int, orders_per_day: int, samples: int
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
     history = simulate(SimulationConfig(days=days, seed=11, orders_per_day=orders_per_day))
     payloads = [s.order for s in history]
     warm, probe = payloads[:-samples], payloads[-samples:]
@@ -47,7 +68,8 @@ def run(days: int, orders_per_day: int, samples: int) -> dict[str, float]:
     store = InMemoryDecisionStore()
     scoring = OrderScoring(store, CollectingReviewQueue(), model, PiiHasher(b"bench"))
     for start in range(0, len(warm), 10):  # a realistic feature store behind the probe orders
-        for scored in scoring.prepare([Order.model_validate(p) for p in warm[start : start + 10]]):
+        batch = [Order.model_validate(p) for p in warm[start : start + 10]]
+        for scored in scoring.prepare(batch, within_budget=False):
             scoring.commit(scored)
 
     def score(payloads: list[dict[str, Any]]) -> list[ScoredOrder]:
@@ -68,17 +90,57 @@ def run(days: int, orders_per_day: int, samples: int) -> dict[str, float]:
     replay(replay_orders)
     replay_us = (time.process_time() - started) / len(replay_orders) * 1e6
 
-    path, floor = statistics.median(path_us), statistics.median(floor_us)
-    return {
+    path, floor, batch = statistics.median(path_us), statistics.median(floor_us), statistics.median(batch_us)
+    figures = {
         "orders_in_store": len(warm),
         "samples": len(probe),
         "scoring_path_us_median": round(path, 1),
         "inplace_predict_us_median": round(floor, 1),
         "ratio_path_to_inplace_predict": round(path / floor, 2),
         "ratio_median_of_pairs": round(float(np.median(np.array(path_us) / np.array(floor_us))), 2),
-        "batch10_path_us_per_order": round(statistics.median(batch_us), 1),
+        "batch10_path_us_per_order": round(batch, 1),
+        "batch10_ratio_to_single_path": round(batch / path, 2),
+        "batch10_ratio_to_inplace_predict": round(batch / floor, 2),
         "replay_us_per_order": round(replay_us, 1),
         "model_trees": model.trees.num_trees,
+    }
+    return figures, probe
+
+
+def _seconds(code: str, env: dict[str, str]) -> tuple[float, list[str]]:
+    """Wall time of `code` in a fresh interpreter, and the top-level modules it left loaded."""
+    program = (
+        "import sys, time\nstarted = time.perf_counter()\n"
+        + code
+        + "\nelapsed = time.perf_counter() - started\n"
+        "print(elapsed, *sorted({m.partition('.')[0] for m in sys.modules}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env={**os.environ, **env}, check=True
+    )
+    first, *modules = done.stdout.split()
+    return float(first), modules
+
+
+def cold_start(repeats: int) -> dict[str, Any]:
+    traced: list[float] = []
+    untraced: list[float] = []
+    base: list[float] = []
+    loaded: set[str] = set()
+    for _ in range(repeats):  # interleaved: machine noise hits all three alike
+        base.append(_seconds(COLD_BASE, LAMBDA_ENV)[0])
+        seconds, modules = _seconds(COLD_HANDLER, LAMBDA_ENV)
+        traced.append(seconds)
+        loaded |= set(modules)
+        untraced.append(_seconds(COLD_HANDLER, LAMBDA_ENV | {"POWERTOOLS_TRACE_DISABLED": "true"})[0])
+    boto3_s = statistics.median(base)
+    return {
+        "cold_import_boto3_ms": round(boto3_s * 1e3),
+        "cold_init_ms": round(statistics.median(traced) * 1e3),
+        "cold_init_ratio_to_boto3": round(statistics.median(traced) / boto3_s, 2),
+        "cold_init_trace_disabled_ms": round(statistics.median(untraced) * 1e3),
+        "cold_init_trace_disabled_ratio_to_boto3": round(statistics.median(untraced) / boto3_s, 2),
+        "cold_training_only_modules_loaded": sorted(loaded & set(TRAINING_ONLY)),
     }
 
 
@@ -86,11 +148,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--days", type=int, default=10)
-    parser.add_argument("--orders-per-day", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=8)
+    parser.add_argument("--orders-per-day", type=int, default=1500)
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--cold-repeats", type=int, default=7)
+    parser.add_argument("--written-orders", type=int, default=40)
     args = parser.parse_args()
-    print(json.dumps(run(args.days, args.orders_per_day, args.samples), indent=2))
+    started = time.perf_counter()
+    figures, probe = scoring_path(args.days, args.orders_per_day, args.samples)
+    figures |= cold_start(args.cold_repeats)
+    figures |= bench_writes.measure(probe[: args.written_orders])
+    figures["bench_seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
