@@ -6,6 +6,9 @@ UV      := $(BIN)/uv
 STAMP   := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 DAYS    ?= 5
 SEED    ?= 7
+SAM     ?= sam
+# checkov pins packaging<24, which pytest 9 cannot share a venv with: it runs in uv's own tool env.
+CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
 
 .PHONY: install lint test test-fast demo bench bench-scoring build train lock clean train-parcels serve test-e2e bench-gateway mutate
 
@@ -26,6 +29,15 @@ lint: install  ## ruff, formatting, mypy --strict, and the layering contracts of
 	$(BIN)/ruff format --check functions models infra tests
 	$(BIN)/mypy functions models infra
 	$(BIN)/lint-imports
+	$(MAKE) --no-print-directory validate
+
+validate: install  ## the template: cfn-lint, checkov (skips justified in its Metadata), sam validate --lint if sam is installed
+	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download \
+		--skip-check "$$($(BIN)/python -c "from dozor_local.sam import load_template as t; print(','.join(t('template.yaml')['Metadata']['CheckovSkips']))")"
+	@if command -v $(SAM) >/dev/null; then \
+		AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=eu-central-1 $(SAM) validate --lint; \
+	else echo "sam not installed: cfn-lint above, and tests/integration/local/test_deploy_template.py translate the template offline"; fi
 
 test: install
 	$(BIN)/pytest -n 2 -q
@@ -62,6 +74,12 @@ train-parcels: install
 
 build: install
 	bash infra/build_layer.sh
+
+# PARAMS="JwtIssuer=https://... JwtAudience=checkout" for JWT mode; STACK=<name> for another stack.
+deploy: build  ## build the layer, sam build, sam deploy (samconfig.toml, --resolve-s3); needs AWS credentials
+	@command -v $(SAM) >/dev/null || { echo "sam not found: pip install aws-sam-cli==1.170.0 (or AWS's installer)" >&2; exit 1; }
+	$(SAM) build
+	$(SAM) deploy --resolve-s3 $(if $(STACK),--stack-name $(STACK)) $(if $(PARAMS),--parameter-overrides $(PARAMS))
 
 mutate: install  ## mutation check (mutmut, one worker, nice 19; not in CI): the domain, then the SQS handlers
 	bash tests/mutation/run.sh domain
