@@ -68,3 +68,11 @@ class ShipmentSettings(BaseSettings):
     sweep_reserve_seconds: float = 10.0
     # How often the sweeper re-scores a parcel that stays overdue.
     rescore_every_hours: float = 6.0
+
+
+class QuarantineSettings(BaseSettings):
+    """Where the queue functions put masked copies of permanently invalid records."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    quarantine_queue_url: str | None = None

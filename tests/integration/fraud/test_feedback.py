@@ -108,13 +108,14 @@ def test_feedback_for_an_unknown_order_or_a_parcel_is_stored_without_counting(la
     assert subjects == ["order#never-scored", "parcel#p-9"]
 
 
-def test_a_poison_feedback_message_fails_alone(labelled: Stack) -> None:
+def test_a_poison_feedback_message_is_quarantined_alone(labelled: Stack) -> None:
     score(labelled, make_order("o-1"))
     event_bodies = [json.dumps(chargeback("o-1", 5)), "{not json", json.dumps({"kind": "chargeback"})]
     event = sqs_event(event_bodies)
     result = feedback.lambda_handler(event, labelled.context)
-    failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
-    assert failed == {event["Records"][1]["messageId"], event["Records"][2]["messageId"]}
+    assert result["batchItemFailures"] == []  # both quarantined, masked, with their reasons
+    quarantined = labelled.drain("QuarantineQueue")
+    assert [q["message_id"] for q in quarantined] == [r["messageId"] for r in event["Records"][1:]]
     assert [i["kind"] for i in labels_table(labelled) if "kind" in i] == ["chargeback"]
 
 

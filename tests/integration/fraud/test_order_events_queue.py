@@ -11,7 +11,7 @@ from dozor_local.event_source import deliver_once
 from tests.helpers.aws_stack import Stack, make_order
 
 
-def test_poison_event_ends_in_dlq_and_good_events_are_processed_once(stack: Stack) -> None:
+def test_poison_event_is_quarantined_and_good_events_are_processed_once(stack: Stack) -> None:
     # Given a queue holding four good orders and one that can never be scored
     sqs = boto3.client("sqs")
     queue, dlq = stack.local.queue_url("OrderEventsQueue"), stack.local.queue_url("OrderEventsDLQ")
@@ -28,11 +28,36 @@ def test_poison_event_ends_in_dlq_and_good_events_are_processed_once(stack: Stac
             break
         deliveries.append(delivery)
 
-    # Then the good orders were decided once, and the poison record was retried up to
-    # maxReceiveCount and moved to the DLQ by the queue's redrive policy
+    # Then the good orders were decided once, and the poison record was acknowledged at once:
+    # not redelivered, not in the DLQ, but quarantined with its reason
     assert stack.decision_count() == 4
-    assert deliveries[0].received == 5 and len(deliveries[0].failed) == 1
-    assert all(d.received == 1 for d in deliveries[1:])
-    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
-    assert [json.loads(m["Body"])["order_id"] for m in dead] == ["o-poison"]
+    assert [(d.received, len(d.failed)) for d in deliveries] == [(5, 0)]
+    assert sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", []) == []
+    quarantined = stack.drain("QuarantineQueue")
+    assert [q["masked"]["order_id"] for q in quarantined] == ["o-poison"]
+    assert "created_at" in quarantined[0]["reason"]
     assert stack.feature_item("seller#s-shenzhen-42", "P")["orders"] == 4
+
+
+def test_a_transient_failure_still_redrives_to_the_dlq(stack: Stack) -> None:
+    sqs = boto3.client("sqs")
+    queue, dlq = stack.local.queue_url("OrderEventsQueue"), stack.local.queue_url("OrderEventsDLQ")
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(make_order("o-9100")))
+
+    def unavailable(**_: object) -> tuple[object, dict]:
+        error = {"Error": {"Code": "InternalServerError", "Message": "down"}}
+        return type("Response", (), {"status_code": 500, "headers": {}})(), error
+
+    session = boto3._get_default_session()
+    session.events.register_first("before-call.dynamodb.BatchGetItem", unavailable)
+    try:
+        for _ in range(5):
+            if not deliver_once(
+                sqs, queue, order_events.lambda_handler, stack.context, visibility_timeout=0
+            ).received:
+                break
+    finally:
+        session.events.unregister("before-call.dynamodb.BatchGetItem", unavailable)
+    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["order_id"] for m in dead] == ["o-9100"]
+    assert stack.drain("QuarantineQueue") == []

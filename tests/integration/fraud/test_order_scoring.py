@@ -142,13 +142,14 @@ def test_openapi_document_lists_the_routes(stack: Stack) -> None:
     assert "Order" in json.dumps(doc["components"])
 
 
-def test_batch_with_poison_record_reports_only_it(stack: Stack) -> None:
+def test_batch_with_poison_record_quarantines_only_it(stack: Stack) -> None:
     bodies = [json.dumps(make_order(f"o-60{i}", minutes_later=i)) for i in range(4)]
     bodies.insert(2, '{"order_id": "o-poison", "amount": "lots"}')
     event = sqs_event(bodies)
     result = order_events.lambda_handler(event, stack.context)
-    failed = [f["itemIdentifier"] for f in result["batchItemFailures"]]
-    assert failed == [event["Records"][2]["messageId"]]
+    assert result["batchItemFailures"] == []
+    quarantined = stack.drain("QuarantineQueue")
+    assert [q["message_id"] for q in quarantined] == [event["Records"][2]["messageId"]]
     assert stack.decision_count() == 4
 
 

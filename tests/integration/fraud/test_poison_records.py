@@ -2,8 +2,9 @@
 
 Each batch holds valid records and one poison record of each kind: a body that is not JSON, a
 body that is not the contract, dates at datetime's edges (years 1 and 9999) and a day ahead of
-now, an order the model cannot score, an order whose write the store refuses. Only the poison
-records are reported; their batch-mates are decided (or recorded) exactly once.
+now, an order the model cannot score, an order whose write the store refuses. Their batch-mates
+are decided (or recorded) exactly once. Records that can never be processed are quarantined
+(a masked copy with the reason; the record is acknowledged); the others fail and are redelivered.
 """
 
 from __future__ import annotations
@@ -42,14 +43,22 @@ def _failed(result: dict[str, Any]) -> list[str]:
     return [f["itemIdentifier"] for f in result["batchItemFailures"]]
 
 
-def test_each_poison_order_fails_alone_and_its_batch_mates_are_decided_once(stack: Stack) -> None:
+def test_each_poison_order_is_quarantined_alone_and_its_batch_mates_are_decided_once(stack: Stack) -> None:
     bodies = [json.dumps(make_order(f"o-50{i}", minutes_later=i)) for i in range(4)]
     bodies += list(ORDER_POISONS.values())
     event = sqs_event(bodies)
     failed = _failed(order_events.lambda_handler(event, stack.context))
-    assert failed == [r["messageId"] for r in event["Records"][4:]]
+    assert failed == []
     assert stack.decision_count() == 4
     assert stack.feature_item("seller#s-shenzhen-42", "P")["orders"] == 4
+    quarantined = stack.drain("QuarantineQueue")
+    assert [q["message_id"] for q in quarantined] == [r["messageId"] for r in event["Records"][4:]]
+    assert all(q["source"] == "order-events" and q["reason"] for q in quarantined)
+    assert "created_at" in quarantined[2]["reason"] and "year 1 " in quarantined[2]["reason"]
+    text = json.dumps(quarantined)
+    for personal in ("yandex.ru", "+7916", "95.165.10.20", "Tverskaya", "fp-4f2a9c"):
+        assert personal not in text
+    assert quarantined[0]["masked"]["not_json"] is True
 
 
 def _fail_for(order_id: str, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,7 +114,7 @@ FEEDBACK_POISONS: dict[str, str] = {
 }
 
 
-def test_each_poison_feedback_fails_alone(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_poison_feedback_is_quarantined_alone(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABELS_TABLE_NAME", stack.table("LabelsTable"))
     feedback_recorder.cache_clear()
     now = datetime.now(UTC).isoformat()
@@ -117,6 +126,9 @@ def test_each_poison_feedback_fails_alone(stack: Stack, monkeypatch: pytest.Monk
         failed = _failed(feedback.lambda_handler(event, stack.context))
     finally:
         feedback_recorder.cache_clear()
-    assert failed == [r["messageId"] for r in event["Records"][3:]]
+    assert failed == []
+    assert [q["message_id"] for q in stack.drain("QuarantineQueue")] == [
+        r["messageId"] for r in event["Records"][3:]
+    ]
     labels = boto3.client("dynamodb").scan(TableName=stack.table("LabelsTable"), Select="COUNT")["Count"]
     assert labels == 3

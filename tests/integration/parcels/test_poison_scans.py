@@ -1,8 +1,8 @@
 """Poison isolation in ShipmentEventsFunction: whatever breaks one scan fails its record alone.
 
 A batch of valid scans for two parcels plus one poison of each kind (not JSON, not a scan, dates
-at datetime's edges and a week ahead, a parcel whose save the store refuses): only the poison
-records are reported, and the valid parcels are built once (their scans applied, not redriven).
+at datetime's edges and a week ahead, a parcel whose save the store refuses): the invalid ones are
+quarantined, the broken save fails, and the valid parcels are built once (their scans applied, not redriven).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _failed(result: dict[str, Any]) -> list[str]:
     return [f["itemIdentifier"] for f in result["batchItemFailures"]]
 
 
-def test_each_poison_scan_fails_alone_and_valid_parcels_are_built(parcel_stack: ParcelStack) -> None:
+def test_each_poison_scan_is_quarantined_alone_and_valid_parcels_are_built(parcel_stack: ParcelStack) -> None:
     good = [
         scan("LP-G1", "INFO_RECEIVED", hours_ago(30)),
         scan("LP-G1", "IN_TRANSIT", hours_ago(20)),
@@ -44,7 +44,10 @@ def test_each_poison_scan_fails_alone_and_valid_parcels_are_built(parcel_stack: 
     ]
     event = sqs_event([json.dumps(s) for s in good] + list(POISONS.values()))
     failed = _failed(shipment_events.lambda_handler(event, parcel_stack.context()))
-    assert failed == [r["messageId"] for r in event["Records"][3:]]
+    assert failed == []
+    quarantined = [m["body"] for m in parcel_stack.drain("QuarantineQueue")]
+    assert [q["message_id"] for q in quarantined] == [r["messageId"] for r in event["Records"][3:]]
+    assert quarantined[2]["masked"]["location"]["facility"] == "***"
     assert parcel_stack.parcel("LP-G1")["status"] == "IN_TRANSIT"
     assert parcel_stack.parcel("LP-G2")["status"] == "INFO_RECEIVED"
 

@@ -36,7 +36,7 @@ def _handle(stack: ParcelStack, event: dict[str, Any]) -> list[str]:
     return [f["itemIdentifier"] for f in result["batchItemFailures"]]
 
 
-def test_sample_batch_builds_the_parcel_whatever_the_order_and_reports_only_the_poison_record(
+def test_sample_batch_builds_the_parcel_whatever_the_order_and_quarantines_the_poison_record(
     parcel_stack: ParcelStack,
 ) -> None:
     # Given the sample batch: scans out of order, one sent twice, an EXCEPTION, one malformed record
@@ -46,8 +46,9 @@ def test_sample_batch_builds_the_parcel_whatever_the_order_and_reports_only_the_
     # When the function handles it
     failures = _handle(parcel_stack, event)
 
-    # Then only the malformed record is reported; the parcel is in customs with three distinct scans
-    assert failures == [poison]
+    # Then the malformed record is quarantined (not failed); the parcel is in customs with three scans
+    assert failures == []
+    assert [q["body"]["message_id"] for q in parcel_stack.drain("QuarantineQueue")] == [poison]
     parcel = parcel_stack.parcel("LP00712345678RU")
     assert parcel["status"] == "CUSTOMS"
     assert [s["event_id"] for s in parcel["scans"]] == ["cn-scan-0001", "cn-scan-0002", "cn-scan-0003"]
@@ -87,7 +88,7 @@ def test_a_replayed_batch_changes_nothing_and_raises_no_second_alert(parcel_stac
     assert first
 
 
-def test_poison_scan_ends_in_the_dlq_and_good_scans_are_applied_once(parcel_stack: ParcelStack) -> None:
+def test_poison_scan_is_quarantined_and_good_scans_are_applied_once(parcel_stack: ParcelStack) -> None:
     # Given a queue holding four scans of one parcel and one record that is not a scan
     sqs = boto3.client("sqs")
     queue = parcel_stack.local.queue_url("ShipmentEventsQueue")
@@ -110,13 +111,15 @@ def test_poison_scan_ends_in_the_dlq_and_good_scans_are_applied_once(parcel_stac
             break
         deliveries.append(delivery)
 
-    # Then the parcel went through its four scans once, and the poison record is in the DLQ
+    # Then the parcel went through its four scans once, and the poison record is quarantined
+    # (acknowledged, masked, with its reason), not redelivered into the DLQ
     parcel = parcel_stack.parcel("LP-1")
     assert parcel["status"] == "OUT_FOR_DELIVERY" and len(parcel["scans"]) == 4
     assert parcel["version"] == 1  # one batch, one write
-    assert deliveries[0].received == 5 and len(deliveries[0].failed) == 1
-    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
-    assert [json.loads(m["Body"]) for m in dead] == [{"parcel_id": "LP-1", "status": "IN_TRANSIT"}]
+    assert [(d.received, len(d.failed)) for d in deliveries] == [(5, 0)]
+    assert sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", []) == []
+    quarantined = [m["body"] for m in parcel_stack.drain("QuarantineQueue")]
+    assert [q["masked"] for q in quarantined] == [{"parcel_id": "LP-1", "status": "IN_TRANSIT"}]
 
 
 def test_a_concurrent_write_between_read_and_write_is_re_read_and_both_scans_survive(
@@ -218,7 +221,7 @@ def test_a_new_parcel_keeps_its_orders_fraud_score_read_in_one_batch(parcel_stac
     assert dynamodb_calls == ["BatchGetItem", "UpdateItem", "BatchGetItem", "UpdateItem", "UpdateItem"]
 
 
-def test_invoked_as_dozor_invoke_does_it_reports_exactly_the_malformed_sample_record(
+def test_invoked_as_dozor_invoke_does_it_quarantines_exactly_the_malformed_sample_record(
     parcel_stack: ParcelStack, parcel_model_dir: Path
 ) -> None:
     event = json.loads((EVENTS / "sqs_shipment_events.json").read_text())
@@ -232,7 +235,9 @@ def test_invoked_as_dozor_invoke_does_it_reports_exactly_the_malformed_sample_re
     )
 
     assert invocation.ok, invocation.error
-    assert invocation.result == {"batchItemFailures": [{"itemIdentifier": event["Records"][-1]["messageId"]}]}
+    assert invocation.result == {"batchItemFailures": []}  # the malformed record is quarantined
+    quarantined = parcel_stack.drain("QuarantineQueue")
+    assert [q["body"]["message_id"] for q in quarantined] == [event["Records"][-1]["messageId"]]
 
 
 def test_an_alert_whose_publish_failed_is_published_when_the_record_is_retried(

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dozor.domain.feedback import Feedback
 from dozor.handlers.fraud.wiring import feedback_recorder
+from dozor.handlers.quarantine import quarantine_for, quarantining
 from dozor.handlers.records import parse_record
 from dozor.handlers.wiring import logger, metrics, tracer
 
@@ -41,6 +42,5 @@ def record_feedback(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(
-        event=event, record_handler=record_feedback, processor=processor, context=context
-    )
+    handler = quarantining(record_feedback, lambda: quarantine_for("feedback"))
+    return process_partial_response(event=event, record_handler=handler, processor=processor, context=context)

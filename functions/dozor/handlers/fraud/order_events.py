@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dozor.domain.contracts import Order
 from dozor.domain.fraud.scoring import OrderScoring, ScoredOrder
 from dozor.handlers.fraud.wiring import report_shadow, scoring
+from dozor.handlers.quarantine import quarantine_for, quarantining
 from dozor.handlers.records import parse_record
 from dozor.handlers.wiring import logger, metrics, tracer
 
@@ -56,7 +57,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     def store(record: SQSRecord) -> None:
         if record.message_id in unreadable:
             error = unreadable[record.message_id]
-            logger.error("poison order event", extra={"message_id": record.message_id, "error": str(error)})
             raise error
         prepared = (
             scored.get(record.message_id)
@@ -66,4 +66,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         report_shadow(prepared, decision)
         metrics.add_metric(name=f"Decision{decision.decision.value.title()}", unit=MetricUnit.Count, value=1)
 
-    return process_partial_response(event=event, record_handler=store, processor=processor, context=context)
+    handler = quarantining(store, lambda: quarantine_for("order-events"))
+    return process_partial_response(event=event, record_handler=handler, processor=processor, context=context)

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dozor.adapters.sqs import decode_pending
 from dozor.handlers.fraud.wiring import dependencies
+from dozor.handlers.quarantine import quarantine_for, quarantining
 from dozor.handlers.wiring import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -37,6 +38,5 @@ def apply_pending(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(
-        event=event, record_handler=apply_pending, processor=processor, context=context
-    )
+    handler = quarantining(apply_pending, lambda: quarantine_for("pending-commits"))
+    return process_partial_response(event=event, record_handler=handler, processor=processor, context=context)

@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dozor.domain.parcels.shipments import ShipmentEvent
 from dozor.domain.parcels.tracking import ParcelTracking
 from dozor.handlers.parcels.wiring import shipment_dependencies
+from dozor.handlers.quarantine import quarantine_for, quarantining
 from dozor.handlers.records import parse_record
 from dozor.handlers.wiring import logger, metrics, tracer
 
@@ -72,4 +73,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             raise outcome
         metrics.add_metric(name="ScansApplied", unit=MetricUnit.Count, value=1)
 
-    return process_partial_response(event=event, record_handler=settle, processor=processor, context=context)
+    handler = quarantining(settle, lambda: quarantine_for("shipment-events"))
+    return process_partial_response(event=event, record_handler=handler, processor=processor, context=context)
