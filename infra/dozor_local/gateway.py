@@ -278,6 +278,13 @@ class LatencyLog:
             return list(self.samples)
 
 
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a listen backlog a burst of checkout calls fits in (the default 5
+    reset clients when 20 connected at once)."""
+
+    request_queue_size = 128
+
+
 class ApiGateway:
     """The HTTP API on host:port, invoking functions through `invoke` (port 0: a free one)."""
 
@@ -298,7 +305,7 @@ class ApiGateway:
         self.verifier = verifier or SigV4Verifier(api.region)
         self.latency = LatencyLog()
         self.max_body_bytes = max_body_bytes
-        self._server = ThreadingHTTPServer((host, port), _handler_class(self))
+        self._server = _Server((host, port), _handler_class(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -337,7 +344,7 @@ class ApiGateway:
             self.api,
             route,
             method=method,
-            raw_path=split.path,
+            raw_path=unquote(split.path),  # API Gateway hands the function the decoded path
             raw_query=split.query,
             headers=headers,
             body=body,

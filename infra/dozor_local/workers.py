@@ -82,6 +82,8 @@ def _worker_main(conn: Connection) -> None:
             result = handler(event, context)
         except Exception as error:
             reply = ("error", _error_document(error, request_id))
+            # As the Lambda Python runtime does: the unhandled error goes to the function's log.
+            print(f"[ERROR] {json.dumps(reply[1])}", flush=True)
         else:
             try:  # what Lambda returns is the JSON of the result: send exactly that back
                 reply = ("result", json.loads(to_json(result)))

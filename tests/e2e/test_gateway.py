@@ -8,6 +8,7 @@ import http.client
 import json
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,7 +103,7 @@ def test_event_has_the_v2_shape_with_path_query_headers_and_cookies(gateway: Api
     event = json.loads(payload)
     assert event["version"] == "2.0"
     assert event["routeKey"] == "POST /v1/items/{item_id}/notes/{note_id}"
-    assert event["rawPath"] == "/v1/items/it%2042/notes/n-7"
+    assert event["rawPath"] == "/v1/items/it 42/notes/n-7"  # decoded, as API Gateway does
     assert event["rawQueryString"] == "tag=a&tag=b&empty=&q=%C3%A9t%C3%A9"
     assert event["queryStringParameters"] == {"tag": "a,b", "empty": "", "q": "été"}
     assert event["pathParameters"] == {"item_id": "it 42", "note_id": "n-7"}
@@ -116,7 +117,7 @@ def test_event_has_the_v2_shape_with_path_query_headers_and_cookies(gateway: Api
     context = event["requestContext"]
     assert context["http"] == {
         "method": "POST",
-        "path": "/v1/items/it%2042/notes/n-7",
+        "path": "/v1/items/it 42/notes/n-7",
         "protocol": "HTTP/1.1",
         "sourceIp": "127.0.0.1",
         "userAgent": "checkout/1.0",
@@ -270,3 +271,25 @@ def test_curl_aws_sigv4_is_accepted(guarded: ApiGateway) -> None:
         ).stdout
         == "403"
     )
+
+
+def test_sixty_four_clients_connecting_at_once_are_all_served(gateway: ApiGateway) -> None:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    statuses: list[int] = []
+    start = threading.Barrier(64)
+
+    def client() -> None:
+        start.wait()
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            connection.request("GET", "/v1/items/special")
+            statuses.append(connection.getresponse().status)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 64
