@@ -10,7 +10,7 @@ SAM     ?= sam
 # checkov pins packaging<24, which pytest 9 cannot share a venv with: it runs in uv's own tool env.
 CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
 
-.PHONY: install lint test test-fast demo bench bench-scoring build train lock clean train-parcels serve test-e2e bench-gateway mutate
+.PHONY: install lint test test-fast test-py312 demo bench bench-scoring build train lock clean train-parcels serve test-e2e bench-gateway mutate
 
 install: $(STAMP)
 
@@ -41,6 +41,25 @@ validate: install  ## the template: cfn-lint, checkov (skips justified in its Me
 
 test: install
 	$(BIN)/pytest -n 2 -q
+
+# Python 3.12, Lambda's runtime: a second virtualenv from the same lock (it resolves for 3.12 too)
+# and the serving tests (the Lambda package's unit and integration tests) on it.
+PY312      ?= $(shell for c in python3.12 $(HOME)/.pyenv/versions/3.12.*/bin/python3.12; do \
+                "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo "$$c"; break; }; done)
+VENV312    := .venv312
+STAMP312   := $(VENV312)/.installed-$(shell cat requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST312  ?= -n 2
+SERVING_TESTS := tests/unit/shared tests/unit/fraud tests/unit/parcels tests/unit/local tests/integration/fraud tests/integration/parcels
+
+$(STAMP312): requirements/dev.lock pyproject.toml | $(STAMP)
+	@test -n "$(PY312)" || { echo "no python3.12 on PATH or under ~/.pyenv/versions (set PY312=...)" >&2; exit 1; }
+	test -x $(VENV312)/bin/python || $(UV) venv -q --python $(PY312) $(VENV312)
+	$(UV) pip sync -q --python $(VENV312)/bin/python requirements/dev.lock
+	$(UV) pip install -q --python $(VENV312)/bin/python --no-deps -e .
+	rm -f $(VENV312)/.installed-* && touch $@
+
+test-py312: $(STAMP312)  ## the serving tests on Python 3.12 (PYTEST312= to run them in one process)
+	$(VENV312)/bin/python -m pytest $(PYTEST312) -q $(SERVING_TESTS)
 
 test-fast: install
 	$(BIN)/pytest -q -x tests/unit
@@ -86,4 +105,4 @@ mutate: install  ## mutation check (mutmut, one worker, nice 19; not in CI): the
 	bash tests/mutation/run.sh handlers
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV312) .aws-sam .pytest_cache .mypy_cache .ruff_cache
