@@ -80,6 +80,11 @@ def test_throttles_reserved_concurrency_and_access_logs() -> None:
         "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurstLimit"},
         "ThrottlingRateLimit": {"Ref": "ApiThrottleRateLimit"},
     }
+    # the open docs have a small throttle of their own
+    assert {key: v["ThrottlingRateLimit"] for key, v in stage["RouteSettings"].items()} == {
+        "GET /v1/openapi.json": 5,
+        "GET /v1/docs": 5,
+    }
     assert stage["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]}
     log_format = json.loads(re.sub(r"\s+", " ", stage["AccessLogSettings"]["Format"]))
     assert {"requestId", "route", "status", "latencyMs", "caller", "subject", "authError"} <= set(log_format)
