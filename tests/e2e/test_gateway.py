@@ -209,7 +209,11 @@ def signed_send(
 def test_iam_routes_take_only_requests_signed_by_a_known_key(guarded: ApiGateway) -> None:
     response, payload = signed_send(guarded, "/v1/signed/it%2042?x=1&a=b")
     assert response.status == 200
-    assert json.loads(payload)["pathParameters"] == {"item_id": "it 42"}
+    event = json.loads(payload)
+    assert event["pathParameters"] == {"item_id": "it 42"}
+    caller = event["requestContext"]["authorizer"]["iam"]
+    assert (caller["accessKey"], caller["accountId"]) == ("testing", API.account_id)
+    assert caller["userArn"] == f"arn:aws:iam::{API.account_id}:user/testing"
     # unsigned: API Gateway's 403, the function never runs
     response, payload = send(guarded, "POST", "/v1/signed/1", [("content-type", "application/json")], b"{}")
     assert (response.status, json.loads(payload)) == (403, {"message": "Forbidden"})
@@ -240,7 +244,13 @@ def test_a_signature_older_than_five_minutes_is_refused(guarded: ApiGateway) -> 
 def test_jwt_routes_want_a_bearer_token_and_open_routes_want_nothing(guarded: ApiGateway) -> None:
     response, payload = send(guarded, "GET", "/v1/token", [])
     assert (response.status, json.loads(payload)) == (401, {"message": "Unauthorized"})
-    assert send(guarded, "GET", "/v1/token", [("Authorization", "Bearer eyJ.x.y")])[0].status == 200
+    claims = base64.urlsafe_b64encode(json.dumps({"sub": "checkout-7"}).encode()).decode().rstrip("=")
+    response, payload = send(
+        guarded, "GET", "/v1/token", [("Authorization", f"Bearer eyJhbGciOiJub25lIn0.{claims}.")]
+    )
+    assert response.status == 200
+    assert json.loads(payload)["requestContext"]["authorizer"]["jwt"]["claims"] == {"sub": "checkout-7"}
+    assert send(guarded, "GET", "/v1/token", [("Authorization", "Bearer not-a-jwt")])[0].status == 200
     assert send(guarded, "GET", "/v1/open", [])[0].status == 200
 
 
