@@ -542,6 +542,7 @@ def describe(local: LocalServer, seconds: float, log_dir: Path | None = None) ->
         f"         {local.api_url}/v1/orders/score -H 'content-type: application/json' -d @events/order.json",
         f"    curl -s {sigv4} {local.api_url}/v1/orders/<order_id>/decision",
         f"    curl -s {local.api_url}/v1/openapi.json          # the docs need no signature",
+        f"    dozor call POST /v1/orders/score --data @events/order.json --url {local.api_url}",
         "",
         "  from Python (any SigV4 signer works: botocore's SigV4Auth, awscurl, requests-aws4auth):",
         "    import json, urllib.request",

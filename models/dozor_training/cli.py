@@ -43,6 +43,11 @@ COMMANDS: list[Command] = [
         "dozor_local.server:configure",
     ),
     Command(
+        "call",
+        "one SigV4-signed request to the API (local by default; --url ApiUrl --aws when deployed)",
+        "dozor_local.auth:configure_call",
+    ),
+    Command(
         "train-fraud",
         "simulate history, replay it through the feature code and train the fraud model",
         "dozor_training.train_commands:configure_train_fraud",

@@ -3,6 +3,7 @@ responses it maps back, over real HTTP on loopback."""
 
 from __future__ import annotations
 
+import argparse
 import base64
 import http.client
 import json
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from botocore.credentials import Credentials
 
-from dozor_local.auth import LOCAL_CREDENTIALS, sign
+from dozor_local.auth import LOCAL_CREDENTIALS, configure_call, sign
 from dozor_local.gateway import ApiContext, ApiGateway, Route
 from dozor_local.invoke import Invocation
 
@@ -303,3 +304,19 @@ def test_sixty_four_clients_connecting_at_once_are_all_served(gateway: ApiGatewa
     for t in threads:
         t.join()
     assert statuses == [200] * 64
+
+
+def test_dozor_call_sends_a_signed_request(guarded: ApiGateway, tmp_path: Any, capsys: Any) -> None:
+    body = tmp_path / "order.json"
+    body.write_text('{"a": 1}')
+    parser = argparse.ArgumentParser()
+    configure_call(parser)
+    args = parser.parse_args(["POST", "/v1/signed/9", "--data", f"@{body}", "--url", guarded.url])
+    assert args.run(args) == 0
+    event = json.loads(capsys.readouterr().out)
+    assert (event["body"], event["requestContext"]["authorizer"]["iam"]["accessKey"]) == (
+        '{"a": 1}',
+        "testing",
+    )
+    args = parser.parse_args(["POST", "/v1/signed/9", "--url", guarded.url, "--region", "us-east-1"])
+    assert args.run(args) == 1  # signed for another region: 403

@@ -73,7 +73,7 @@ def test_local_up_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         assert re.search(r"export AWS_ENDPOINT_URL=http://127\.0\.0\.1:\d+", text)
         # how to call the authorized API: the principal, a signed curl, a Python example
         assert "--aws-sigv4 'aws:amz:" in text and "--user testing:testing" in text
-        assert "from dozor_local.auth import sign" in text
+        assert "from dozor_local.auth import sign" in text and "dozor call POST /v1/orders/score" in text
         assert re.search(r"POST /v1/orders/score\s+AWS_IAM", text)
         assert "OrderEventsQueue" in text and "OrderEventsDLQ" in text and "dozor-local-ops-alerts" in text
         started = children(process.pid)
