@@ -68,8 +68,8 @@ def scoring_path(
     store = InMemoryDecisionStore()
     scoring = OrderScoring(store, CollectingReviewQueue(), model, PiiHasher(b"bench"))
     for start in range(0, len(warm), 10):  # a realistic feature store behind the probe orders
-        batch = [Order.model_validate(p) for p in warm[start : start + 10]]
-        for scored in scoring.prepare(batch, within_budget=False):
+        arrivals = [Order.model_validate(p) for p in warm[start : start + 10]]
+        for scored in scoring.prepare(arrivals, within_budget=False):
             scoring.commit(scored)
 
     def score(payloads: list[dict[str, Any]]) -> list[ScoredOrder]:
