@@ -182,9 +182,12 @@ class TreeEnsemble:
         count, trees = leaves.shape
         width = self.num_features + 1
         if self._table is not None:
-            out = np.cumsum(self._table.take(leaves, axis=0), axis=1, dtype=np.float32)[:, -1]
+            # Trees first, (T, R, F + 1): a reduction over the first axis adds tree after tree,
+            # element by element, in float32 (the parity tests hold it to that, bit for bit).
+            per_tree = self._table.take(leaves.T, axis=0)
+            out = np.add.reduce(per_tree, axis=0, dtype=np.float32)
             out[:, -1] += self._base32
-            return out.astype(np.float64)
+            return np.asarray(out, dtype=np.float64)
         cells = np.arange(count * trees, dtype=np.intp).reshape(count, trees, 1) * width
         index = self._path_feature.take(leaves, axis=0) + cells  # (R, T, depth)
         weights = self._path_delta.take(leaves, axis=0)

@@ -55,7 +55,8 @@ def decide_all(model: FraudModel, orders: Sequence[Order], batch: int) -> list[D
     scoring = OrderScoring(store, queue, model, PiiHasher(b"k"), lambda: NOW)
     decisions: list[Decision] = []
     for start in range(0, len(orders), batch):
-        for scored in scoring.prepare(list(orders[start : start + batch])):
+        # Outside the latency budget: this compares decisions, and a loaded machine must not time out
+        for scored in scoring.prepare(list(orders[start : start + batch]), within_budget=False):
             decisions.append(scoring.commit(scored))
     return decisions
 
