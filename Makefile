@@ -6,8 +6,9 @@ UV      := $(BIN)/uv
 STAMP   := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 DAYS    ?= 5
 SEED    ?= 7
-SAM     ?= sam
-# checkov pins packaging<24, which pytest 9 cannot share a venv with: it runs in uv's own tool env.
+# The SAM CLI (339 MB) and checkov (it pins packaging<24, which pytest 9 cannot share a venv
+# with) run pinned in uv's own tool environments, fetched on first use.
+SAM     ?= SAM_CLI_TELEMETRY=0 $(UV) tool run --from aws-sam-cli==1.170.0 sam
 CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
 
 .PHONY: install lint test test-fast test-py312 demo bench bench-scoring build train lock clean train-parcels serve test-e2e bench-gateway mutate
@@ -31,13 +32,11 @@ lint: install  ## ruff, formatting, mypy --strict, and the layering contracts of
 	$(BIN)/lint-imports
 	$(MAKE) --no-print-directory validate
 
-validate: install  ## the template: cfn-lint, checkov (skips justified in its Metadata), sam validate --lint if sam is installed
+validate: install  ## the template: cfn-lint, checkov (skips justified in its Metadata), sam validate --lint (offline)
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download \
 		--skip-check "$$($(BIN)/python -c "from dozor_local.sam import load_template as t; print(','.join(t('template.yaml')['Metadata']['CheckovSkips']))")"
-	@if command -v $(SAM) >/dev/null; then \
-		AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=eu-central-1 $(SAM) validate --lint; \
-	else echo "sam not installed: cfn-lint above, and tests/integration/local/test_deploy_template.py translate the template offline"; fi
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=eu-central-1 $(SAM) validate --lint
 
 test: install
 	$(BIN)/pytest -n 2 -q
@@ -96,7 +95,6 @@ build: install
 
 # PARAMS="JwtIssuer=https://... JwtAudience=checkout" for JWT mode; STACK=<name> for another stack.
 deploy: build  ## build the layer, sam build, sam deploy (samconfig.toml, --resolve-s3); needs AWS credentials
-	@command -v $(SAM) >/dev/null || { echo "sam not found: pip install aws-sam-cli==1.170.0 (or AWS's installer)" >&2; exit 1; }
 	$(SAM) build
 	$(SAM) deploy --resolve-s3 $(if $(STACK),--stack-name $(STACK)) $(if $(PARAMS),--parameter-overrides $(PARAMS))
 

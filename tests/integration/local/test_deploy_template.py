@@ -137,7 +137,7 @@ def test_descriptions_tell_the_truth_about_the_layer_and_the_api() -> None:
     template = load_template(TEMPLATE)
     layer = template["Resources"]["DependenciesLayer"]
     assert "scipy" not in layer["Properties"]["Description"]
-    assert layer["Metadata"] == {"BuildMethod": "makefile"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     assert "SigV4" in template["Outputs"]["ApiUrl"]["Description"]
 
 
