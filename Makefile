@@ -11,7 +11,7 @@ SEED    ?= 7
 SAM     ?= SAM_CLI_TELEMETRY=0 $(UV) tool run --from aws-sam-cli==1.170.0 sam
 CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
 
-.PHONY: install lint test test-fast test-py312 demo bench bench-scoring build train lock clean train-parcels serve test-e2e bench-gateway mutate
+.PHONY: install lint test test-fast test-py312 demo bench bench-scoring build train lock clean train-parcels serve test-e2e bench-gateway bench-faults mutate
 
 install: $(STAMP)
 
@@ -74,6 +74,9 @@ test-e2e: install
 
 bench-gateway: install
 	$(BIN)/python -m dozor_local.bench_gateway
+
+bench-faults: install  ## checkout's status and p50/p99 on the local stack per DynamoDB fault (refused, hang, throttled, replay)
+	$(BIN)/python -m dozor_local.bench_faults
 
 BENCH_ORDERS ?= 1000000
 

@@ -18,7 +18,7 @@ from typing import Any
 from dozor.adapters.aws_errors import DYNAMODB, translated
 from dozor.adapters.dynamodb.codec import chunked_batch_get
 from dozor.adapters.dynamodb.decisions import DynamoDecisionStore
-from dozor.domain.errors import ConflictError, ParcelConflictError, StoreUnavailableError
+from dozor.domain.errors import ConflictError, ParcelConflictError
 from dozor.domain.parcels.alerts import FEED_QUIET_AFTER, Alert, AlertType, FeedGap
 from dozor.domain.parcels.shipments import Parcel
 from dozor.domain.parcels.tracking import (
@@ -325,11 +325,10 @@ class DecisionFraudScores:
         self._decisions = decisions
 
     def fraud_scores(self, order_ids: Sequence[str]) -> dict[str, float]:
-        # A parcel is worth tracking without it: the loss model scores a missing value as missing.
-        try:
-            decisions, _ = self._decisions.load(order_ids, [])
-        except StoreUnavailableError:
-            return {}
+        # An order Dozor never scored has no score (the loss model scores it as missing). An
+        # unreadable store is not "no score": it fails (the scans are redelivered) rather than
+        # keep the parcel without its order's score for good.
+        decisions, _ = self._decisions.load(order_ids, [])
         return {order_id: prior.decision.score for order_id, prior in decisions.items()}
 
 

@@ -170,6 +170,7 @@ class ScoredOrder:
 
 
 REMEMBERED = 10_000
+STRIKE_ATTEMPTS = 3
 
 
 class OrderScoring:
@@ -444,9 +445,20 @@ class OrderScoring:
                 self._review_queue.submit(decision, order)
             elif duty == EVENT and self._events is not None:
                 self._events.publish(decision)
-            self._store.clear_outbox(decision.order_id, frozenset({duty}))
+            self._strike_off(decision.order_id, duty, fits)
             left.discard(duty)
         return frozenset()
+
+    def _strike_off(self, order_id: str, duty: str, fits: Callable[[], bool]) -> None:
+        """Clear a duty just done, retrying a transient failure: a duty done but left on the outbox
+        is done again by whoever finds it (a repeated review or event)."""
+        for attempt in range(STRIKE_ATTEMPTS):
+            try:
+                self._store.clear_outbox(order_id, frozenset({duty}))
+                return
+            except StoreUnavailableError:
+                if attempt == STRIKE_ATTEMPTS - 1 or not fits():
+                    raise
 
     def _hand_off(self, pending: PendingCommit, reason: str) -> None:
         if self._pending is None:

@@ -201,7 +201,10 @@ class ParcelTracking:
             before = stored.parcel if stored is not None else None
             parcel = apply_scans(before, events, self._deadlines)
             if stored is not None and parcel is before:  # nothing new: a duplicate delivery
-                self._flush(stored)
+                # Judged again all the same: the delivery that saved these scans may have died
+                # before it raised their alert (idempotent: an open alert is not opened twice).
+                gaps = feed_gaps.get(stored.parcel.carrier, [])
+                self._judge(stored, self._clock(), risk=None, threshold=None, look_at=None, feed_gaps=gaps)
                 return parcel
             if before is None:
                 parcel = replace(parcel, order_fraud_score=scores.get(parcel.order_id))
