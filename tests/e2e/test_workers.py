@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +69,19 @@ def test_errors_marshalling_and_timeouts_as_lambda_reports_them(workers: list[Fu
     fresh = worker.invoke({})
     assert fresh.ok and fresh.result["pid"] != pid  # a timed-out sandbox is replaced
     assert fresh.init_duration_ms > 0
+
+
+def test_an_unhandled_exception_reaches_the_function_log(tmp_path: Path) -> None:
+    log = tmp_path / "function.log"
+    worker = FunctionWorker(spec("LoggingFunction", "tests.e2e.throwaway_handlers.misbehave"), {}, log)
+    worker.start()
+    try:
+        worker.wait_ready()
+        assert worker.invoke({"raise": True}).error is not None
+    finally:
+        worker.stop()
+    lines = [line for line in log.read_text().splitlines() if line.startswith("[ERROR]")]
+    assert len(lines) == 1
+    error = json.loads(lines[0].removeprefix("[ERROR] "))
+    assert (error["errorType"], error["errorMessage"]) == ("LookupError", "no such parcel")
+    assert any("misbehave" in frame for frame in error["stackTrace"])
