@@ -114,26 +114,27 @@ def test_replayed_order_returns_the_first_decision_and_counts_once(local: LocalS
     assert feature(local, "buyer#b-e2e-replay", "P")["orders"] == 1
 
 
-def test_poison_message_lands_in_the_dlq_while_its_batch_mates_are_decided_once(local: LocalServer) -> None:
-    dlq = local.stack.queue_url("OrderEventsDLQ")
+def test_poison_message_is_quarantined_while_its_batch_mates_are_decided_once(local: LocalServer) -> None:
+    quarantine = local.stack.queue_url("QuarantineQueue")
     sqs = local.client("sqs")
     before = local.queue_depth("OrderEventsDLQ")
     orders = [
         make_order(f"e2e-batch-{n}", buyer_id=f"b-e2e-batch-{n}", card=f"fp-e2e-batch-{n}") for n in range(6)
     ]
-    poison = '{"order_id": "e2e-poison", "amount": "lots"}'
+    poison = '{"order_id": "e2e-poison", "amount": "lots", "buyer": {"id": "b-x", "email": "x@mail.ru"}}'
     local.send_batch("OrderEventsQueue", [*orders[:3], poison, *orders[3:]])
     assert local.wait_idle(60)
-    assert local.queue_depth("OrderEventsDLQ") == before + 1
-    bodies = []
-    for _ in range(before + 1):
-        for message in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", []):
-            bodies.append(message["Body"])
-            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
-    assert poison in bodies
+    # Acknowledged, not redriven: the DLQ is unchanged and the quarantine holds a masked copy
+    assert local.queue_depth("OrderEventsDLQ") == before
+    held = []
+    while messages := sqs.receive_message(QueueUrl=quarantine, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            held.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=quarantine, ReceiptHandle=message["ReceiptHandle"])
+    mine = [q for q in held if q["masked"].get("order_id") == "e2e-poison"]
+    assert len(mine) == 1 and mine[0]["masked"]["buyer"]["email"] == "***" and mine[0]["reason"]
     for n, order in enumerate(orders):
         assert decided(local, order["order_id"])
-        # Decided once: the batch was retried for the poison record, the others were not recounted.
         assert feature(local, f"buyer#b-e2e-batch-{n}", "P")["orders"] == 1
 
 
