@@ -43,6 +43,9 @@ class BoosterModel(FraudModel):
         contribs = self.booster.predict(matrix, pred_contribs=True, approx_contribs=True)
         return np.asarray(contribs, dtype=np.float64)[:, :-1]
 
+    def scores_and_contributions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.scores(rows), self.contributions(rows)
+
 
 @pytest.fixture(scope="module")
 def orders() -> list[Order]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -129,22 +130,8 @@ def _label_sentence(feature: str, v: float) -> str | None:
 
 
 def _entity_sentence(feature: str, v: float) -> str | None:
-    m = _ENTITY_FEATURE.match(feature)
-    if not m or m["kind"] not in _WHO:
-        return None
-    who, what, rest = _WHO[m["kind"]], m["what"], m["rest"]
-    if what == "orders":
-        return f"{who} was in {_n(v)} earlier orders in the last {_WINDOW[rest]}"
-    if what == "amount":
-        return f"{who} was in {_n(v)} RUB of orders in the last {_WINDOW[rest]}"
-    if what == "age":
-        return (
-            f"{who} has never been seen before" if v < 1 / 24 else f"{who} was first seen {v:,.1f} days ago"
-        )
-    if what == "lifetime":
-        return f"{who} was in {_n(v)} earlier orders in all"
-    others = rest.removeprefix("distinct_").removesuffix("_2mo")
-    return f"{who} was used with {_n(v)} different {others} in the last two months"
+    text = _entity_describer(feature)
+    return text(v) if text is not None else None
 
 
 def describe(feature: str, value: float) -> str:
@@ -159,21 +146,75 @@ def describe(feature: str, value: float) -> str:
     )
 
 
+def _describer(feature: str) -> Callable[[float], str]:
+    """`describe` for one feature, its name parsed once rather than for every reason given."""
+    missing = f"No {feature.replace('_', ' ')} was available"
+    text: Callable[[float], str | None] | None = _ORDER_TEXTS.get(feature) or _LABEL_TEXTS.get(feature)
+    if text is None:
+        label = _LABEL_FEATURE.match(feature)
+        if label and label["kind"] in _WHO:
+            text = partial(_label_sentence, feature)
+        else:
+            text = _entity_describer(feature) or partial(_fallback, feature)
+    sentence = text
+    return lambda v: missing if math.isnan(v) else (sentence(v) or "")
+
+
+def _entity_describer(feature: str) -> Callable[[float], str] | None:
+    m = _ENTITY_FEATURE.match(feature)
+    if not m or m["kind"] not in _WHO:
+        return None
+    who, what, rest = _WHO[m["kind"]], m["what"], m["rest"]
+    if what == "orders":
+        window = _WINDOW[rest]
+        return lambda v: f"{who} was in {_n(v)} earlier orders in the last {window}"
+    if what == "amount":
+        window = _WINDOW[rest]
+        return lambda v: f"{who} was in {_n(v)} RUB of orders in the last {window}"
+    if what == "age":
+        return lambda v: (
+            f"{who} has never been seen before" if v < 1 / 24 else f"{who} was first seen {v:,.1f} days ago"
+        )
+    if what == "lifetime":
+        return lambda v: f"{who} was in {_n(v)} earlier orders in all"
+    others = rest.removeprefix("distinct_").removesuffix("_2mo")
+    return lambda v: f"{who} was used with {_n(v)} different {others} in the last two months"
+
+
+def _fallback(feature: str, v: float) -> str:
+    return f"{feature} is {v:g}"
+
+
+_DESCRIBERS = tuple(_describer(name) for name in FEATURE_NAMES)
+
+
 def explain(row: np.ndarray, contributions: np.ndarray, top: int = 5) -> list[Reason]:
     """The features that pushed the score up most; if none did, the ones that pulled it down most."""
-    order = np.argsort(-contributions)
-    picked = [i for i in order[:top] if contributions[i] > 0]
+    return explain_ranked(row, contributions, np.argsort(-contributions), top)
+
+
+def explain_rows(rows: np.ndarray, contributions: np.ndarray, top: int = 5) -> list[list[Reason]]:
+    """`explain` for each row of a batch: the rankings sorted in one call."""
+    ranked = np.argsort(-contributions, axis=1)
+    return [explain_ranked(r, c, o, top) for r, c, o in zip(rows, contributions, ranked, strict=True)]
+
+
+def explain_ranked(row: np.ndarray, contributions: np.ndarray, ranked: np.ndarray, top: int) -> list[Reason]:
+    """`explain` given ``ranked = argsort(-contributions)``."""
+    pushes = contributions.tolist()  # Python floats: indexing numpy scalar by scalar costs more
+    picked = [i for i in ranked[:top].tolist() if pushes[i] > 0]
     if not picked:
-        picked = list(np.argsort(contributions)[:top])
+        picked = np.argsort(contributions)[:top].tolist()
     reasons = []
     for i in picked:
         value = float(row[i])
+        nan = math.isnan(value)
         reasons.append(
             Reason(
                 feature=FEATURE_NAMES[i],
-                value=None if math.isnan(value) else round(value, 4),
-                contribution=round(float(contributions[i]), 4),
-                text=describe(FEATURE_NAMES[i], value),
+                value=None if nan else round(value, 4),
+                contribution=round(pushes[i], 4),
+                text=_DESCRIBERS[i](value),
             )
         )
     return reasons

@@ -40,7 +40,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -50,7 +50,7 @@ from dozor.domain.contracts import Decision, DecisionKind, Order, ensure_not_ahe
 from dozor.domain.errors import AlreadyDecidedError, ConflictError, DozorError, StoreUnavailableError
 from dozor.domain.fraud import features, rules
 from dozor.domain.fraud.decisions import combine, decide
-from dozor.domain.fraud.explanations import explain
+from dozor.domain.fraud.explanations import explain_rows
 from dozor.domain.fraud.model import FraudModel
 from dozor.domain.privacy import PiiHasher, pseudonymise
 
@@ -169,6 +169,16 @@ class ScoredOrder:
     degraded_reason: str | None = None
 
 
+class _Fresh(NamedTuple):
+    """An order of the batch not decided before: where it is, what it saw, what it writes."""
+
+    position: int  # in the batch
+    view: features.OrderView
+    updates: list[agg.ContainerUpdate]
+    stored_order: Order
+    fingerprint: str
+
+
 REMEMBERED = 10_000
 STRIKE_ATTEMPTS = 3
 
@@ -262,9 +272,14 @@ class OrderScoring:
         working = {k: dict(v) for k, v in snapshot.items()} if overlay else snapshot
 
         results: dict[int, ScoredOrder] = {}
-        fresh: list[tuple[int, features.OrderView, np.ndarray, list[agg.ContainerUpdate]]] = []
+        fresh: list[_Fresh] = []
+        # One matrix for the batch, filled order by order: one walk of the trees scores them all.
+        matrix = np.empty((len(orders), len(features.FEATURE_NAMES)), dtype=np.float32)
         first_index: dict[str, int] = {}
-        for i in sorted(range(len(orders)), key=lambda j: orders[j].created_at):
+        by_time = (
+            sorted(range(len(orders)), key=lambda j: orders[j].created_at) if overlay else range(len(orders))
+        )
+        for i in by_time:
             order = orders[i]
             prior = existing.get(order.order_id)
             if prior is not None:
@@ -288,46 +303,11 @@ class OrderScoring:
                 agg.apply_updates(working, updates)
             # Against what the store held, not the overlay: a batch-mate's write may still fail.
             updates = agg.settled_minimums_dropped(updates, snapshot)
-            fresh.append((i, view, features.compute(view), updates))
+            matrix[len(fresh)] = features.compute(view)
+            fresh.append(_Fresh(i, view, updates, stored_orders[i], prints[i]))
 
         if fresh:
-            rows = np.vstack([row for _, _, row, _ in fresh])
-            scores = model.scores(rows)
-            contributions = model.contributions(rows)
-            # One extra batched predict; the shadow needs no explanation, so no contributions.
-            shadow_scores = shadow.scores(rows) if shadow is not None else None
-            decided_at = self._clock()
-            for n, ((i, view, row, updates), score, contrib) in enumerate(
-                zip(fresh, scores, contributions, strict=True)
-            ):
-                hits = rules.evaluate(view, row)
-                decision = decide(
-                    order_id=view.order.order_id,
-                    score=float(score),
-                    hits=hits,
-                    reasons=explain(row, contrib),
-                    thresholds=model.thresholds,
-                    model_version=model.version,
-                    degraded=degraded_reason is not None,
-                    decided_at=decided_at,
-                )
-                verdict = None
-                if shadow is not None and shadow_scores is not None:
-                    shadow_score = float(shadow_scores[n])
-                    verdict = ShadowVerdict(
-                        shadow.version, round(shadow_score, 6), combine(shadow_score, hits, shadow.thresholds)
-                    )
-                results[i] = ScoredOrder(
-                    view.order,
-                    decision,
-                    updates,
-                    features=row,
-                    shadow=verdict,
-                    stored_order=stored_orders[i],
-                    fingerprint=prints[i],
-                    deadline=deadline,
-                    degraded_reason=degraded_reason,
-                )
+            self._decide(fresh, matrix[: len(fresh)], model, shadow, degraded_reason, results, deadline)
         for i, order in enumerate(orders):
             if i not in results:
                 first = results[first_index[order.order_id]]
@@ -340,6 +320,54 @@ class OrderScoring:
                     conflict=_conflict(order.order_id, first.fingerprint, prints[i]),
                 )
         return [results[i] for i in range(len(orders))]
+
+    def _decide(
+        self,
+        fresh: list[_Fresh],
+        rows: np.ndarray,
+        model: FraudModel,
+        shadow: FraudModel | None,
+        degraded_reason: str | None,
+        results: dict[int, ScoredOrder],
+        deadline: Deadline | None,
+    ) -> None:
+        """Score, explain and decide the new orders of a batch (``rows``: their features)."""
+        scores, contributions = model.scores_and_contributions(rows)
+        # One extra batched predict; the shadow needs no explanation, so no contributions.
+        shadow_scores = shadow.scores(rows).tolist() if shadow is not None else None
+        reasons = explain_rows(rows, contributions)
+        decided_at = self._clock()
+        degraded = degraded_reason is not None
+        for n, (new, score) in enumerate(zip(fresh, scores.tolist(), strict=True)):
+            row, view = rows[n], new.view
+            hits = rules.evaluate(view, row)
+            decision = decide(
+                order_id=view.order.order_id,
+                score=score,
+                hits=hits,
+                reasons=reasons[n],
+                thresholds=model.thresholds,
+                model_version=model.version,
+                degraded=degraded,
+                decided_at=decided_at,
+            )
+            verdict = None
+            if shadow is not None and shadow_scores is not None:
+                shadow_score = shadow_scores[n]
+                verdict = ShadowVerdict(
+                    shadow.version, round(shadow_score, 6), combine(shadow_score, hits, shadow.thresholds)
+                )
+            results[new.position] = ScoredOrder(
+                view.order,
+                decision,
+                new.updates,
+                features=row,
+                shadow=verdict,
+                stored_order=new.stored_order,
+                fingerprint=new.fingerprint,
+                deadline=deadline,
+                degraded_reason=degraded_reason,
+            )
 
     def commit(self, scored: ScoredOrder) -> Decision:
         """Store a prepared decision once, and do what it owes (review, event) once.
