@@ -19,29 +19,43 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 
 from dozor.domain.contracts import Order
 
 _LETTERS = "abcdefghijklmnop"  # one per hex digit of the hash
+_AS_LETTER = {f"{n:x}": _LETTERS[n] for n in range(16)}
+_AS_DIGIT = {f"{n:x}": str(n % 10) for n in range(16)}
 
 
 class PiiHasher:
-    """Keyed hash (HMAC-SHA256) for personal data: stable for joins, useless without the key."""
+    """Keyed hash (HMAC-SHA256) for personal data: stable for joins, useless without the key.
+
+    Remembers its last few hundred answers: scoring hashes each order's card, ip and address twice
+    (its entities, its stored form), and a returning buyer's values again. The values stay in the
+    memory of the process that already holds the orders, never anywhere else.
+    """
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        self._known: dict[tuple[str, str], str] = {}
 
     def __call__(self, kind: str, value: str) -> str:
-        return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+        known = self._known
+        hashed = known.get((kind, value))
+        if hashed is None:
+            if len(known) >= _REMEMBERED:
+                known.clear()
+            digest = hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256)
+            hashed = known[kind, value] = digest.hexdigest()[:32]
+        return hashed
 
 
-_SPACES = re.compile(r"\s+")
+_REMEMBERED = 512
 
 
 def normalise(value: str) -> str:
     """Case and spacing folded, so the same email or address is the same entity."""
-    return _SPACES.sub(" ", value.strip().lower())
+    return " ".join(value.lower().split())  # split() cuts at the whitespace r"\s+" matches
 
 
 def address_key(order: Order) -> str | None:
@@ -86,7 +100,6 @@ def _email_pseudonym(email: str, hasher: PiiHasher) -> str:
         stream += hasher("email", f"{normalised}#{block}")
         block += 1
     pseudonym = "".join(
-        str(int(h, 16) % 10) if c.isdigit() else _LETTERS[int(h, 16)]
-        for c, h in zip(local, stream, strict=False)
+        _AS_DIGIT[h] if c.isdigit() else _AS_LETTER[h] for c, h in zip(local, stream, strict=False)
     )
     return f"{pseudonym}@{domain.lower()}" if at else pseudonym

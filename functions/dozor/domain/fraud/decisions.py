@@ -15,6 +15,8 @@ _RISK_FOR = {
     DecisionKind.DECLINE: RiskLevel.HIGH,
 }
 
+_RISK_RANK = {level: rank for rank, level in enumerate(RiskLevel)}
+
 
 def model_decision(score: float, thresholds: Thresholds) -> DecisionKind:
     if score >= thresholds.decline:
@@ -26,12 +28,14 @@ def model_decision(score: float, thresholds: Thresholds) -> DecisionKind:
 
 def combine(score: float, hits: list[RuleHit], thresholds: Thresholds) -> DecisionKind:
     """Block lists win; then allow lists; otherwise the most severe of model and rules."""
+    kind = model_decision(score, thresholds)
+    if not hits:  # most orders
+        return kind
     if any(h.rule_id.startswith("LIST_BLOCK") for h in hits):
         return DecisionKind.DECLINE
     if any(h.rule_id.startswith("LIST_ALLOW") for h in hits):
         return DecisionKind.APPROVE
-    candidates = [model_decision(score, thresholds), *(h.action for h in hits)]
-    return max(candidates, key=_RANK.__getitem__)
+    return max([kind, *(h.action for h in hits)], key=_RANK.__getitem__)
 
 
 def decide(
@@ -50,7 +54,7 @@ def decide(
     by_decision = _RISK_FOR[kind]
     # The risk level says how risky the order is, so rules can raise it but an allow list
     # does not lower it: a reviewer still sees that the model found it risky.
-    risk = max(by_score, by_decision, key=list(RiskLevel).index)
+    risk = max(by_score, by_decision, key=_RISK_RANK.__getitem__)
     return Decision(
         order_id=order_id,
         decision=kind,

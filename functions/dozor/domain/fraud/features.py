@@ -22,7 +22,7 @@ import numpy as np
 
 from dozor.domain import aggregates as agg
 from dozor.domain.contracts import RUB_PER_UNIT, Order
-from dozor.domain.geography import REGIONS, normalise_region, remoteness_tier
+from dozor.domain.geography import REGIONS, normalise_region
 from dozor.domain.privacy import PiiHasher, address_key, normalise
 
 NAN = math.nan
@@ -200,50 +200,57 @@ def _kind_columns(kind: str) -> _KindColumns:
 
 
 _COLUMNS = {kind: _kind_columns(kind) for kind in ENTITY_KINDS}
+_WIDTH = len(FEATURE_NAMES)
+_ORDER_WIDTH = len(ORDER_FEATURES)  # the row starts with the order's own features, in this order
+_SELLER_RATES = (
+    FEATURE_INDEX["seller_fraud_rate_7d"],
+    FEATURE_INDEX["seller_fraud_rate_30d"],
+    FEATURE_INDEX["seller_loss_rate_30d"],
+)
+_ADDRESS_LOSSES = FEATURE_INDEX["address_losses_30d"]
+_BUYER_LOSSES = FEATURE_INDEX["buyer_losses_30d"]
 
 
 def compute(v: OrderView) -> np.ndarray:
     """The feature vector (float32, `FEATURE_NAMES` order) of one order."""
     # A list filled by precomputed column and converted once: per-element numpy writes and
-    # per-order name formatting cost more than the arithmetic.
-    values = [NAN] * len(FEATURE_NAMES)
-    for name, value in _order_features(v).items():
-        values[FEATURE_INDEX[name]] = value
-    for name, value in _label_rates(v).items():
-        values[FEATURE_INDEX[name]] = value
+    # per-order name lookups cost more than the arithmetic (this runs for every order scored
+    # and every order of a training replay).
+    values = _order_values(v)
+    values += [NAN] * (_WIDTH - _ORDER_WIDTH)
+    aggregates = v.aggregates
     created = v.order.created_at.timestamp()
-    for kind, a in v.aggregates.items():  # an entity absent from the order keeps NaN features
+    for kind, a in aggregates.items():  # an entity absent from the order keeps NaN features
         c = _COLUMNS[kind]
+        counts = a.counts
         for window, column in c.orders:
-            values[column] = a.counts[window]
+            values[column] = counts[window]
         values[c.amount_24h] = a.amounts["24h"]
         values[c.amount_30d] = a.amounts["30d"]
-        values[c.age] = _days(created - a.first_seen) if a.first_seen else 0.0
+        first_seen = a.first_seen
+        values[c.age] = max(created - first_seen, 0.0) / 86400.0 if first_seen else 0.0
         values[c.lifetime] = a.lifetime_orders
-        for other, column in c.links:
-            values[column] = float(a.links.get(other, 0))
+        if c.links:
+            links = a.links
+            for other, column in c.links:
+                values[column] = float(links.get(other, 0))
         values[c.fraud_30d] = a.fraud_labels["30d"]
         if c.fraud_lifetime is not None:
             values[c.fraud_lifetime] = a.lifetime_fraud_labels
-    return np.array(values, dtype=np.float32)
-
-
-def _label_rates(v: OrderView) -> dict[str, float]:
-    seller = v.aggregates.get("seller")
-    address = v.aggregates.get("address")
-    buyer = v.aggregates.get("buyer")
-    rates: dict[str, float] = {}
+    seller = aggregates.get("seller")
     if seller:
         # Labels reported in the window over orders placed in it: not the same cohort, but what
         # a seller's recent record looks like to ops, and it needs no per-order bookkeeping.
-        rates["seller_fraud_rate_7d"] = _share(seller.fraud_labels["7d"], seller.counts["7d"])
-        rates["seller_fraud_rate_30d"] = _share(seller.fraud_labels["30d"], seller.counts["30d"])
-        rates["seller_loss_rate_30d"] = _share(seller.losses["30d"], seller.counts["30d"])
-    if address:
-        rates["address_losses_30d"] = address.losses["30d"]
-    if buyer:
-        rates["buyer_losses_30d"] = buyer.losses["30d"]
-    return rates
+        counts = seller.counts
+        seven, thirty, lost = _SELLER_RATES
+        values[seven] = _share(seller.fraud_labels["7d"], counts["7d"])
+        values[thirty] = _share(seller.fraud_labels["30d"], counts["30d"])
+        values[lost] = _share(seller.losses["30d"], counts["30d"])
+    if address := aggregates.get("address"):
+        values[_ADDRESS_LOSSES] = address.losses["30d"]
+    if buyer := aggregates.get("buyer"):
+        values[_BUYER_LOSSES] = buyer.losses["30d"]
+    return np.array(values, dtype=np.float32)
 
 
 def _share(part: float, whole: float) -> float:
@@ -258,61 +265,66 @@ def _ratio(amount: float, total: float, count: float) -> float:
     return amount / (total / count) if count > 0 and total > 0 else NAN
 
 
-def _flag(condition: bool | None) -> float:
-    return NAN if condition is None else float(condition)
-
-
 def _mismatch(a: str | None, b: str | None) -> float:
     return NAN if not a or not b else float(a != b)
 
 
-def _order_features(v: OrderView) -> dict[str, float]:
+def _order_values(v: OrderView) -> list[float]:
+    """The order's own features, in `ORDER_FEATURES` order."""
     o = v.order
     rate = RUB_PER_UNIT[o.currency]
+    amount = o.amount * rate
     items = o.items
-    lines_rub = [(i.unit_price or 0.0) * i.quantity * rate for i in items]
-    total_lines = sum(lines_rub)
-    risky = sum(
-        x for x, i in zip(lines_rub, items, strict=True) if (i.category or "").lower() in HIGH_RISK_CATEGORIES
-    )
+    if items:
+        quantity = 0
+        total_lines = risky = 0.0
+        top_price = 0.0
+        categories = set()
+        for item in items:  # one pass: what a line is worth, in roubles, and what it is
+            price = item.unit_price or 0.0
+            line = price * item.quantity * rate
+            total_lines += line
+            quantity += item.quantity
+            top_price = max(top_price, price * rate)
+            if category := item.category:
+                categories.add(category)
+                if category.lower() in HIGH_RISK_CATEGORIES:
+                    risky += line
+        item_values = [float(quantity), float(len(items)), float(len(categories)), top_price]
+        risky_share = risky / total_lines if total_lines > 0 else NAN
+    else:
+        item_values, risky_share = [NAN, NAN, NAN, NAN], NAN
     payment = o.payment
     shipping = o.shipping
     region = normalise_region(shipping.region) if shipping else None
-    offset = timedelta(hours=REGIONS[region].utc_offset) if region in REGIONS else MOSCOW
-    local = o.created_at.astimezone(UTC) + offset
+    known = REGIONS.get(region) if region else None
+    local = o.created_at.astimezone(UTC) + (timedelta(hours=known.utc_offset) if known else MOSCOW)
     email = o.buyer.email or ""
     local_part, _, domain = email.rpartition("@")
     ship_country = shipping.country if shipping else None
     card_country = payment.card_country if payment else None
-    tier = remoteness_tier(region)
+    ip_country = o.ip_country
+    account_created = o.buyer.account_created_at
+    method = payment.method if payment else None
     buyer = v.aggregates.get("buyer")
     seller = v.aggregates.get("seller")
-    return {
-        "amount_rub": o.amount_rub,
-        "item_quantity": float(sum(i.quantity for i in items)) if items else NAN,
-        "item_lines": float(len(items)) if items else NAN,
-        "item_categories": float(len({i.category for i in items if i.category})) if items else NAN,
-        "max_unit_price_rub": max((i.unit_price or 0.0) * rate for i in items) if items else NAN,
-        "high_risk_category_share": risky / total_lines if total_lines > 0 else NAN,
-        "account_age_days": _days((o.created_at - o.buyer.account_created_at).total_seconds())
-        if o.buyer.account_created_at
-        else NAN,
-        "local_hour": local.hour + local.minute / 60.0,
-        "day_of_week": float(local.weekday()),
-        "payment_method": float(PAYMENT_METHODS[payment.method]) if payment and payment.method else NAN,
-        "channel": float(CHANNELS[o.channel]) if o.channel else NAN,
-        "foreign_card": _flag(card_country != "RU" if card_country else None),
-        "card_shipping_country_mismatch": _mismatch(card_country, ship_country),
-        "ip_shipping_country_mismatch": _mismatch(o.ip_country, ship_country),
-        "card_ip_country_mismatch": _mismatch(card_country, o.ip_country),
-        "shipping_remoteness": float(tier) if tier is not None else NAN,
-        "email_disposable": _flag(domain.lower() in DISPOSABLE_EMAIL_DOMAINS if domain else None),
-        "email_digit_share": sum(c.isdigit() for c in local_part) / len(local_part) if local_part else NAN,
-        "amount_vs_buyer_avg_30d": _ratio(o.amount_rub, buyer.amounts["30d"], buyer.counts["30d"])
-        if buyer
-        else NAN,
-        "amount_vs_seller_avg_30d": _ratio(o.amount_rub, seller.amounts["30d"], seller.counts["30d"])
-        if seller
-        else NAN,
-        "seller_spike_24h": seller.counts["24h"] / max(1.0, seller.counts["30d"] / 30.0) if seller else NAN,
-    }
+    return [
+        amount,
+        *item_values,
+        risky_share,
+        _days((o.created_at - account_created).total_seconds()) if account_created else NAN,
+        local.hour + local.minute / 60.0,
+        float(local.weekday()),
+        float(PAYMENT_METHODS[method]) if method else NAN,
+        float(CHANNELS[o.channel]) if o.channel else NAN,
+        float(card_country != "RU") if card_country else NAN,
+        _mismatch(card_country, ship_country),
+        _mismatch(ip_country, ship_country),
+        _mismatch(card_country, ip_country),
+        float(known.tier) if known else NAN,
+        float(domain.lower() in DISPOSABLE_EMAIL_DOMAINS) if domain else NAN,
+        sum(c.isdigit() for c in local_part) / len(local_part) if local_part else NAN,
+        _ratio(amount, buyer.amounts["30d"], buyer.counts["30d"]) if buyer else NAN,
+        _ratio(amount, seller.amounts["30d"], seller.counts["30d"]) if seller else NAN,
+        seller.counts["24h"] / max(1.0, seller.counts["30d"] / 30.0) if seller else NAN,
+    ]

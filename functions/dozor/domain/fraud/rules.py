@@ -94,7 +94,7 @@ class _RowFacts(Mapping[str, float]):
         self._row = row
 
     def __getitem__(self, name: str) -> float:
-        return float(self._row[FEATURE_INDEX[name]])
+        return self._row.item(FEATURE_INDEX[name])  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[str]:
         return iter(FEATURE_INDEX)
@@ -105,12 +105,13 @@ class _RowFacts(Mapping[str, float]):
 
 def evaluate(view: OrderView, row: np.ndarray) -> list[RuleHit]:
     """Every list entry and rule this order matches."""
+    listed = sorted(
+        (kind, status) for kind, a in view.aggregates.items() if (status := a.list_status) in _LIST_ACTIONS
+    )
     hits = [
-        RuleHit(f"LIST_{status.upper()}_{kind.upper()}", _LIST_ACTIONS[status])
-        for kind, aggregates in sorted(view.aggregates.items())
-        if (status := aggregates.list_status) in _LIST_ACTIONS
+        RuleHit(f"LIST_{status.upper()}_{kind.upper()}", _LIST_ACTIONS[status]) for kind, status in listed
     ]
-    return hits + evaluate_row(row)
+    return hits + evaluate_row(row) if hits else evaluate_row(row)
 
 
 def evaluate_row(row: np.ndarray) -> list[RuleHit]:
