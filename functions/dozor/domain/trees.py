@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,10 +323,12 @@ def _base_margin(text: str, link: int) -> float:
     values = json.loads(text) if text.strip().startswith("[") else [float(text)]
     if len(values) != 1:
         raise TreeFormatError("one base_score only")
-    score = float(np.float32(values[0]))
+    score = np.float32(values[0])
     if link == LOGISTIC:
-        return float(np.float32(-math.log(1.0 / score - 1.0)))
-    return score
+        # log(p / (1 - p)) in float32 arithmetic, as XGBoost takes it: the float64 logit rounded
+        # to float32 can be one ulp away (base_score 4.3728806E-2), and then every margin is too.
+        return float(np.log(score / (np.float32(1.0) - score)))
+    return float(score)
 
 
 def _node_means(left: np.ndarray, right: np.ndarray, values: np.ndarray, hessians: np.ndarray) -> np.ndarray:

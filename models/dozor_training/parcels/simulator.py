@@ -326,7 +326,7 @@ class _Journeys:
             t += rng.lognormvariate(math.log(30 * HOUR), 0.6)
         steps.append((ParcelStatus.IN_TRANSIT, t, steps[-1][2], f"{entry} customs released"))
         for hop in range(TIER_HOPS[tier]):
-            t += rng.lognormvariate(math.log(TIER_HOP_HOURS[tier]), 0.5) * speed
+            t += rng.lognormvariate(math.log(TIER_HOP_HOURS[tier] * HOUR), 0.5) * speed
             last_hop = hop == TIER_HOPS[tier] - 1
             steps.append((ParcelStatus.IN_TRANSIT, t, region, city if last_hop else f"hub {hop + 1}"))
         return steps, t

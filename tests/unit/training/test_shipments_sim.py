@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
+from dozor.domain.clock import DAY, HOUR
 from dozor.domain.geography import remoteness_tier
 from dozor.domain.parcels.lanes import LaneDeadlines
 from dozor.domain.parcels.shipments import Parcel, ParcelStatus, ShipmentEvent, apply_scans
 from dozor_training.fraud.simulator import SimulatedOrder, SimulationConfig, simulate
 from dozor_training.parcels.simulator import (
+    CARRIERS,
     DELIVERED,
     LOST,
     RETURNED,
+    TIER_HOP_HOURS,
+    TIER_HOPS,
     SimulatedParcel,
     simulate_shipments,
     write_shipments,
 )
+
+CARRIER_SPEED = {name: speed for name, _, _, speed in CARRIERS}
+TIER_HOP_HOURS_BY_TIER = dict(enumerate(TIER_HOP_HOURS))
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +131,37 @@ def test_written_events_replayed_in_arrival_order_rebuild_each_parcel(
         assert rebuilt.status == final.status
         assert [s.event_id for s in rebuilt.scans] == [s.event_id for s in final.scans]
         assert rebuilt.lane.destination_region == p.destination_region
+
+
+def _domestic_hours(p: SimulatedParcel) -> list[float]:
+    """Hours of each domestic hop (customs release → hub → ... → the destination city), over the
+    carrier's speed, so every carrier's hops are comparable with the tier's configured median."""
+    released = next(i for i, s in enumerate(p.scans) if s.facility.endswith("customs released"))
+    hops = []
+    k = released
+    while k + 1 < len(p.scans) and p.scans[k + 1].status == ParcelStatus.IN_TRANSIT:
+        hops.append((p.scans[k + 1].occurred_at - p.scans[k].occurred_at) / HOUR / CARRIER_SPEED[p.carrier])
+        k += 1
+    return hops
+
+
+def test_domestic_hops_last_the_hours_configured_for_the_tier(parcels: list[SimulatedParcel]) -> None:
+    hops: dict[int, list[float]] = defaultdict(list)
+    delivery_days: dict[int, list[float]] = defaultdict(list)
+    for p in parcels:
+        tier = remoteness_tier(p.destination_region) or 0
+        if p.outcome == DELIVERED:
+            hops[tier].extend(_domestic_hours(p))
+            delivery_days[tier].append((p.scans[-1].occurred_at - p.scans[0].occurred_at) / DAY)
+    for tier, hours in TIER_HOP_HOURS_BY_TIER.items():
+        assert len(hops[tier]) > 200
+        # A lognormal hop with sigma 0.5: its median is the configured hours, half the hops within
+        # 0.71x..1.40x of it.
+        assert statistics.median(hops[tier]) == pytest.approx(hours, rel=0.1)
+        q1, _, q3 = statistics.quantiles(hops[tier], n=4)
+        assert 0.6 * hours < q1 < hours < q3 < 1.6 * hours
+    # More hops of longer hours: the far regions' parcels take days longer, not minutes.
+    p50 = {tier: statistics.median(days) for tier, days in delivery_days.items()}
+    assert p50[0] < p50[1] < p50[2] < p50[3]
+    assert p50[3] - p50[0] > 0.5 * (TIER_HOPS[3] * TIER_HOP_HOURS[3] - TIER_HOPS[0] * TIER_HOP_HOURS[0]) / 24
+
