@@ -36,7 +36,7 @@ rides along on the `ScoredOrder` for the handler to log. It never changes the De
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -169,6 +169,35 @@ class ScoredOrder:
     degraded_reason: str | None = None
 
 
+class _Overlay:
+    """The snapshot as a batch's later orders see it: with the updates of the orders before them.
+
+    Only what a later order reads is updated, and an item is copied only when it first changes:
+    the snapshot itself stays as read (the in-memory store hands out its own items), and most of
+    a batch's entities belong to one order alone.
+    """
+
+    def __init__(self, snapshot: agg.Snapshot, reads: list[list[agg.Key]]) -> None:
+        self.items: dict[agg.Key, dict[str, object]] = dict(snapshot)  # type: ignore[arg-type]
+        self._reads = reads
+        self._readers = Counter(k for read in reads for k in set(read))
+        self._copied: set[agg.Key] = set()
+
+    def reading(self, position: int) -> None:
+        """The order at ``position`` is next: what it reads no longer waits for it."""
+        self._readers.subtract(set(self._reads[position]))
+
+    def apply(self, updates: list[agg.ContainerUpdate]) -> None:
+        wanted = [u for u in updates if self._readers[u.key] > 0]
+        for update in wanted:
+            if update.key not in self._copied:
+                self._copied.add(update.key)
+                item = self.items.get(update.key)
+                if item is not None:
+                    self.items[update.key] = dict(item)
+        agg.apply_updates(self.items, wanted)
+
+
 class _Fresh(NamedTuple):
     """An order of the batch not decided before: where it is, what it saw, what it writes."""
 
@@ -246,9 +275,8 @@ class OrderScoring:
         stored_orders = [pseudonymise(o, self._hasher) for o in orders]
         prints = [fingerprint(o) for o in stored_orders]
         entities = [features.identify(o, self._hasher) for o in orders]
-        keys = {
-            k for o, e in zip(orders, entities, strict=True) for k in agg.keys_for(e.values(), o.created_at)
-        }
+        reads = [agg.keys_for(e.values(), o.created_at) for o, e in zip(orders, entities, strict=True)]
+        keys = {k for read in reads for k in read}
         order_ids = [o.order_id for o in orders]
         degraded_reason: str | None = None
         if deadline is None:
@@ -268,8 +296,8 @@ class OrderScoring:
                 existing[oid] = self._recent[oid]
         # Later orders of a batch must see earlier ones: overlay their updates on a copy of the
         # snapshot. A single order (every API call) needs neither the copy nor the overlay.
-        overlay = len(orders) > 1
-        working = {k: dict(v) for k, v in snapshot.items()} if overlay else snapshot
+        overlay = _Overlay(snapshot, reads) if len(orders) > 1 else None
+        working = overlay.items if overlay is not None else snapshot
 
         results: dict[int, ScoredOrder] = {}
         fresh: list[_Fresh] = []
@@ -281,6 +309,8 @@ class OrderScoring:
         )
         for i in by_time:
             order = orders[i]
+            if overlay is not None:
+                overlay.reading(i)
             prior = existing.get(order.order_id)
             if prior is not None:
                 results[i] = ScoredOrder(
@@ -299,8 +329,8 @@ class OrderScoring:
             first_index[order.order_id] = i
             view = features.view(order, entities[i], working)
             updates = features.updates(order, entities[i])
-            if overlay:
-                agg.apply_updates(working, updates)
+            if overlay is not None:
+                overlay.apply(updates)
             # Against what the store held, not the overlay: a batch-mate's write may still fail.
             updates = agg.settled_minimums_dropped(updates, snapshot)
             matrix[len(fresh)] = features.compute(view)
