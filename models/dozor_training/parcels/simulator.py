@@ -20,11 +20,14 @@ The truth (delivered / lost / returned, when a loss became certain) stays with e
 from __future__ import annotations
 
 import bisect
+import contextlib
 import gc
+import heapq
 import json
 import math
 import random
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -393,32 +396,97 @@ def _epoch(value: Any) -> float:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
+def iter_shipments(orders: Sequence[SimulatedOrder], seed: int) -> Iterator[SimulatedParcel]:
+    """The parcels of `simulate_shipments` one at a time, so a caller need not hold them all."""
+    journeys = _Journeys(orders, seed)
+    for order in orders:
+        parcel = journeys.parcel(order)
+        if parcel is not None:
+            yield parcel
+
+
 def simulate_shipments(orders: Sequence[SimulatedOrder], seed: int) -> list[SimulatedParcel]:
     """One parcel per shipped order, in order; the same orders and seed give the same parcels."""
     # Many small objects and no reference cycles: the cyclic collector would only rescan them.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        journeys = _Journeys(orders, seed)
-        return [p for o in orders if (p := journeys.parcel(o)) is not None]
+        return list(iter_shipments(orders, seed))
     finally:
         if collecting:
             gc.enable()
 
 
-def write_shipments(parcels: Sequence[SimulatedParcel], path: str | Path) -> Path:
-    """Write every scan copy as a shipment event (JSONL), in the order they reached Dozor."""
+# Scan copies sorted in memory at a time before they go to a run file: about 150 MB of lines.
+RUN_EVENTS = 250_000
+
+
+def write_shipments(
+    parcels: Iterable[SimulatedParcel], path: str | Path, run_events: int = RUN_EVENTS
+) -> Path:
+    """Write every scan copy as a shipment event (JSONL), in the order they reached Dozor.
+
+    Parcels come in order of purchase but their scans reach Dozor weeks apart, so the file is an
+    external merge sort: at most `run_events` lines are held and sorted at a time, written to a
+    run file beside `path`, and the runs are merged at the end. Memory stays bounded whatever the
+    number of parcels (the order is the same as sorting everything at once: by arrival time, then
+    event id, ties in parcel order).
+    """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    events = sorted(
-        ((received, payload) for p in parcels for received, payload in p.events()),
-        key=lambda pair: (pair[0], pair[1]["event_id"]),
-    )
-    with out.open("w", encoding="utf-8") as f:
-        for _, payload in events:
-            f.write(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
-            f.write("\n")
+    with tempfile.TemporaryDirectory(prefix=".shipments-", dir=out.parent) as tmp:
+        runs: list[Path] = []
+        buffer: list[tuple[float, str, str]] = []
+        for parcel in parcels:
+            for received, payload in parcel.events():
+                line = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+                buffer.append((received, payload["event_id"], line))
+            if len(buffer) >= run_events:
+                runs.append(_write_run(buffer, Path(tmp) / f"run-{len(runs):05d}"))
+                buffer = []
+        buffer.sort(key=_arrival)
+        with out.open("w", encoding="utf-8") as f:
+            if not runs:  # it all fitted: no run files
+                f.writelines(line + "\n" for _, _, line in buffer)
+                return out
+            runs.append(_write_run(buffer, Path(tmp) / f"run-{len(runs):05d}"))
+            with contextlib.ExitStack() as files:
+                readers = [_read_run(files.enter_context(run.open(encoding="utf-8"))) for run in runs]
+                f.writelines(line for _, _, line in heapq.merge(*readers, key=_arrival))
     return out
+
+
+def _arrival(entry: tuple[float, str, str]) -> tuple[float, str]:
+    return entry[0], entry[1]
+
+
+def _write_run(buffer: list[tuple[float, str, str]], path: Path) -> Path:
+    buffer.sort(key=_arrival)  # stable: ties keep parcel order, and earlier runs merge first
+    with path.open("w", encoding="utf-8") as f:
+        # repr() of a float reads back as the same float: the merge compares exact arrival times.
+        f.writelines(f"{received!r}\t{event_id}\t{line}\n" for received, event_id, line in buffer)
+    return path
+
+
+def _read_run(lines: Iterable[str]) -> Iterator[tuple[float, str, str]]:
+    for text in lines:
+        received, event_id, line = text.split("\t", 2)
+        yield float(received), event_id, line
+
+
+def write_simulated_shipments(
+    orders: Sequence[SimulatedOrder], seed: int, path: str | Path
+) -> tuple[Path, list[Loss]]:
+    """Simulate and write the shipments of `orders` without holding their parcels; their losses."""
+    losses: list[Loss] = []
+
+    def parcels() -> Iterator[SimulatedParcel]:
+        for parcel in iter_shipments(orders, seed):
+            losses.extend(simulated_losses([parcel]))
+            yield parcel
+
+    written = write_shipments(parcels(), path)
+    return written, sorted(losses, key=lambda loss: (loss.reported_at, loss.order_id))
 
 
 def simulated_losses(parcels: Sequence[SimulatedParcel]) -> list[Loss]:

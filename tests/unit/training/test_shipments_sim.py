@@ -23,7 +23,9 @@ from dozor_training.parcels.simulator import (
     TIER_HOPS,
     SimulatedParcel,
     simulate_shipments,
+    simulated_losses,
     write_shipments,
+    write_simulated_shipments,
 )
 
 CARRIER_SPEED = {name: speed for name, _, _, speed in CARRIERS}
@@ -165,3 +167,28 @@ def test_domestic_hops_last_the_hours_configured_for_the_tier(parcels: list[Simu
     assert p50[0] < p50[1] < p50[2] < p50[3]
     assert p50[3] - p50[0] > 0.5 * (TIER_HOPS[3] * TIER_HOP_HOURS[3] - TIER_HOPS[0] * TIER_HOP_HOURS[0]) / 24
 
+
+def test_scans_written_through_run_files_come_out_in_the_same_arrival_order(
+    parcels: list[SimulatedParcel], tmp_path: Path
+) -> None:
+    sample = parcels[:500]
+    in_memory = write_shipments(sample, tmp_path / "sorted-at-once.jsonl")
+    # A few hundred lines per run: a dozen run files merged, as a million orders' scans would be.
+    merged = write_shipments(iter(sample), tmp_path / "merged.jsonl", run_events=300)
+    assert merged.read_bytes() == in_memory.read_bytes()
+    arrivals = sorted(
+        ((received, event) for p in sample for received, event in p.events()),
+        key=lambda pair: (pair[0], pair[1]["event_id"]),
+    )
+    assert [json.loads(line) for line in merged.read_text().splitlines()] == [e for _, e in arrivals]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged.jsonl", "sorted-at-once.jsonl"]
+
+
+def test_streamed_shipments_are_the_simulated_ones_with_their_losses(
+    orders: list[SimulatedOrder], tmp_path: Path
+) -> None:
+    some = orders[:1500]
+    path, losses = write_simulated_shipments(some, 5, tmp_path / "shipments.jsonl")
+    held = simulate_shipments(some, 5)
+    assert path.read_bytes() == write_shipments(held, tmp_path / "held.jsonl").read_bytes()
+    assert losses == simulated_losses(held) and losses
