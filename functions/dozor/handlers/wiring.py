@@ -16,7 +16,9 @@ from botocore.config import Config
 from dozor.domain.budget import Budget
 
 logger = Logger()
-tracer = Tracer()
+# botocore is the only client the functions call out with. Patching every library X-Ray knows
+# imports each one that is installed (requests, httplib, sqlite3, ...) at every cold start.
+tracer = Tracer(patch_modules=("botocore",))
 metrics = Metrics()
 
 # Queue functions: nobody waits on them, so botocore may retry a throttled call a few times.
