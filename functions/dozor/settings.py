@@ -76,3 +76,42 @@ class QuarantineSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True)
 
     quarantine_queue_url: str | None = None
+
+
+class ShadowTallySettings(BaseSettings):
+    """Where the scoring functions count the shadow model's disagreements (ShadowTallyTable)."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    shadow_tally_table_name: str | None = None  # without it nothing is counted (local runs, tests)
+
+
+class ReviewIntakeSettings(BaseSettings):
+    """The review-intake function: review-queue messages into review cases."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    review_cases_table_name: str
+
+
+class ConsoleSettings(BaseSettings):
+    """The console function: what reviewers and ops read and change (README § The console)."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    features_table_name: str
+    decisions_table_name: str
+    labels_table_name: str
+    review_cases_table_name: str
+    list_entries_table_name: str
+    shadow_tally_table_name: str
+    shipments_table_name: str
+    alerts_table_name: str
+    alerts_topic_arn: str
+    feedback_queue_url: str
+    hash_key_secret_arn: str
+    model_bucket_name: str | None = None
+    active_model_parameter: str | None = None
+    shadow_model_parameter: str | None = None
+    model_refresh_seconds: int = 120
+    parcel_model_dir: Path | None = None

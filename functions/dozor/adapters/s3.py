@@ -8,6 +8,7 @@ object's metadata). Errors surface as domain errors, never as ClientError.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -79,6 +80,16 @@ class S3ModelArtifacts:
                 out.write(body)
             Path(temporary).replace(directory / name)
         return directory
+
+    def metadata(self, version: str) -> dict[str, Any]:
+        """A published version's metadata.json (training data, thresholds, evaluation), without the model."""
+        try:
+            with translated(S3, f"cannot read {version}/metadata.json"):
+                body = self._client.get_object(Bucket=self._bucket, Key=self.key(version, ARTIFACT_FILES[-1]))
+                loaded: dict[str, Any] = json.loads(body["Body"].read())
+        except NotFoundError as error:
+            raise UnknownVersionError(f"no model {version} in s3://{self._bucket}") from error
+        return loaded
 
     def versions(self) -> list[str]:
         """Every version with an artifact in the bucket, in name order."""

@@ -18,8 +18,10 @@ from typing import Any
 from dozor.adapters.aws_errors import DYNAMODB, translated
 from dozor.adapters.dynamodb.codec import chunked_batch_get
 from dozor.adapters.dynamodb.decisions import DynamoDecisionStore
-from dozor.domain.errors import ConflictError, ParcelConflictError
+from dozor.adapters.dynamodb.history import scan_table
+from dozor.domain.errors import ConflictError, DozorError, NotFoundError, ParcelConflictError
 from dozor.domain.parcels.alerts import FEED_QUIET_AFTER, Alert, AlertType, FeedGap
+from dozor.domain.parcels.handling import AlertHandling, AlertState, HandledAlert
 from dozor.domain.parcels.shipments import Parcel
 from dozor.domain.parcels.tracking import (
     AlertEvent,
@@ -316,6 +318,130 @@ class DynamoAlertStore:
                 Limit=limit,
             )
         return [Alert.model_validate_json(item["alert"]["S"]) for item in response.get("Items", [])]
+
+    # --- what ops does with alerts (the console) ------------------------------------------------
+
+    def open_handled(self, alert_type: AlertType, limit: int) -> list[HandledAlert]:
+        """The newest open alerts of a type with what ops did with them (acknowledgements)."""
+        with translated(DYNAMODB, f"open {alert_type} alerts not read"):
+            response = self._client.query(
+                TableName=self._alerts,
+                IndexName="OpenAlertsIndex",
+                KeyConditionExpression="open_type = :t",
+                ExpressionAttributeValues={":t": {"S": alert_type.value}},
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+        return [_handled(item) for item in response.get("Items", [])]
+
+    def handled(self, parcel_id: str, alert_type: AlertType) -> HandledAlert | None:
+        with translated(DYNAMODB, f"alert {parcel_id}#{alert_type} not read"):
+            item = self._client.get_item(
+                TableName=self._alerts,
+                Key={"parcel_id": {"S": parcel_id}, "alert_type": {"S": alert_type.value}},
+                ConsistentRead=True,
+            ).get("Item")
+        return _handled(item) if item else None
+
+    def acknowledge(
+        self, parcel_id: str, alert_type: AlertType, by: str, note: str | None, at: datetime
+    ) -> HandledAlert:
+        """Someone is on it: the alert stays open, with who and when (an open alert only)."""
+        values: dict[str, Any] = {":by": {"S": by}, ":at": {"S": at.isoformat()}, ":open": {"S": "OPEN"}}
+        sets = "acked_by = :by, acked_at = :at"
+        if note:
+            values[":note"] = {"S": note}
+            sets += ", ops_note = :note"
+        try:
+            with translated(DYNAMODB, f"alert {parcel_id}#{alert_type} not acknowledged"):
+                response = self._client.update_item(
+                    TableName=self._alerts,
+                    Key={"parcel_id": {"S": parcel_id}, "alert_type": {"S": alert_type.value}},
+                    UpdateExpression="SET " + sets,
+                    ConditionExpression="alert_state = :open",
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                )
+        except ConflictError as error:
+            raise self._not_open(parcel_id, alert_type) from error
+        return _handled(response["Attributes"])
+
+    def close(self, parcel_id: str, alert_type: AlertType, by: str, note: str | None, at: datetime) -> None:
+        """Resolve an open alert by hand: as `resolve`, plus who did it and why (an open alert only).
+
+        The parcel's outbox gets the RESOLVED entry in the same transaction, for the topic.
+        """
+        values: dict[str, Any] = {
+            ":resolved": {"S": "RESOLVED"},
+            ":open": {"S": "OPEN"},
+            ":at": {"S": at.isoformat()},
+            ":ttl": _epoch(at + RESOLVED_ALERT_RETENTION),
+            ":by": {"S": by},
+        }
+        sets = "alert_state = :resolved, resolved_at = :at, expires_at = :ttl, resolved_by = :by"
+        if note:
+            values[":note"] = {"S": note}
+            sets += ", ops_note = :note"
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._alerts,
+                    "Key": {"parcel_id": {"S": parcel_id}, "alert_type": {"S": alert_type.value}},
+                    "UpdateExpression": f"SET {sets} REMOVE open_type",
+                    "ConditionExpression": "alert_state = :open",
+                    "ExpressionAttributeValues": values,
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._shipments,
+                    "Key": {"parcel_id": {"S": parcel_id}},
+                    "UpdateExpression": "DELETE open_alerts :types ADD outbox :entries",
+                    "ExpressionAttributeValues": {
+                        ":types": {"SS": [alert_type.value]},
+                        ":entries": {"SS": [outbox_entry(AlertEvent.RESOLVED, alert_type.value)]},
+                    },
+                }
+            },
+        ]
+        try:
+            with translated(DYNAMODB, f"alert {parcel_id}#{alert_type} not resolved"):
+                self._client.transact_write_items(TransactItems=items)
+        except ConflictError as error:
+            raise self._not_open(parcel_id, alert_type) from error
+
+    def _not_open(self, parcel_id: str, alert_type: AlertType) -> DozorError:
+        found = self.handled(parcel_id, alert_type)
+        if found is None:
+            return NotFoundError(f"no {alert_type.value} alert for parcel {parcel_id}")
+        return ConflictError(f"the {alert_type.value} alert of parcel {parcel_id} is already resolved")
+
+
+def _handled(item: Mapping[str, Any]) -> HandledAlert:
+    alert = Alert.model_validate_json(item["alert"]["S"])
+
+    def text(name: str) -> str | None:
+        value = item.get(name, {}).get("S")
+        return None if value is None else str(value)
+
+    def instant(name: str) -> datetime | None:
+        value = text(name)
+        return datetime.fromisoformat(value) if value else None
+
+    resolved_at = instant("resolved_at")
+    if resolved_at is not None:
+        alert = alert.model_copy(update={"resolved_at": resolved_at})
+    return HandledAlert(
+        alert=alert,
+        handling=AlertHandling(
+            state=AlertState(text("alert_state") or "OPEN"),
+            acknowledged_by=text("acked_by"),
+            acknowledged_at=instant("acked_at"),
+            resolved_by=text("resolved_by"),
+            resolved_at=resolved_at,
+            note=text("ops_note"),
+        ),
+    )
 
 
 class DecisionFraudScores:

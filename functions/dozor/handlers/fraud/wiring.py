@@ -30,6 +30,7 @@ from dozor.domain.fraud.labels import FeedbackRecorder
 from dozor.domain.fraud.model import PACKAGED_MODEL_DIR, FraudModel
 from dozor.domain.fraud.scoring import OrderScoring, ScoredOrder
 from dozor.domain.privacy import PiiHasher
+from dozor.handlers.fraud.shadow import count_shadow
 from dozor.handlers.wiring import aws_client, logger, metrics
 from dozor.settings import FeedbackSettings, Settings
 
@@ -152,6 +153,7 @@ def report_shadow(scored: ScoredOrder, decision: Decision) -> None:
     metrics.add_metric(name="ShadowScore", unit=MetricUnit.NoUnit, value=shadow.score)
     metrics.add_metric(name="ShadowScoreDelta", unit=MetricUnit.NoUnit, value=shadow.score - decision.score)
     metrics.add_metric(name="ShadowDecisionDiffers", unit=MetricUnit.Count, value=int(differs))
+    count_shadow(decision.model_version, shadow.model_version, differs)  # the console's disagreement rate
 
 
 @lru_cache(maxsize=1)

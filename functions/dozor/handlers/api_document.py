@@ -1,0 +1,26 @@
+"""The API's one OpenAPI document, from every resolver that serves part of the HTTP API.
+
+Each function's resolver documents its own routes (scoring, the console); `GET /v1/openapi.json`
+serves them as one document: the first resolver's, with the others' paths and components added.
+Component names are shared (the error body, the decision): the same model gives the same schema.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+
+def merged(first: APIGatewayHttpResolver, *others: APIGatewayHttpResolver) -> str:
+    """The document of `first` (info, security) with the paths and components of `others` added."""
+    document: dict[str, Any] = json.loads(first.get_openapi_json_schema())
+    for other in others:
+        part: dict[str, Any] = json.loads(other.get_openapi_json_schema())
+        document.setdefault("paths", {}).update(part.get("paths", {}))
+        components = document.setdefault("components", {})
+        for section, entries in part.get("components", {}).items():
+            if section != "securitySchemes":  # the first resolver's schemes cover every route
+                components.setdefault(section, {}).update(entries)
+    return json.dumps(document)

@@ -1,0 +1,69 @@
+"""ConsoleFunction: the ops console (README § The console) — its page and the routes behind it.
+
+GET /console, /console/, /console/{file}   the single page (HTML, CSS, JS; no data in it), open
+                                           like the docs: a browser cannot sign a navigation
+/v1/console/...                            reviewers (`reviews`), ops (`alerts`), lists (`lists`),
+                                           model (`model`): authorized like every API route, and in
+                                           the API's OpenAPI document (`openapi_app`)
+
+Everything the page shows comes from these routes, which read the real tables, queue and topic.
+Errors are the one body of `http_errors`; bodies too large, not JSON or too deep are answered
+before anything parses them (`http_guards`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dozor.domain.errors import DozorError, StoreUnavailableError
+from dozor.handlers.console import alerts, lists, model, reviews, static
+from dozor.handlers.http_errors import domain_error_response, not_found_response, validation_response
+from dozor.handlers.http_guards import unreadable_body
+from dozor.handlers.wiring import logger, tracer
+
+MAX_BODY_BYTES = 16 * 1024  # a verdict, a note, a list change: a few hundred bytes
+
+app = APIGatewayHttpResolver(enable_validation=True)
+for _router in (reviews.router, alerts.router, lists.router, model.router, static.router):
+    app.include_router(_router)
+
+
+def openapi_app() -> APIGatewayHttpResolver:
+    """The resolver whose routes the API's OpenAPI document adds to the scoring ones."""
+    return app
+
+
+@app.exception_handler(RequestValidationError)
+def invalid_request(error: RequestValidationError) -> Response[str]:
+    return validation_response(error.errors())
+
+
+@app.not_found
+def no_such_route(error: Exception) -> Response[str]:
+    return not_found_response()
+
+
+@app.exception_handler(DozorError)
+def domain_error(error: DozorError) -> Response[str]:
+    if isinstance(error, StoreUnavailableError):
+        logger.warning("console store unavailable", extra={"error": str(error)})
+    return domain_error_response(error)
+
+
+@lambda_handler_decorator
+def reject_unreadable(handler: Any, event: dict[str, Any], context: LambdaContext) -> Any:
+    """413 / 415 / 422 before anything parses a body that is too large, not JSON, or too deep."""
+    return unreadable_body(event, MAX_BODY_BYTES) or handler(event, context)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@reject_unreadable
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,211 @@
+"""The console in chromium against the local stack: what a reviewer, an ops person and a list
+keeper do, checked where it lands (the Labels table, the alerts topic, the next decision).
+
+With DOZOR_CONSOLE_SCREENSHOTS=docs/console each page is saved as a PNG for the README.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dozor.domain.fraud.model import PACKAGED_MODEL_DIR
+from dozor_local.server import LocalServer
+from dozor_training.cli import main
+from tests.browser import seed
+
+pytestmark = pytest.mark.browser
+
+
+def shoot(page: Any, where: Path | None, name: str) -> None:
+    if where is not None:
+        page.screenshot(path=str(where / f"{name}.png"), full_page=True)
+
+
+def labels_of(local: LocalServer, order_id: str) -> list[str]:
+    items = local.client("dynamodb").query(
+        TableName=local.stack.physical_id("LabelsTable"),
+        KeyConditionExpression="subject = :s",
+        ExpressionAttributeValues={":s": {"S": f"order#{order_id}"}},
+        ConsistentRead=True,
+    )["Items"]
+    return [i["kind"]["S"] for i in items if "kind" in i]
+
+
+def test_a_reviewer_marks_an_order_fraud_and_the_label_lands_in_the_labels_table(
+    console: Any, local: LocalServer, screenshots: Path | None
+) -> None:
+    # Given two orders the review list sent to review
+    seed.send_to_review(local, ["o-review-1", "o-review-2"])
+    console.reload()
+    queue = console.get_by_role("table")
+    queue.get_by_role("link", name="o-review-1").wait_for()
+    assert "LIST_REVIEW_CARD" in queue.inner_text()
+    assert re.search(r"\d+ orders 30 d", queue.inner_text())  # the buyer's and seller's history
+    shoot(console, screenshots, "reviews")
+
+    # When the reviewer opens one and marks it fraud, with a note
+    queue.get_by_role("link", name="o-review-1").click()
+    console.get_by_role("heading", name="Why: the reasons that moved the score").wait_for()
+    shoot(console, screenshots, "order")
+    console.get_by_label("Note (optional)").fill("card reported stolen by its bank")
+    console.get_by_role("button", name="Mark fraud").click()
+
+    # Then the case is settled by the signed-in principal, and the label lands in the Labels table
+    console.get_by_role("heading", name="Settled: fraud").wait_for()
+    assert "arn:aws:iam::" in console.get_by_role("status").inner_text()
+    assert seed.wait_for("fraud label", lambda: labels_of(local, "o-review-1")) == ["fraud_confirmed"]
+    # And the case has left the queue; the other is still there
+    console.get_by_role("link", name="Reviews").click()
+    console.get_by_role("link", name="o-review-2").wait_for()
+    assert console.get_by_role("link", name="o-review-1").count() == 0
+    assert labels_of(local, "o-review-2") == []
+
+
+def test_an_ops_user_filters_alerts_and_opens_a_parcels_timeline(
+    console: Any, local: LocalServer, screenshots: Path | None
+) -> None:
+    # Given three parcels with open alerts: two CAINIAO (one stalled, one exception), one YUNEXPRESS
+    seed.parcels_with_alerts(local)
+    console.get_by_role("link", name="Parcel alerts").click()
+    console.get_by_role("link", name="LP-STL-2").wait_for()
+
+    # When they keep STALLED alerts of CAINIAO only
+    console.get_by_label("Type").select_option("STALLED")
+    console.get_by_label("Carrier").select_option("CAINIAO")
+    console.get_by_role("button", name="Filter").click()
+    console.get_by_text("1 open alerts, newest first").wait_for()
+    alerts = console.get_by_role("table").inner_text()
+    assert "LP-STL-1" in alerts and "LP-STL-2" not in alerts and "LP-EXC-1" not in alerts
+    shoot(console, screenshots, "ops")
+
+    # And open the parcel
+    console.get_by_role("link", name="LP-STL-1").click()
+    timeline = console.locator("svg.timeline")
+    timeline.wait_for()
+    # Then its scans are drawn against the lane's deadline, the stage it is stuck in marked late
+    assert "lane deadline" in (timeline.get_attribute("aria-label") or "")
+    assert timeline.locator("line.deadline").count() == 1
+    assert timeline.locator("rect.late").count() >= 1
+    assert timeline.locator("circle.scan").count() == 3
+    shoot(console, screenshots, "parcel")
+
+    # When they acknowledge it, then resolve it
+    console.get_by_label("Note on STALLED").fill("asked CAINIAO for a trace")
+    console.get_by_role("button", name="Acknowledge").click()
+    console.get_by_text("open, acknowledged by arn:aws:iam::").wait_for()
+    console.get_by_role("button", name="Resolve").click()
+    console.get_by_text(re.compile(r"resolved .* by arn:aws:iam::")).first.wait_for()
+    # Then the alerts topic tells ops the alert is resolved, and it has left the open list
+    told: list[dict[str, Any]] = []
+
+    def resolved_on_topic() -> bool:
+        for note in local.read_ops_alerts(wait_seconds=1):
+            event = (note.get("MessageAttributes") or {}).get("event", {}).get("Value")
+            alert = json.loads(note["Message"]) if "Message" in note else note
+            told.append({"event": event, **alert})
+        return any(t["event"] == "RESOLVED" and t["parcel_id"] == "LP-STL-1" for t in told)
+
+    seed.wait_for("the resolved alert on the topic", resolved_on_topic)
+    _, page = seed.call(local, "GET", "/v1/console/alerts?type=STALLED&carrier=CAINIAO")
+    assert [a["alert"]["parcel_id"] for a in page["alerts"]] == []
+
+
+def test_a_list_entry_changes_the_next_decision_for_that_entity(
+    console: Any, local: LocalServer, screenshots: Path | None
+) -> None:
+    # Given a card whose first order is not declined
+    status, first = seed.call(
+        local,
+        "POST",
+        "/v1/orders/score",
+        seed.order("o-list-1", card="fp-stolen-1", buyer="b-list-1", amount=2990.0),
+    )
+    assert status == 200 and first["decision"] != "DECLINE"
+
+    # When a list keeper puts the card on the block list in the console, saying why
+    console.get_by_role("link", name="Lists").click()
+    console.get_by_label("List", exact=True).select_option("block")
+    console.get_by_label("Kind").select_option("card")
+    console.get_by_label("Value").fill("fp-stolen-1")
+    console.get_by_label("Reason", exact=True).fill("chargeback wave from this card")
+    console.get_by_role("button", name="Save").click()
+    console.get_by_role("cell", name="chargeback wave from this card").wait_for()
+    row = console.get_by_role("row").filter(has_text="chargeback wave from this card")
+    assert "arn:aws:iam::" in row.inner_text() and "yes" in row.inner_text()  # who, and applied
+    assert "fp-stolen-1" not in console.content()  # only the card's keyed hash is shown
+    shoot(console, screenshots, "lists")
+
+    # Then the card's next order is declined by the list, with the rule saying so
+    status, second = seed.call(
+        local,
+        "POST",
+        "/v1/orders/score",
+        seed.order("o-list-2", card="fp-stolen-1", buyer="b-list-2", amount=2990.0),
+    )
+    assert status == 200 and second["decision"] == "DECLINE"
+    assert "LIST_BLOCK_CARD" in second["rules"]
+
+    # When it is taken off again, the change is in its history, and the next order is not declined
+    row.get_by_label(re.compile("Reason to remove")).fill("bank confirmed the card was replaced")
+    row.get_by_role("button", name="Remove").click()
+    console.get_by_text("is off every list").wait_for()
+    _, third = seed.call(
+        local,
+        "POST",
+        "/v1/orders/score",
+        seed.order("o-list-3", card="fp-stolen-1", buyer="b-list-3", amount=2990.0),
+    )
+    assert third["decision"] != "DECLINE"
+
+
+def shadow_artifact(root: Path) -> Path:
+    """The packaged model under another version, calibrated to decline every order."""
+    directory = root / "fraud-shadow-console"
+    shutil.copytree(PACKAGED_MODEL_DIR, directory)
+    metadata = json.loads((directory / "metadata.json").read_text())
+    metadata.update(version="fraud-shadow-console", calibration={"x": [0.0, 1.0], "y": [0.9, 0.9]})
+    (directory / "metadata.json").write_text(json.dumps(metadata))
+    return directory
+
+
+def test_the_model_page_shows_both_versions_and_how_often_the_shadow_disagrees(
+    console: Any,
+    local: LocalServer,
+    screenshots: Path | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a shadow model published to the stack's registry, and orders scored by both
+    env = local.stack.env_for("ScoreOrderFunction")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", local.endpoint_url)
+    args = ["--bucket", env["MODEL_BUCKET_NAME"], "--active-parameter", env["ACTIVE_MODEL_PARAMETER"]]
+    args += ["--shadow-parameter", env["SHADOW_MODEL_PARAMETER"], "--region", local.stack.region]
+    assert main(["publish", str(shadow_artifact(tmp_path)), "--shadow", *args]) == 0
+    try:
+        numbers = itertools.count()
+
+        def scored_by_both() -> bool:
+            n = next(numbers)
+            order = seed.order(f"o-shadow-{n}", card=f"fp-shadow-{n}", buyer=f"b-shadow-{n}", amount=990.0)
+            assert seed.call(local, "POST", "/v1/orders/score", order)[0] == 200
+            _, page = seed.call(local, "GET", "/v1/console/model")
+            return bool(page["disagreement"] and page["disagreement"]["compared"])
+
+        seed.wait_for("orders compared with the shadow", scored_by_both)
+        # When the model page is opened
+        console.get_by_role("link", name="Model").click()
+        console.get_by_role("heading", name="Shadow: fraud-shadow-console").wait_for()
+        # Then it shows the active version's evaluation and the shadow's disagreement rate
+        text = console.get_by_role("main").inner_text()
+        assert "Active: " in text and "Evaluation on the held-out test period" in text
+        assert re.search(r"\d+ of \d+ orders scored by both would have been decided otherwise", text)
+        shoot(console, screenshots, "model")
+    finally:
+        assert main(["publish", "--shadow", "--clear", *args]) == 0
