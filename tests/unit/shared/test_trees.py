@@ -143,9 +143,12 @@ def test_fresh_boosters_with_missing_values_agree_with_xgboost(params: dict[str,
 def test_a_single_row_and_a_batch_give_the_same_numbers() -> None:
     booster, x = train({"objective": "binary:logistic", "max_depth": 5}, rounds=30)
     trees = TreeEnsemble.from_booster(booster)
-    batch = trees.evaluate(x[:10])
-    for i in range(10):
-        one = trees.evaluate(x[i])
+    # A single row takes its own path through the walk (fewer, smaller arrays): rows on and next
+    # to the thresholds, with missing values, must come out the same as in a batch.
+    rows = np.vstack([x[:10], rows_near_splits(trees, 40, seed=5)])
+    batch = trees.evaluate(rows)
+    for i in range(len(rows)):
+        one = trees.evaluate(rows[i])
         np.testing.assert_array_equal(one.margin, batch.margin[i : i + 1])
         np.testing.assert_array_equal(one.contributions, batch.contributions[i : i + 1])
 
@@ -162,6 +165,7 @@ def test_a_value_on_a_threshold_goes_right_and_nan_follows_the_default() -> None
     leaves = trees.leaves(row)[:, 0]
     assert leaves[0] == trees.right[root] and leaves[1] == trees.left[root]
     assert leaves[2] == (trees.left[root] if trees.default_left[root] else trees.right[root])
+    assert [int(trees.leaves(one)[0, 0]) for one in row] == leaves.tolist()  # one row at a time
 
 
 def test_the_arrays_survive_a_save_and_load(tmp_path: Path) -> None:
