@@ -152,7 +152,7 @@ class TreeEnsemble:
         numpy's cost per call, not per element, is what one row pays."""
         value = row.take(self.feature)
         right = value >= self.threshold  # NaN compares False: it goes left...
-        right |= np.isnan(value) & self._nan_right  # ...unless its node sends it right  # ...unless its node sends it right
+        right |= np.isnan(value) & self._nan_right  # ...unless its node sends it right
         step = np.where(right, self.right, self.left)
         node = self.roots
         for _ in range(self.depth):
