@@ -27,18 +27,27 @@ case "$pass" in
   *) echo "unknown pass $pass (domain or handlers)" >&2; exit 2 ;;
 esac
 
-rm -rf "$work" && mkdir -p "$work/src"
-cp -r "$root/functions/dozor" "$root/models/dozor_training" "$root/infra/dozor_local" "$work/src/"
-cp -r "$root/tests" "$root/events" "$root/template.yaml" "$work/"
+# The committed tree (HEAD), not the work tree: a half-made edit would fail the clean run mutmut
+# starts with. MUTATE_REF picks another commit, e.g. the one before a fix, for a before/after score.
+rm -rf "$work" && mkdir -p "$work/src" "$work/tree"
+git -C "$root" archive "${MUTATE_REF:-HEAD}" functions/dozor models/dozor_training infra/dozor_local tests events template.yaml \
+  | tar -x -C "$work/tree"
+mv "$work/tree/functions/dozor" "$work/tree/models/dozor_training" "$work/tree/infra/dozor_local" "$work/src/"
+mv "$work/tree/tests" "$work/tree/events" "$work/tree/template.yaml" "$work/" && rm -rf "$work/tree"
 find "$work" -name __pycache__ -prune -exec rm -rf {} +
 # The repository's pytest settings, and where mutmut mutates and which tests judge it.
 "$root/.venv/bin/python" - "$root/pyproject.toml" "$work/pyproject.toml" "$only" "$tests" <<'PY'
-import sys, tomllib
+import json, sys, tomllib
 source, target, only, tests = sys.argv[1:]
 pytest = tomllib.loads(open(source).read())["tool"]["pytest"]["ini_options"]
 lines = ["[tool.pytest.ini_options]"]
-lines += [f"{key} = {value!r}".replace("'", '"') for key, value in pytest.items() if key != "testpaths"]
-lines += ["", "[tool.mutmut]", 'source_paths = ["src"]', f"only_mutate = [{only}]",
+lines += [f"{key} = {json.dumps(value)}" for key, value in pytest.items() if key != "testpaths"]  # JSON strings are TOML
+lines += ["", "[tool.mutmut]", 'source_paths = ["src"]',
+          'also_copy = ["template.yaml", "events"]',  # the local stack's tests deploy the template
+          # Workers fork from a clean server, not from the process that ran the suite: moto's and the
+          # local stack's threads hold locks at fork time, and every forked mutant then hangs.
+          'process_isolation = "forkserver"',
+          f"only_mutate = [{only}]",
           f"pytest_add_cli_args_test_selection = [{tests}]", 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]']
 open(target, "w").write("\n".join(lines) + "\n")
 PY
