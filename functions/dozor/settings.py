@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -76,6 +76,37 @@ class QuarantineSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True)
 
     quarantine_queue_url: str | None = None
+
+
+class CallerLimitSetting(BaseModel):
+    """One caller's limit in ``CALLER_LIMIT_OVERRIDES``: steady requests per second, and burst."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rate: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
+class ThrottleSettings(BaseSettings):
+    """The scoring API's per-caller limits (README § Throttling; `dozor.domain.throttle`)."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    # The shared counts (CallerThrottleTable); without it each container enforces the limits alone.
+    caller_throttle_table_name: str | None = None
+    # Every caller's limit unless overridden: half the route's default 100 requests/s, so no one
+    # caller can take the whole route from the others.
+    caller_rate_limit: float = Field(default=50, gt=0)
+    caller_burst_limit: int = Field(default=100, ge=1)
+    # JSON: {"<caller>": {"rate": 80, "burst": 160}, ...}; a caller is an IAM role ARN
+    # (arn:aws:iam::<account>:role/<name>), an IAM user ARN, or "jwt:<client id>".
+    caller_limit_overrides: dict[str, CallerLimitSetting] = Field(default_factory=dict)
+    caller_throttle_window_seconds: float = Field(default=10, gt=0)
+    # A container adds its admitted requests to the shared count once it holds this many, or
+    # once this long has passed since its last addition, whichever comes first.
+    caller_throttle_sync_every: int = Field(default=10, ge=1)
+    caller_throttle_sync_seconds: float = Field(default=1.0, gt=0)
+    decision_budget_ms: int = Field(default=800, ge=50, le=10_000)  # sizes the counter's client
 
 
 class ShadowTallySettings(BaseSettings):

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from dozor.handlers.fraud.wiring import dependencies
+from dozor.handlers.http_throttle import caller_limiter
 from dozor_local.invoke import lambda_context
 from dozor_local.stack import LocalStack
 from tests.helpers.aws_stack import TEMPLATE, Stack
@@ -32,6 +33,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             "before-call.*.*", lambda model, **_: calls.append((model.service_model.service_name, model.name))
         )
         dependencies.cache_clear()
+        caller_limiter.cache_clear()  # its counter table is this stack's
         context = lambda_context(local.function("ScoreOrderFunction"), local.env_for("ScoreOrderFunction"))
         yield Stack(local, context, calls)
         dependencies.cache_clear()

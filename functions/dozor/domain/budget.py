@@ -92,5 +92,17 @@ class Budget:
         """The longest one call can take: a connect and a read that both time out."""
         return self.connect_timeout + self.read_timeout
 
+    @property
+    def decision_reserve(self) -> float:
+        """What a decision needs left when it starts: a store read, then a write or a hand-off."""
+        return 3 * self.attempt_cost
+
+    @property
+    def side_call_cost(self) -> float:
+        """The longest a call the decision can do without may take (the caller throttle's count,
+        the registry's pointers): two of them fit, one after the other, in what the budget holds
+        beyond `decision_reserve`, so neither can cost checkout its store read."""
+        return round(max(0.0, self.seconds - self.decision_reserve) / 2, 3)
+
     def start(self) -> Deadline:
         return Deadline(self.seconds)

@@ -57,7 +57,7 @@ Instant = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
 def ensure_not_ahead(field: str, value: datetime | None, now: datetime) -> None:
     """`InvalidRecordError` naming ``field`` when ``value`` is more than a day ahead of ``now``."""
     if value is not None and value > now + MAX_AHEAD:
-        raise InvalidRecordError(f"invalid order: {field} (more than a day ahead of now)")
+        raise InvalidRecordError(f"invalid order: {field} (more than a day ahead of now)", (field,))
 
 
 # An order above this (in roubles, after conversion) is a data error, not a purchase.

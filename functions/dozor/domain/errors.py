@@ -37,6 +37,11 @@ class ConflictError(DozorError):
 class InvalidInputError(DozorError):
     """Input that can never be processed as it is: retrying it changes nothing."""
 
+    def __init__(self, message: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        # The offending fields by dotted path (`buyer.account_created_at`), when one is to blame.
+        self.fields = fields
+
 
 class NotFoundError(DozorError):
     """The order, parcel, model version or parameter named does not exist."""

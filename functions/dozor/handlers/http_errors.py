@@ -3,8 +3,9 @@
 Every error the function answers has this shape, with a stable machine-readable `code` and the
 offending `fields` (empty when no field is to blame). The OpenAPI document declares it for each
 status (`ERROR_RESPONSES`). What API Gateway answers before the function runs (401/403 for a
-missing or wrong signature or token, 429 when a caller is over its throttle) keeps the shape AWS
-gives it, ``{"message": ...}`` (`GatewayError`): HTTP APIs offer no way to change those bodies.
+missing or wrong signature or token, 429 when the route's shared throttle is spent) keeps the
+shape AWS gives it, ``{"message": ...}`` (`GatewayError`): HTTP APIs offer no way to change those
+bodies. A 429 for a caller over its own limit comes from Dozor (`http_throttle`), in the one body.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ ErrorCode = Literal[
     "payload_too_large",
     "unsupported_media_type",
     "invalid_request",
+    "throttled",
     "unavailable",
     "internal",
 ]
@@ -64,7 +66,8 @@ class GatewayError(BaseModel):
     message: str
 
 
-def documented(description: str, model: type[BaseModel] = ErrorBody) -> OpenAPIResponse:
+def documented(description: str, model: Any = ErrorBody) -> OpenAPIResponse:
+    """A response for the OpenAPI document: ``model`` is a pydantic model, or a union of them."""
     return {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}}
 
 
@@ -76,7 +79,11 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
     413: documented("Body larger than the limit, counted in bytes"),
     415: documented("Body not sent as application/json"),
     422: documented("Invalid request; `fields` names each offending field"),
-    429: documented("This caller is over its throttle (answered by API Gateway)", GatewayError),
+    429: documented(
+        "Over a limit, with Retry-After: this caller's own (answered by Dozor, code `throttled`), "
+        "or the route's, shared by every caller (answered by API Gateway, AWS's body)",
+        ErrorBody | GatewayError,
+    ),
     503: documented("A store is unavailable; retry the same request (Retry-After)"),
 }
 ORDER_RESPONSES: dict[int, OpenAPIResponse] = {
@@ -151,5 +158,9 @@ def domain_error_response(error: DozorError) -> Response[str]:
         if isinstance(error, family):
             headers = {"Retry-After": "1"} if status == 503 else None
             detail = str(error) if status in (404, 409) else message
-            return error_response(status, code, detail, headers=headers)
+            # A rule the contract cannot check alone (a date ahead of the clock) names its field;
+            # the message names the rule, never the value.
+            named = error.fields if isinstance(error, InvalidInputError) else ()
+            fields = [FieldError(field=f, message=str(error), type="value_error") for f in named]
+            return error_response(status, code, detail, fields, headers=headers)
     return error_response(500, "internal", "internal error")

@@ -40,6 +40,13 @@ def client_config(budget: Budget | None = None) -> Config:
     )
 
 
-def aws_client(service: str, budget: Budget | None = None) -> Any:
+def side_call_config(budget: Budget) -> Config:
+    """For the calls checkout's decision can do without (the caller throttle's counts, the model
+    registry's pointers): one attempt, bounded by `Budget.side_call_cost` in all."""
+    half = max(round(budget.side_call_cost / 2, 3), 0.001)
+    return Config(connect_timeout=half, read_timeout=half, retries={"mode": "standard", "max_attempts": 1})
+
+
+def aws_client(service: str, budget: Budget | None = None, config: Config | None = None) -> Any:
     """A boto3 client with Dozor's timeouts and retries (the checkout budget's, if given)."""
-    return boto3.client(service, config=client_config(budget))
+    return boto3.client(service, config=config or client_config(budget))

@@ -175,9 +175,14 @@ class DynamoParcelStore:
             request["ExclusiveStartKey"] = start
         with translated(DYNAMODB, f"due parcels of shard {shard} not read"):
             response = self._client.query(**request)
-        return DuePage(
-            [_stored(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
-        )
+        parcels, unreadable = [], {}
+        for item in response.get("Items", []):
+            try:
+                parcels.append(_stored(item))
+            except (KeyError, TypeError, ValueError, ArithmeticError) as error:  # one poison item
+                parcel_id = str(item.get("parcel_id", {}).get("S", "?"))
+                unreadable[parcel_id] = f"unreadable item: {type(error).__name__}"
+        return DuePage(parcels, response.get("LastEvaluatedKey"), unreadable)
 
     def load_cursor(self) -> SweepCursor | None:
         with translated(DYNAMODB, "sweep cursor not read"):

@@ -54,6 +54,8 @@ class StoredParcel:
 class DuePage:
     parcels: list[StoredParcel]
     next_start: dict[str, object] | None  # where the next page of the shard starts; None when done
+    # Items of the page that could not be read as parcels: parcel id -> why (no personal data).
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,11 @@ class FraudScores(Protocol):
         ...
 
 
+def _why(error: Exception) -> str:
+    """What went wrong with one parcel, short (parcels hold no personal data)."""
+    return f"{type(error).__name__}: {error}"[:300]
+
+
 def outbox_entry(event: AlertEvent | str, name: str) -> str:
     return f"{event}:{name}"
 
@@ -136,6 +143,10 @@ class SweepReport:
     pages: int = 0
     shards_done: int = 0
     finished: bool = False  # every shard was swept; False: a cursor was saved for the next run
+    # Parcels skipped because something about them alone failed: parcel id -> why. They stay
+    # due, so a later sweep (after a fix, for a poison one) looks at them again.
+    poisoned: dict[str, str] = field(default_factory=dict)  # unreadable, or failing in code
+    deferred: dict[str, str] = field(default_factory=dict)  # a store call for that parcel failed
 
 
 class ParcelTracking:
@@ -249,6 +260,7 @@ class ParcelTracking:
                 return report
             page = self._parcels.due(shard, now, page_size, start)
             report.pages += 1
+            report.poisoned.update(page.unreadable)
             for carrier in {s.parcel.carrier for s in page.parcels} - set(feed_gaps):
                 feed_gaps[carrier] = self._feeds.gaps(carrier, now)
             self._look_at(page.parcels, now, model, report, feed_gaps)
@@ -270,21 +282,37 @@ class ParcelTracking:
         report: SweepReport,
         feed_gaps: Mapping[str, list[FeedGap]],
     ) -> None:
-        if not parcels:
+        # Poison isolation: whatever fails for one parcel (its dates, its lane, a bug its data
+        # reaches, a store call about it) skips that parcel alone; the page goes on.
+        rows, readable = [], []
+        for stored in parcels:
+            try:
+                rows.append(parcel_features(stored.parcel, now, model.deadlines))
+            except Exception as error:  # any exception: this parcel alone
+                report.poisoned[stored.parcel.parcel_id] = _why(error)
+            else:
+                readable.append(stored)
+        if not readable:
             return
-        rows = np.stack([parcel_features(s.parcel, now, model.deadlines) for s in parcels])
-        risks = model.risk(rows)
-        for stored, risk in zip(parcels, risks, strict=True):
+        risks = model.risk(np.stack(rows))
+        for stored, risk in zip(readable, risks, strict=True):
             report.looked_at += 1
             gaps = feed_gaps.get(stored.parcel.carrier, [])
-            opened, resolved = self._judge(
-                stored,
-                now,
-                risk=float(risk),
-                threshold=model.likely_lost_threshold,
-                look_at=self._next_look(stored.parcel, now, gaps),
-                feed_gaps=gaps,
-            )
+            try:
+                opened, resolved = self._judge(
+                    stored,
+                    now,
+                    risk=float(risk),
+                    threshold=model.likely_lost_threshold,
+                    look_at=self._next_look(stored.parcel, now, gaps),
+                    feed_gaps=gaps,
+                )
+            except (StoreUnavailableError, ParcelConflictError) as error:  # still due: next sweep
+                report.deferred[stored.parcel.parcel_id] = _why(error)
+                continue
+            except Exception as error:  # any exception: this parcel alone
+                report.poisoned[stored.parcel.parcel_id] = _why(error)
+                continue
             for alert_type in opened:
                 report.raised[alert_type.value] = report.raised.get(alert_type.value, 0) + 1
             report.resolved += len(resolved)

@@ -35,6 +35,7 @@ from dozor.handlers.http_errors import (
     validation_response,
 )
 from dozor.handlers.http_guards import unreadable_body
+from dozor.handlers.http_throttle import CallerThrottledError, per_caller_limit, throttled_response
 from dozor.handlers.wiring import logger, metrics, tracer
 
 TITLE = "Dozor risk API"
@@ -61,6 +62,7 @@ app.enable_swagger(path="/v1/docs", title=TITLE, version="1.0.0")
     summary="Score an order",
     responses={200: documented("The decision (a replay: the first one)", Decision), **ORDER_RESPONSES},
 )
+@per_caller_limit(app, lambda: dependencies().scoring.budget)  # 429 for a caller over its limit
 @tracer.capture_method
 def score_order(order: Order) -> Decision:
     service = scoring()
@@ -76,6 +78,7 @@ def score_order(order: Order) -> Decision:
     summary="The stored decision for an order",
     responses={200: documented("The stored decision", Decision), **ERROR_RESPONSES},
 )
+@per_caller_limit(app)
 @tracer.capture_method
 def get_decision(order_id: Annotated[str, Path(min_length=1, max_length=128)]) -> Decision:
     decision = dependencies().store.get_decision(order_id)
@@ -101,6 +104,11 @@ def invalid_request(error: RequestValidationError) -> Response[str]:
 @app.not_found
 def no_such_route(error: Exception) -> Response[str]:
     return not_found_response()
+
+
+@app.exception_handler(CallerThrottledError)
+def caller_throttled(error: CallerThrottledError) -> Response[str]:
+    return throttled_response(error)
 
 
 @app.exception_handler(DozorError)

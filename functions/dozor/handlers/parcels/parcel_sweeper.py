@@ -3,6 +3,11 @@
 It pages through the sharded due-time index as of the scheduled event's time, re-scores each
 parcel with the loss model, opens / resolves alerts, and moves the parcel's next look forward.
 Before its time budget runs out it saves a cursor; the next run resumes there.
+
+One bad parcel never stops the sweep: a parcel whose item cannot be read, or whose look fails
+for anything about it alone (its data, a bug it reaches, a store call about it), is skipped,
+logged with its reason and counted (``ParcelsPoisoned``, ``ParcelsDeferred``; an alarm watches
+the first) while the others are judged and alerted. It stays due, so the next sweep tries again.
 """
 
 from dataclasses import asdict
@@ -32,6 +37,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         reserve=timedelta(seconds=deps.settings.sweep_reserve_seconds),
     )
     metrics.add_metric(name="ParcelsSwept", unit=MetricUnit.Count, value=report.looked_at)
+    metrics.add_metric(name="ParcelsPoisoned", unit=MetricUnit.Count, value=len(report.poisoned))
+    metrics.add_metric(name="ParcelsDeferred", unit=MetricUnit.Count, value=len(report.deferred))
+    for parcel_id, reason in report.poisoned.items():
+        logger.error("poison parcel skipped", extra={"parcel_id": parcel_id, "reason": reason})
+    for parcel_id, reason in report.deferred.items():
+        logger.warning("parcel left for the next sweep", extra={"parcel_id": parcel_id, "reason": reason})
     for alert_type, count in report.raised.items():
         metrics.add_metric(
             name=f"Alerts{alert_type.title().replace('_', '')}", unit=MetricUnit.Count, value=count
