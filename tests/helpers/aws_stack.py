@@ -12,6 +12,8 @@ from typing import Any
 
 import boto3
 
+from dozor.domain.aggregates import shard_pks
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"
@@ -34,9 +36,20 @@ class Stack:
         return int(ddb.scan(TableName=self.table("DecisionsTable"), Select="COUNT")["Count"])
 
     def feature_item(self, pk: str, sk: str) -> dict[str, Any]:
+        """An entity's item as a read sees it: a sharded entity's shards summed (first_seen: least)."""
         ddb = boto3.resource("dynamodb").Table(self.table("FeaturesTable"))
-        item = ddb.get_item(Key={"pk": pk, "sk": sk}).get("Item", {})
-        return {k: float(v) if hasattr(v, "as_tuple") else v for k, v in item.items()}
+        merged: dict[str, Any] = {}
+        for shard in shard_pks(pk, pk.split("#", 1)[0]):
+            item = ddb.get_item(Key={"pk": shard, "sk": sk}).get("Item", {})
+            for k, v in item.items():
+                v = float(v) if hasattr(v, "as_tuple") else v
+                if k not in merged:
+                    merged[k] = v
+                elif k == "first_seen":
+                    merged[k] = min(merged[k], v)
+                elif isinstance(v, float) and k != "expires_at":
+                    merged[k] += v
+        return merged
 
     def drain(self, logical_id: str) -> list[dict[str, Any]]:
         sqs = boto3.client("sqs")

@@ -1,44 +1,88 @@
 """Time-bucketed counters per entity: the shape of the Features table, independent of storage.
 
-Every entity an order touches (buyer, card, device, ...) owns a few small *containers*, each an
-item keyed by (pk, sk):
+**One item per entity.** Every entity an order touches (buyer, card, device, ...) is one item,
+keyed ``(kind#value, "P")``, holding its profile and every bucket its windows read:
 
-- ``P``               profile: first seen, lifetime totals, list membership (allow/block/review)
-- ``H#YYYYMMDDHH``    twelve 5-minute buckets of one hour      → the 1 h window
-- ``D#YYYYMMDD``      twenty-four hourly buckets of one day      → the 24 h window
-- ``M#YYYYMM``        daily buckets of one month, plus sets of linked entities → 7 d / 30 d windows
+=================  ==========================================  ==============================
+attribute          what                                        kept (buckets back)
+=================  ==========================================  ==============================
+``orders``         lifetime orders                             always
+``amount``         lifetime amount (RUB)                       always
+``first_seen``     the earliest stored order's time (epoch s)  always
+``fraud_labels``   lifetime fraud labels                       always
+``losses``         lifetime lost parcels                       always
+``list``           allow / block / review, set by ops          always
+``c<s>`` ``C<s>``  orders / amount in 5-minute slot *s*        36 (1 h window + 2 h late)
+``h<s>`` ``H<s>``  orders / amount in hour slot *s*            26 (24 h window + 2 h late)
+``d<s>`` ``D<s>``  orders / amount in UTC day slot *s*         31 (30 d window + a day)
+``F<s>`` ``L<s>``  fraud labels / losses reported on day *s*   31
+``k<x><m>``        link sketch: linked kind *x*, month *m*     the months of the last 30 d
+=================  ==========================================  ==============================
 
-Labels (chargebacks, confirmed fraud, lost parcels) count into the same containers at the time they
-were *reported*: the profile keeps lifetime totals and the month containers daily buckets, so an
-order sees only the labels reported before it, in serving and in replay alike.
+A slot is ``epoch // 300`` (5 minutes), ``// 3600`` (hour) or ``// 86400`` (day), a month is
+``year * 12 + month - 1``, all written in base 36 (`b36`): names are short because DynamoDB bills
+an item by its attribute names and values. ``<x>`` is one letter per kind (`LINK_CODE`).
 
-An order at time t reads a fixed handful of containers per entity (the current and previous hour,
-today and yesterday, the months covering the last 30 days) and adds itself to one bucket of each
-level. The windows are sliding at bucket resolution: "1 h" is the 5-minute buckets of the last
-hour including the current one, "24 h" the last 24 hourly buckets, "7 d"/"30 d" the last 7/30 days.
+An order adds itself to one bucket per level (the ``c``, ``h`` and ``d`` of its time) and to the
+lifetime totals: **one UpdateItem per entity**, so an order writes its decision and seven items.
+An order at t reads the one item per entity (plus the shards of a hot kind, below) and sums the
+buckets each window covers. The windows slide at bucket resolution: "1 h" is the 5-minute
+buckets of the last hour including the current one, "24 h" the last 24 hourly buckets, "7 d" /
+"30 d" the last 7 / 30 UTC days. Buckets older than every window that reads them (plus the
+late-arrival slack, `MAX_ARRIVAL_SKEW`) are removed by the next write to the item
+(`stale_attributes`), so an item's size is bounded by its activity in the last 31 days.
+
+**Hot entities are sharded.** A seller is written as `SHARDS` items, ``seller#<id>`` and
+``seller#<id>~1`` .. ``~15``; each writer (a function container) sticks to one shard
+(`shard_key`), and a read sums all of them. A top seller's 2,000 orders/s at peak are then
+125 updates/s per item instead of 2,000 on one (DynamoDB sustains about 1,000 write units/s
+per item), and no two writers contend for one item more than 1/16 of the time.
+
+**Distinct links are a bounded sketch.** A card used by many buyers, an address receiving for
+many: each entity keeps, per month, the set of its linked entities' 36-bit hashes
+(`link_member`), and stops adding once a month holds `LINK_CAP` members (the writer sees the
+count in its read). The feature is ``min(distinct over the months of the last 30 days,
+LINK_CAP)``: exactly the distinct count below the cap (up to a 36-bit hash collision), the cap
+above it, in any arrival order. A set holds at most LINK_CAP members plus the writers racing
+on it: about 300 bytes, where exact sets of a pickup point's 100k monthly buyers (3 MB) would
+break DynamoDB's 400 KB item limit and fail every order to it.
+
+**Size at the limit.** The busiest item is a top seller's shard: every 5-minute, hourly and
+daily bucket populated (36 + 26 + 31 slots, two numbers each), about 190 attributes, ~2.5 KB,
+whatever the seller's volume (volume grows the numbers' digits, not their count). A pickup
+point address adds its link sketches (~600 bytes). Nothing grows with traffic or with the number
+of distinct buyers, so no entity can approach 400 KB; if one ever did (a bug), DynamoDB rejects
+the update with a ValidationException, the commit fails as invalid and the record goes to the
+DLQ rather than silently truncating history.
+
+Labels (chargebacks, confirmed fraud, lost parcels) count into the same item at the time they
+were *reported*: the lifetime totals and the ``F`` / ``L`` daily buckets, so an order sees only
+the labels reported before it, in serving and in replay alike.
 
 Storage is generic: a read returns ``{(pk, sk): {attr: value}}`` and a write is a list of
-`ContainerUpdate` (atomic ADDs, set-adds and minimums), so DynamoDB and the in-memory store
-used for training replay apply exactly the same arithmetic.
+`ContainerUpdate` (atomic ADDs, set-adds, minimums, removals), so DynamoDB and the in-memory
+store used for training replay apply exactly the same arithmetic.
 
 **Arrival order.** SQS delivers orders late and out of order, within a batch and across batches.
-Every stored value is therefore order-independent: counters and sets only grow, ``first_seen`` is
-the minimum of the orders' times (not the first stored), and a container's ``expires_at`` depends
-on the container alone, so the containers after a set of orders are the same in any arrival order.
-What an order sees is defined *by arrival*: the orders stored before it, i.e. every earlier batch
-and the batch-mates placed before it, bucketed by their own ``created_at``. An order that arrives
-late is invisible to the orders scored before it (they are not re-scored), and it sees the newer
-orders already stored wherever their buckets fall in its windows (its current 5-minute, hourly
-and daily buckets, the month links, the lifetime totals). Orders that arrive in time order see
-exactly the point-in-time view by ``created_at``. The training replay models both
-(`dozor_training.fraud.replay`, ``arrival=True``), for arrivals up to the hour containers'
-late-event slack behind the newest order (`late_event_slack`).
+Every stored value is therefore order-independent: counters and sets only grow, ``first_seen``
+is the minimum of the orders' times (not the first stored), a link sketch's value is capped the
+same way in any order, and a bucket is removed only once no order within `MAX_ARRIVAL_SKEW` of
+the newest can read it. What an order sees is defined *by arrival*: the orders stored before it,
+i.e. every earlier batch and the batch-mates placed before it, bucketed by their own
+``created_at``. An order that arrives late is invisible to the orders scored before it (they are
+not re-scored), and it sees the newer orders already stored wherever their buckets fall in its
+windows (its current 5-minute, hourly and daily buckets, the month links, the lifetime totals).
+Orders that arrive in time order see exactly the point-in-time view by ``created_at``. The
+training replay models both (`dozor_training.fraud.replay`, ``arrival=True``), for arrivals up to
+`MAX_ARRIVAL_SKEW` behind the newest order.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
@@ -52,21 +96,53 @@ Snapshot = Mapping[Key, Item]
 PROFILE = "P"
 FIVE_MINUTES = 300
 
-# How long a container outlives the last window that reads it, for clock skew and late events.
-_TTL_SLACK = {"H": 2 * HOUR, "D": 2 * DAY, "M": 35 * DAY}
+# How far behind the newest stored order an order may arrive and still read all its buckets.
+MAX_ARRIVAL_SKEW = 2 * HOUR
+
+# Entity kinds written as several items (see the module docstring): how many.
+SHARDS: dict[str, int] = {"seller": 16}
+SHARD_MARK = "~"
+
+LINK_CAP = 48
+LINK_CODE = {"buyer": "b", "card": "c", "device": "v", "ip": "i", "address": "a", "email": "e", "seller": "s"}
+
+# Attribute prefixes: (count, amount) per level; label buckets per day.
+_COUNT = {"5m": "c", "h": "h", "d": "d"}
+_AMOUNT = {"5m": "C", "h": "H", "d": "D"}
+_LINK = "k"
+# Buckets kept behind the newest order, per level: the longest window over the level plus the
+# late-arrival slack (a day for the daily level: a 2 h late order may still read yesterday).
+_KEPT = {
+    "5m": HOUR // FIVE_MINUTES + MAX_ARRIVAL_SKEW // FIVE_MINUTES,
+    "h": 24 + MAX_ARRIVAL_SKEW // HOUR,
+    "d": 31,
+}
 
 
-def late_event_slack(level: str) -> int:
-    """How long a container of a level (``"H"``, ``"D"``, ``"M"``) outlives its last window."""
-    return _TTL_SLACK[level]
+def late_event_slack(level: str = "H") -> int:
+    """How late an order may arrive and still read all its buckets (kept for older callers)."""
+    return MAX_ARRIVAL_SKEW
 
 
-def last_read_before(sk: str, expires_at: float) -> float:
-    """When the last window over a container has passed: its TTL without the slack for late events.
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
-    A replay in time order has no late events, so it may forget a container from then on.
-    """
-    return expires_at - _TTL_SLACK.get(sk[:1], 0)
+
+@lru_cache(maxsize=65536)
+def b36(n: int) -> str:
+    """A slot or month number in base 36 (attribute names are billed by the byte)."""
+    if n == 0:
+        return "0"
+    out = []
+    while n:
+        n, r = divmod(n, 36)
+        out.append(_DIGITS[r])
+    return "".join(reversed(out))
+
+
+def link_member(value: str) -> str:
+    """What a link sketch stores for a linked entity: 36 bits of a hash, six characters."""
+    digest = hashlib.blake2b(value.encode(), digest_size=6).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:6]
 
 
 @dataclass(frozen=True)
@@ -81,11 +157,28 @@ class Entity:
         return f"{self.kind}#{self.value}"
 
 
+def shard_pks(pk: str, kind: str) -> tuple[str, ...]:
+    """Every item an entity is stored as: its own key, and its shards' for a sharded kind."""
+    shards = SHARDS.get(kind, 1)
+    return (pk, *(f"{pk}{SHARD_MARK}{k}" for k in range(1, shards)))
+
+
+def shard_key(key: Key, writer_shard: int) -> Key:
+    """Where a writer on shard ``writer_shard`` stores an update of ``key`` (the entity's own key
+    for a kind that is not sharded, or for shard 0)."""
+    pk, sk = key
+    kind = pk.split("#", 1)[0]
+    shards = SHARDS.get(kind, 1)
+    if shards == 1 or SHARD_MARK in pk.split("#", 1)[-1]:
+        return key
+    k = writer_shard % shards
+    return (pk, sk) if k == 0 else (f"{pk}{SHARD_MARK}{k}", sk)
+
+
 @dataclass(slots=True)
 class ContainerUpdate:
-    """Atomic changes to one container: counters to add to, sets to add to, fields that keep the
-    least value ever written (``first_seen``), and the container's expiry (the same for every
-    update of that container)."""
+    """Atomic changes to one item: counters to add to, sets to add to, fields that keep the least
+    value ever written (``first_seen``), and the item's expiry (None: it never expires)."""
 
     key: Key
     add: dict[str, float] = field(default_factory=dict)
@@ -94,42 +187,9 @@ class ContainerUpdate:
     expires_at: int | None = None
 
 
-def _hour_sk(ts: datetime) -> str:
-    return ts.strftime("H#%Y%m%d%H")
-
-
-def _day_sk(ts: datetime) -> str:
-    return ts.strftime("D#%Y%m%d")
-
-
-def _month_sk(ts: datetime) -> str:
-    return ts.strftime("M#%Y%m")
-
-
-def container_sks(at: datetime) -> tuple[str, ...]:
-    """The sort keys an order at ``at`` reads for every entity (profile first)."""
-    return _container_sks(int(at.timestamp()) // FIVE_MINUTES)
-
-
-@lru_cache(maxsize=4096)
-def _container_sks(five_minute_slot: int) -> tuple[str, ...]:
-    t = datetime.fromtimestamp(five_minute_slot * FIVE_MINUTES, tz=UTC)
-    months = {_month_sk(t - timedelta(days=d)) for d in (0, 29)}
-    # 30 days back can skip a short month (Mar 1 -> Jan 30): include every month in between.
-    months.add(_month_sk(t - timedelta(days=15)))
-    return (
-        PROFILE,
-        _hour_sk(t),
-        _hour_sk(t - timedelta(hours=1)),
-        _day_sk(t),
-        _day_sk(t - timedelta(days=1)),
-        *sorted(months),
-    )
-
-
-def keys_for(entities: Iterable[Entity], at: datetime) -> list[Key]:
-    sks = container_sks(at)
-    return [(e.pk, sk) for e in entities for sk in sks]
+def keys_for(entities: Iterable[Entity], at: datetime | None = None) -> list[Key]:
+    """The items an order reads: one per entity, every shard of a sharded kind."""
+    return [(pk, PROFILE) for e in entities for pk in shard_pks(e.pk, e.kind)]
 
 
 @dataclass(frozen=True)
@@ -144,69 +204,59 @@ WINDOWS = (Window("1h", HOUR), Window("24h", DAY), Window("7d", 7 * DAY), Window
 # What a label counts as, and the attribute prefixes of its daily buckets and lifetime total.
 FRAUD = "fraud"
 LOSS = "loss"
-_LABEL_PREFIX = {FRAUD: "f", LOSS: "l"}
+_LABEL_PREFIX = {FRAUD: "F", LOSS: "L"}
 _LABEL_TOTAL = {FRAUD: "fraud_labels", LOSS: "losses"}
 LABEL_WINDOWS = ("7d", "30d")
 
-# One container's share of a window: (container sk, count attributes, amount attributes,
-# fraud-label attributes, loss attributes). Labels live only in the daily buckets.
-BucketGroup = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+# One window's attribute names: (window, counts, amounts, fraud labels, losses).
+WindowNames = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 
-def _window_buckets(five_minute_slot: int) -> tuple[tuple[str, tuple[BucketGroup, ...]], ...]:
-    """The buckets each window covers for an order in the given 5-minute slot (epoch // 300).
+def _window_names(five_minute_slot: int) -> tuple[WindowNames, ...]:
+    """The bucket names each window covers for an order in the given 5-minute slot.
 
-    Grouped by container so each container is looked up once per window. Each window is cached
-    at the resolution it moves at (the 1 h window every 5 minutes, the 24 h window every hour,
-    the 7 d / 30 d windows every day): a replay meets a new 5-minute slot every few orders.
+    Each window is cached at the resolution it moves at (the 1 h window every 5 minutes, the
+    24 h window every hour, the 7 d / 30 d windows every day): a replay meets a new 5-minute
+    slot every few orders.
     """
     hour_slot = five_minute_slot // (HOUR // FIVE_MINUTES)
     day_slot = hour_slot // 24
     return (
-        _window_in_slots(WINDOWS[0], five_minute_slot),
-        _window_in_slots(WINDOWS[1], hour_slot),
-        _window_in_slots(WINDOWS[2], day_slot),
-        _window_in_slots(WINDOWS[3], day_slot),
+        _names_back("1h", "5m", five_minute_slot, HOUR // FIVE_MINUTES),
+        _names_back("24h", "h", hour_slot, 24),
+        _names_back("7d", "d", day_slot, 7),
+        _names_back("30d", "d", day_slot, 30),
     )
 
 
 @lru_cache(maxsize=8192)
-def _window_in_slots(window: Window, slot: int) -> tuple[str, tuple[BucketGroup, ...]]:
-    """One window's buckets; ``slot`` counts the window's own bucket size (5 min, hour or day)."""
-    refs: dict[str, list[str]] = {}
-    if window.seconds <= HOUR:
-        t = datetime.fromtimestamp(slot * FIVE_MINUTES, tz=UTC)
-        for i in range(window.seconds // FIVE_MINUTES):
-            b = t - timedelta(seconds=i * FIVE_MINUTES)
-            refs.setdefault(_hour_sk(b), []).append(f"{b.minute // 5:02d}")
-    elif window.seconds <= DAY:
-        t = datetime.fromtimestamp(slot * HOUR, tz=UTC)
-        for i in range(window.seconds // HOUR):
-            b = t - timedelta(hours=i)
-            refs.setdefault(_day_sk(b), []).append(f"{b.hour:02d}")
-    else:
-        t = datetime.fromtimestamp(slot * DAY, tz=UTC)
-        for i in range(window.seconds // DAY):
-            b = t - timedelta(days=i)
-            refs.setdefault(_month_sk(b), []).append(f"{b.day:02d}")
-    daily = window.name in LABEL_WINDOWS
-    groups = tuple(
-        (
-            sk,
-            tuple("n" + x for x in suffixes),
-            tuple("a" + x for x in suffixes),
-            tuple("f" + x for x in suffixes) if daily else (),
-            tuple("l" + x for x in suffixes) if daily else (),
-        )
-        for sk, suffixes in refs.items()
+def _names_back(window: str, level: str, slot: int, buckets: int) -> WindowNames:
+    slots = [b36(slot - i) for i in range(buckets)]
+    labelled = window in LABEL_WINDOWS
+    return (
+        window,
+        tuple(_COUNT[level] + s for s in slots),
+        tuple(_AMOUNT[level] + s for s in slots),
+        tuple(_LABEL_PREFIX[FRAUD] + s for s in slots) if labelled else (),
+        tuple(_LABEL_PREFIX[LOSS] + s for s in slots) if labelled else (),
     )
-    return window.name, groups
+
+
+def _month_index(t: datetime) -> int:
+    return t.year * 12 + t.month - 1
 
 
 @lru_cache(maxsize=4096)
-def _link_months(five_minute_slot: int) -> tuple[str, ...]:
+def _link_months(five_minute_slot: int) -> tuple[int, ...]:
+    """The months the link windows read: every month touching the last 30 days."""
     t = datetime.fromtimestamp(five_minute_slot * FIVE_MINUTES, tz=UTC)
-    return tuple(sorted({_month_sk(t - timedelta(days=d)) for d in (0, 15, 29)}))
+    # 30 days back can skip a short month (Mar 1 -> Jan 30): include every month in between.
+    return tuple(sorted({_month_index(t - timedelta(days=d)) for d in (0, 15, 29)}))
+
+
+@lru_cache(maxsize=4096)
+def _link_names(five_minute_slot: int, kind: str) -> tuple[str, ...]:
+    return tuple(_LINK + LINK_CODE[kind] + b36(m) for m in _link_months(five_minute_slot))
 
 
 class EntityAggregates(NamedTuple):
@@ -220,7 +270,7 @@ class EntityAggregates(NamedTuple):
     amounts: dict[str, float]  # window name -> sum of order amounts (RUB)
     first_seen: float | None  # epoch seconds of the entity's earliest order stored (not the first to arrive)
     lifetime_orders: float
-    links: dict[str, int]  # linked entity kind -> distinct values over the months read
+    links: dict[str, int]  # linked entity kind -> distinct values over the months read, at most LINK_CAP
     list_status: str | None  # "allow" | "block" | "review" set by ops
     fraud_labels: dict[str, float]  # window name (7d, 30d) -> orders reported as fraud in it
     losses: dict[str, float]  # window name (7d, 30d) -> parcels reported lost in it
@@ -228,26 +278,32 @@ class EntityAggregates(NamedTuple):
     lifetime_losses: float
 
 
-def _num(item: Item | None, attr: str) -> float:
-    if item is None:
-        return 0.0
-    value = item.get(attr)
-    return float(value) if value is not None else 0.0  # type: ignore[arg-type]
+def _num(items: list[Item], attr: str) -> float:
+    total = 0.0
+    for item in items:
+        value = item.get(attr)
+        if value is not None:
+            total += float(value)  # type: ignore[arg-type]
+    return total
 
 
 def summarise(
     entity: Entity, at: datetime, snapshot: Snapshot, link_kinds: tuple[str, ...] = ()
 ) -> EntityAggregates:
-    """Fold an entity's containers into per-window totals as seen at ``at``.
+    """Fold an entity's item (and shards) into per-window totals as seen at ``at``.
 
     ``link_kinds`` are the linked entity kinds whose distinct counts are wanted.
     """
     pk = entity.pk
-    profile = snapshot.get((pk, PROFILE))
-    if profile is None:
-        # Every order and label writes the profile, and profiles never expire: without one the
-        # entity has no history at all. Most cards, devices and addresses are seen for the first
-        # time, so this is the common case.
+    if entity.kind in SHARDS:
+        items = [item for p in shard_pks(pk, entity.kind) if (item := snapshot.get((p, PROFILE)))]
+    else:
+        one = snapshot.get((pk, PROFILE))
+        items = [one] if one else []
+    if not items:
+        # Every order and label writes the item, and items never expire: without one the entity
+        # has no history at all. Most cards, devices and addresses are seen for the first time,
+        # so this is the common case.
         return _unseen(link_kinds)
     slot = int(at.timestamp()) // FIVE_MINUTES
     counts: dict[str, float] = {}
@@ -256,46 +312,43 @@ def summarise(
     losses: dict[str, float] = {}
     # The hot loop of scoring and replay, so the sums stay in C (filter/sum). Values are floats
     # (the DynamoDB adapter converts numbers on read); absent buckets (and zeros) drop out.
-    for window_name, groups in _window_buckets(slot):
+    for window_name, n_attrs, a_attrs, f_attrs, l_attrs in _window_names(slot):
         n = a = f = lost = 0.0
-        for sk, n_attrs, a_attrs, f_attrs, l_attrs in groups:
-            item = snapshot.get((pk, sk))
-            if item:
-                get = item.get
-                n += sum(filter(None, map(get, n_attrs)))  # type: ignore[arg-type]
-                a += sum(filter(None, map(get, a_attrs)))  # type: ignore[arg-type]
-                if f_attrs:
-                    f += sum(filter(None, map(get, f_attrs)))  # type: ignore[arg-type]
-                    lost += sum(filter(None, map(get, l_attrs)))  # type: ignore[arg-type]
+        for item in items:
+            get = item.get
+            n += sum(filter(None, map(get, n_attrs)))  # type: ignore[arg-type]
+            a += sum(filter(None, map(get, a_attrs)))  # type: ignore[arg-type]
+            if f_attrs:
+                f += sum(filter(None, map(get, f_attrs)))  # type: ignore[arg-type]
+                lost += sum(filter(None, map(get, l_attrs)))  # type: ignore[arg-type]
         counts[window_name] = n
         amounts[window_name] = a
         if f_attrs:
             fraud_labels[window_name] = f
             losses[window_name] = lost
-    first_seen = profile.get("first_seen")
+    seen = [float(v) for item in items if (v := item.get("first_seen")) is not None]  # type: ignore[arg-type]
     links: dict[str, int] = {}
-    if link_kinds:
-        months = [item for sk in _link_months(slot) if (item := snapshot.get((pk, sk)))]
-        for kind in link_kinds:
-            attr = "lk_" + kind
-            values: set[str] = set()
-            for item in months:
+    for kind in link_kinds:
+        values: set[str] = set()
+        for attr in _link_names(slot, kind):
+            for item in items:
                 members = item.get(attr)
                 if members:
                     values.update(members)  # type: ignore[arg-type]
-            links[kind] = len(values)
-    status = profile.get("list")
+        links[kind] = min(len(values), LINK_CAP)
+    base = snapshot.get((pk, PROFILE))  # ops lists are kept on the entity's own item, not a shard
+    status = base.get("list") if base else None
     return EntityAggregates(
         counts=counts,
         amounts=amounts,
-        first_seen=float(first_seen) if first_seen is not None else None,  # type: ignore[arg-type]
-        lifetime_orders=_num(profile, "orders"),
+        first_seen=min(seen) if seen else None,
+        lifetime_orders=_num(items, "orders"),
         links=links,
         list_status=str(status) if status else None,
         fraud_labels=fraud_labels,
         losses=losses,
-        lifetime_fraud_labels=_num(profile, _LABEL_TOTAL[FRAUD]),
-        lifetime_losses=_num(profile, _LABEL_TOTAL[LOSS]),
+        lifetime_fraud_labels=_num(items, _LABEL_TOTAL[FRAUD]),
+        lifetime_losses=_num(items, _LABEL_TOTAL[LOSS]),
     )
 
 
@@ -319,104 +372,138 @@ def _unseen(link_kinds: tuple[str, ...]) -> EntityAggregates:
 
 
 @dataclass(frozen=True)
-class _SlotLayout:
-    """Where an order in one 5-minute slot is counted, and until when each container lives."""
+class _SlotNames:
+    """The buckets an order in one 5-minute slot counts into."""
 
-    epoch: int
-    hour_sk: str
-    day_sk: str
-    month_sk: str
-    five: str
-    hour: str
+    count_5m: str
+    amount_5m: str
+    count_hour: str
+    amount_hour: str
+    count_day: str
+    amount_day: str
     day: str
-    hour_expires: int
-    day_expires: int
-    month_expires: int
+    month: str
 
 
 @lru_cache(maxsize=4096)
-def _slot_layout(five_minute_slot: int) -> _SlotLayout:
+def _slot_names(five_minute_slot: int) -> _SlotNames:
+    hour = five_minute_slot // (HOUR // FIVE_MINUTES)
+    day = hour // 24
     t = datetime.fromtimestamp(five_minute_slot * FIVE_MINUTES, tz=UTC)
-    hour_end = int(t.replace(minute=0).timestamp()) + HOUR
-    day_end = int(t.replace(hour=0, minute=0).timestamp()) + DAY
-    month_start = t.replace(day=1, hour=0, minute=0)
-    month_end = int((month_start + timedelta(days=32)).replace(day=1).timestamp())
-    return _SlotLayout(
-        epoch=five_minute_slot * FIVE_MINUTES,
-        hour_sk=_hour_sk(t),
-        day_sk=_day_sk(t),
-        month_sk=_month_sk(t),
-        five=f"{t.minute // 5:02d}",
-        hour=f"{t.hour:02d}",
-        day=f"{t.day:02d}",
-        # A container is read until its last bucket leaves the longest window over it. The expiry
-        # depends on the container only, never on which of its orders was stored last.
-        hour_expires=hour_end + HOUR + _TTL_SLACK["H"],
-        day_expires=day_end + DAY + _TTL_SLACK["D"],
-        month_expires=month_end + 30 * DAY + _TTL_SLACK["M"],
-    )
+    five, h, d = b36(five_minute_slot), b36(hour), b36(day)
+    return _SlotNames("c" + five, "C" + five, "h" + h, "H" + h, "d" + d, "D" + d, d, b36(_month_index(t)))
 
 
 def updates_for(
     entity: Entity, at: datetime, amount_rub: float, links: Mapping[str, str] | None = None
 ) -> list[ContainerUpdate]:
-    """The atomic updates that count one order of ``amount_rub`` at ``at`` for ``entity``."""
+    """The atomic update that counts one order of ``amount_rub`` at ``at`` for ``entity``."""
     epoch = int(at.timestamp())
-    s = _slot_layout(epoch // FIVE_MINUTES)
-    pk = entity.pk
+    slot = epoch // FIVE_MINUTES
+    s = _slot_names(slot)
     return [
         ContainerUpdate(
-            key=(pk, PROFILE), add={"orders": 1, "amount": amount_rub}, set_min={"first_seen": epoch}
-        ),
-        ContainerUpdate(
-            key=(pk, s.hour_sk), add={"n" + s.five: 1, "a" + s.five: amount_rub}, expires_at=s.hour_expires
-        ),
-        ContainerUpdate(
-            key=(pk, s.day_sk), add={"n" + s.hour: 1, "a" + s.hour: amount_rub}, expires_at=s.day_expires
-        ),
-        ContainerUpdate(
-            key=(pk, s.month_sk),
-            add={"n" + s.day: 1, "a" + s.day: amount_rub},
-            add_to_set={"lk_" + kind: {value} for kind, value in (links or {}).items()},
-            expires_at=s.month_expires,
-        ),
+            key=(entity.pk, PROFILE),
+            add={
+                "orders": 1,
+                "amount": amount_rub,
+                s.count_5m: 1,
+                s.amount_5m: amount_rub,
+                s.count_hour: 1,
+                s.amount_hour: amount_rub,
+                s.count_day: 1,
+                s.amount_day: amount_rub,
+            },
+            add_to_set={
+                _LINK + LINK_CODE[kind] + s.month: {link_member(value)}
+                for kind, value in (links or {}).items()
+            },
+            set_min={"first_seen": epoch},
+        )
     ]
 
 
 def label_updates_for(entity: Entity, reported_at: datetime, label: str) -> list[ContainerUpdate]:
-    """The updates that count one ``label`` (FRAUD or LOSS) reported at ``reported_at`` for ``entity``."""
-    s = _slot_layout(int(reported_at.timestamp()) // FIVE_MINUTES)
+    """The update that counts one ``label`` (FRAUD or LOSS) reported at ``reported_at`` for ``entity``."""
+    slot = int(reported_at.timestamp()) // FIVE_MINUTES
+    day = _slot_names(slot).day
     return [
-        ContainerUpdate(key=(entity.pk, PROFILE), add={_LABEL_TOTAL[label]: 1}),
-        ContainerUpdate(
-            key=(entity.pk, s.month_sk), add={_LABEL_PREFIX[label] + s.day: 1}, expires_at=s.month_expires
-        ),
+        ContainerUpdate(key=(entity.pk, PROFILE), add={_LABEL_TOTAL[label]: 1, _LABEL_PREFIX[label] + day: 1})
     ]
 
 
-def settled_minimums_dropped(updates: Iterable[ContainerUpdate], snapshot: Snapshot) -> list[ContainerUpdate]:
-    """``updates`` without the minimums a read already shows at or below the new value.
+@lru_cache(maxsize=4096)
+def _oldest_kept(five_minute_slot: int) -> dict[str, int]:
+    """Per attribute prefix, the oldest slot (or month) an order in this slot keeps."""
+    hour = five_minute_slot // (HOUR // FIVE_MINUTES)
+    day = hour // 24
+    t = datetime.fromtimestamp(five_minute_slot * FIVE_MINUTES, tz=UTC)
+    oldest_month = _month_index(t - timedelta(days=29, seconds=MAX_ARRIVAL_SKEW))
+    five, h, d = (five_minute_slot - _KEPT["5m"] + 1, hour - _KEPT["h"] + 1, day - _KEPT["d"] + 1)
+    return {"c": five, "C": five, "h": h, "H": h, "d": d, "D": d, "F": d, "L": d, _LINK: oldest_month}
 
-    A minimum only ever goes down, so a value the snapshot holds bounds what the store holds now:
-    the store need not be asked (the DynamoDB adapter writes a minimum with a condition). Almost
-    every order of a known entity comes later than its first, so this leaves plain ADDs.
+
+def stale_attributes(item: Item, five_minute_slot: int) -> list[str]:
+    """The buckets of ``item`` that no order from this slot on (less the late-arrival slack) reads."""
+    oldest = _oldest_kept(five_minute_slot)
+    stale = []
+    for name in item:
+        limit = oldest.get(name[:1])
+        if limit is None:
+            continue  # lifetime totals, list status, the store's own bookkeeping
+        digits = name[2:] if name[:1] == _LINK else name[1:]
+        try:
+            if int(digits, 36) < limit:
+                stale.append(name)
+        except ValueError:
+            continue
+    return stale
+
+
+def fitted_to_stored(updates: Iterable[ContainerUpdate], snapshot: Snapshot) -> list[ContainerUpdate]:
+    """``updates`` fitted to what a read showed of the items they change.
+
+    - a minimum the read already shows at or below the new value (on the item, or on any shard
+      of a sharded entity: a read takes the least) is dropped: a minimum only ever goes down, so
+      the store holds no more than the read (the DynamoDB adapter writes a minimum with a
+      condition). Almost every order of a known entity comes later than its first;
+    - a link member the read shows, or one for a month already holding LINK_CAP members, is
+      dropped: it would change nothing any reader sees, and this is what bounds a sketch.
     """
     result = []
     for update in updates:
+        pk, sk = update.key
+        kind = pk.split("#", 1)[0]
+        items = [i for p in shard_pks(pk, kind) if (i := snapshot.get((p, sk)))] if kind in SHARDS else None
         item = snapshot.get(update.key)
-        if update.set_min and item is not None:
-            kept = {
-                attr: value
-                for attr, value in update.set_min.items()
-                if (held := item.get(attr)) is None or value < held  # type: ignore[operator]
-            }
-            if kept != update.set_min:
-                result.append(
-                    ContainerUpdate(update.key, update.add, update.add_to_set, kept, update.expires_at)
-                )
-                continue
-        result.append(update)
+        if item is None and not items:
+            result.append(update)
+            continue
+        set_min = {}
+        readable = items if items is not None else [item] if item is not None else []
+        for attr, value in update.set_min.items():
+            held = [float(h) for i in readable if (h := i.get(attr)) is not None]  # type: ignore[arg-type]
+            if not held or value < min(held):
+                set_min[attr] = value
+        add_to_set = {}
+        for attr, members in update.add_to_set.items():
+            held_set = (item or {}).get(attr) or set()
+            if len(held_set) < LINK_CAP:  # type: ignore[arg-type]
+                fresh = members - held_set  # type: ignore[operator]
+                if fresh:
+                    add_to_set[attr] = fresh
+        result.append(replace(update, set_min=set_min, add_to_set=add_to_set))
     return result
+
+
+# The name the scoring service calls it by (it was only about minimums once).
+settled_minimums_dropped = fitted_to_stored
+
+
+def prune(item: dict[str, object], five_minute_slot: int) -> None:
+    """Drop an in-memory item's stale buckets (the replay's store, which no write prunes)."""
+    for name in stale_attributes(item, five_minute_slot):
+        del item[name]
 
 
 def apply_updates(items: dict[Key, dict[str, object]], updates: Iterable[ContainerUpdate]) -> None:

@@ -43,8 +43,8 @@ _BLOCK_ROWS = 65_536  # the feature matrix grows in blocks, so an unsized stream
 _EVICT_EVERY = HOUR  # how often (in history time) expired containers are dropped
 
 # How far behind the newest order an order may arrive and still be replayed as serving saw it:
-# the hour containers' TTL slack (after it DynamoDB may have dropped buckets its windows read).
-MAX_ARRIVAL_SKEW = agg.late_event_slack("H")
+# the slack the stored buckets are kept for beyond their windows (`aggregates.MAX_ARRIVAL_SKEW`).
+MAX_ARRIVAL_SKEW = agg.MAX_ARRIVAL_SKEW
 
 
 class OutOfOrderError(ValueError):
@@ -65,41 +65,32 @@ class ReplayResult:
 
 
 class ExpiringAggregates(InMemoryAggregates):
-    """The in-memory store, forgetting containers once no window reads them any more.
+    """The in-memory store, forgetting buckets once no window reads them any more.
 
-    A month of a million orders leaves tens of millions of hour and day containers behind; nothing
-    reads them after their last window has passed (their TTL, less the slack DynamoDB keeps for
-    late events, which a replay in time order has none of), so keeping them would only cost memory.
+    A month of a million orders leaves tens of millions of 5-minute, hourly and daily buckets
+    behind; nothing reads them after their last window has passed (plus the late-arrival slack),
+    so the items written since the last eviction are pruned as the store's writes prune them in
+    DynamoDB (`aggregates.stale_attributes`). Lifetime totals and `first_seen` stay for good.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._by_expiry: dict[int, list[agg.Key]] = {}
+        self._touched: set[agg.Key] = set()
 
     def apply(self, updates: Iterable[agg.ContainerUpdate]) -> None:
-        items = self.items
-        for update in updates:
-            if update.expires_at is not None and update.key not in items:
-                self._file(update.key, update.expires_at)
-        agg.apply_updates(items, updates)
-
-    def _file(self, key: agg.Key, expires_at: float) -> None:
-        forget_at = agg.last_read_before(key[1], expires_at)
-        self._by_expiry.setdefault(int(forget_at) // _EVICT_EVERY, []).append(key)
+        updates = list(updates)
+        self._touched.update(u.key for u in updates)
+        agg.apply_updates(self.items, updates)
 
     def evict(self, now: float) -> None:
-        """Drop containers no window reads any more (re-filing those whose TTL moved on)."""
-        limit = int(now) // _EVICT_EVERY
-        for bucket in sorted(b for b in self._by_expiry if b < limit):
-            for key in self._by_expiry.pop(bucket):
-                item = self.items.get(key)
-                if item is None:
-                    continue
-                expires = float(item.get("expires_at", 0))  # type: ignore[arg-type]
-                if agg.last_read_before(key[1], expires) < now:
-                    del self.items[key]
-                else:
-                    self._file(key, expires)
+        """Drop the buckets no order from ``now`` on reads, in the items written since last time."""
+        slot = int(now) // agg.FIVE_MINUTES
+        items = self.items
+        for key in self._touched:
+            item = items.get(key)
+            if item is not None:
+                agg.prune(item, slot)
+        self._touched.clear()
 
 
 def _verdicts(labels: Sequence[Label], losses: Sequence[Loss]) -> dict[str, list[tuple[float, str]]]:

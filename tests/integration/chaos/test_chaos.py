@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,7 +45,11 @@ WINDOW = 8
 BATCH = 5
 # Attributes that say when something was written or how often, not what: they differ between any
 # two runs (a parcel's version counts its writes: scans of one parcel in more batches, more writes).
-VOLATILE = {"decided_at", "expires_at", "updated_at", "last_heard", "version", "raised_at"}
+VOLATILE = {"decided_at", "expires_at", "updated_at", "last_heard", "version", "raised_at", "writer"}
+# Which writer counted an order, and so which shard of a seller holds it, is the function
+# container's (a name drawn when it starts, a new one after a failure): not what is counted.
+WRITER_SLOT = "~"
+SHARD = re.compile(r"^(seller#.*)~\d+$")
 
 
 class FunctionTimedOut(BaseException):
@@ -191,7 +196,11 @@ def _normal(value: Any) -> Any:
     if isinstance(value, dict) and set(value) in ({"SS"}, {"NS"}):  # sets come back in any order
         return {k: sorted(v) for k, v in value.items()}
     if isinstance(value, dict):
-        return {k: _normal(v) for k, v in sorted(value.items()) if k not in VOLATILE}
+        return {
+            k: _normal(v) for k, v in sorted(value.items()) if k not in VOLATILE and not k.startswith(WRITER_SLOT)
+        }
+    if isinstance(value, str) and SHARD.match(value):
+        return SHARD.sub(r"\1", value)
     if isinstance(value, list):
         return [_normal(v) for v in value]
     if isinstance(value, str) and value[:1] in "{[":

@@ -86,7 +86,7 @@ def test_an_order_the_store_refuses_fails_alone(stack: Stack) -> None:
             raise RuntimeError("the store broke on this one")
 
     session = boto3._get_default_session()
-    session.events.register_first("before-call.dynamodb.TransactWriteItems", refuse)
+    session.events.register_first("before-call.dynamodb.PutItem", refuse)
     try:
         bodies = [json.dumps(make_order(f"o-52{i}", minutes_later=i)) for i in range(3)]
         bodies.append(json.dumps(make_order("o-refused", minutes_later=9)))
@@ -95,7 +95,7 @@ def test_an_order_the_store_refuses_fails_alone(stack: Stack) -> None:
             event["Records"][3]["messageId"]
         ]
     finally:
-        session.events.unregister("before-call.dynamodb.TransactWriteItems", refuse)
+        session.events.unregister("before-call.dynamodb.PutItem", refuse)
     assert stack.decision_count() == 3
 
 

@@ -23,7 +23,6 @@ from dozor.domain import aggregates as agg
 from dozor.domain.aggregates import (
     Entity,
     apply_updates,
-    container_sks,
     keys_for,
     summarise,
     updates_for,
@@ -117,12 +116,15 @@ def test_given_a_history_across_windows_then_longer_windows_contain_shorter_ones
     assert seen.lifetime_orders == 5.0
 
 
-def test_given_container_sks_on_march_1_then_january_and_february_months_are_read() -> None:
+def test_given_links_on_january_31_and_in_february_then_an_order_on_march_1_sees_both() -> None:
     # Given the 30-day window from 1 March reaches 31 January, past the whole of February
-    # When listing the containers an order on 1 March reads
-    sks = container_sks(utc(2025, 3, 1, 8, 0))
-    # Then every month the window touches is among them, not only the first and last
-    assert {"M#202501", "M#202502", "M#202503"} <= set(sks)
+    store = InMemoryAggregates()
+    record(store, CARD, utc(2025, 1, 31, 12, 0), buyer="A")
+    record(store, CARD, utc(2025, 2, 14, 12, 0), buyer="B")
+    # When an order on 1 March reads the card's links
+    seen = seen_at(store, CARD, utc(2025, 3, 1, 8, 0))
+    # Then every month the window touches is read, not only the first and last
+    assert seen.links == {"buyer": 2}
 
 
 def test_given_orders_in_another_time_zone_then_buckets_follow_utc_instant() -> None:
@@ -317,33 +319,72 @@ def test_property_given_elapsed_time_then_orders_well_inside_are_in_and_at_windo
 
 
 @settings(max_examples=60, deadline=None)
-@given(order_epoch=st.integers(_BASE, _BASE + 4 * 365 * 86400))
-def test_property_given_a_recorded_order_then_each_container_expires_after_its_last_read(
-    order_epoch: int,
+@given(
+    read_epoch=_read_epochs, offsets=_order_offsets, lag=st.integers(0, agg.MAX_ARRIVAL_SKEW), data=st.data()
+)
+def test_property_given_pruning_at_any_moment_then_no_reader_within_the_slack_sees_a_difference(
+    read_epoch: int, offsets: list[int], lag: int, data: st.DataObject
 ) -> None:
-    # Given the updates one order makes
-    at = datetime.fromtimestamp(order_epoch, UTC)
-    updates = updates_for(CARD, at, 100.0, {"buyer": "A"})
-    for update in updates:
-        sk = update.key[1]
-        if sk == agg.PROFILE:
-            # The profile holds first_seen and ops lists: it must never expire
-            assert update.expires_at is None
-            continue
-        # When scanning forward for the last moment an order would still read this container
-        # (`keys_for` changes only on hour boundaries for H# and on UTC midnights for D#/M#)
-        step = 3600 if sk.startswith("H#") else 86400
-        t = order_epoch - order_epoch % step
-        last_read_end = None
-        for _ in range(110 if step == 86400 else 6):
-            if (CARD.pk, sk) in keys_for([CARD], datetime.fromtimestamp(t, UTC)):
-                last_read_end = t + step
-            t += step
-        # Then the container is read at its own order's moment and expires only after that
-        # last possible read
-        assert last_read_end is not None, sk
-        assert update.expires_at is not None, sk
-        assert update.expires_at >= last_read_end, sk
+    # Given a card's random history up to 90 days back, with links
+    store = InMemoryAggregates()
+    for offset in offsets:
+        at = datetime.fromtimestamp(read_epoch - offset, UTC)
+        record(store, CARD, at, float(data.draw(st.integers(1, 10_000))), buyer=data.draw(_buyers))
+    whole = {k: dict(v) for k, v in store.items.items()}
+    # When a write at `read_epoch` prunes what it finds stale (as the stores do)
+    for item in store.items.values():
+        agg.prune(item, read_epoch // agg.FIVE_MINUTES)
+    # Then an order up to the late-arrival slack older than that write sees exactly the same
+    reader = datetime.fromtimestamp(read_epoch - lag, UTC)
+    assert seen_at(store, CARD, reader) == summarise(CARD, reader, whole, LINKS["card"])
+    # And pruning removed something whenever the history reached past every window
+    if max(offsets) > 40 * 86400:
+        assert len(store.items[(CARD.pk, agg.PROFILE)]) < len(whole[(CARD.pk, agg.PROFILE)])
+
+
+def test_given_more_linked_buyers_than_the_cap_then_links_say_the_cap_in_any_order() -> None:
+    # Given a pickup-point address receiving for LINK_CAP + 20 buyers within a week, the writes
+    # fitted to what each read showed (as serving does) and not (as the replay does)
+    address = Entity("address", "pvz-1")
+    t = utc(2025, 6, 1, 12, 0)
+    buyers = [f"b{i}" for i in range(agg.LINK_CAP + 20)]
+    fitted, plain = InMemoryAggregates(), InMemoryAggregates()
+    for i, buyer in enumerate(buyers):
+        updates = updates_for(address, t + timedelta(minutes=i), 10.0, {"buyer": buyer})
+        fitted.apply(agg.fitted_to_stored(updates, fitted.read(keys_for([address]))))
+        plain.apply(updates)
+    # When an order reads the address's links
+    later = t + timedelta(days=1)
+    seen_fitted = summarise(address, later, fitted.items, ("buyer",))
+    seen_plain = summarise(address, later, plain.items, ("buyer",))
+    # Then both say the cap; the fitted store keeps no more than the cap of members
+    assert seen_fitted.links == seen_plain.links == {"buyer": agg.LINK_CAP}
+    (sketch,) = (v for k, v in fitted.items[(address.pk, agg.PROFILE)].items() if k.startswith("k"))
+    assert len(sketch) == agg.LINK_CAP  # type: ignore[arg-type]
+    # And below the cap the count is exact
+    few = InMemoryAggregates()
+    for i, buyer in enumerate(buyers[:10] * 2):
+        few.apply(updates_for(address, t + timedelta(minutes=i), 10.0, {"buyer": buyer}))
+    assert summarise(address, later, few.items, ("buyer",)).links == {"buyer": 10}
+
+
+def test_given_a_seller_written_across_shards_then_a_read_sums_them() -> None:
+    # Given a seller's orders written by three writers on different shards
+    seller = Entity("seller", "s-1")
+    t = utc(2025, 6, 1, 12, 0)
+    sharded, single = InMemoryAggregates(), InMemoryAggregates()
+    for i, writer in enumerate([0, 5, 5, 11, 0]):
+        (update,) = updates_for(seller, t + timedelta(minutes=i), 100.0 + i)
+        key = agg.shard_key(update.key, writer)
+        sharded.apply([agg.ContainerUpdate(key, update.add, set_min=update.set_min)])
+        single.apply([update])
+    assert len(sharded.items) == 3
+    # When an order reads every shard
+    now = t + timedelta(minutes=10)
+    seen = summarise(seller, now, sharded.read(keys_for([seller])))
+    # Then it sees exactly what one item would have held
+    assert seen == summarise(seller, now, single.items)
+    assert seen.counts["1h"] == 5.0 and seen.first_seen == t.timestamp()
 
 
 @settings(max_examples=50, deadline=None)
@@ -351,11 +392,13 @@ def test_property_given_a_recorded_order_then_each_container_expires_after_its_l
 def test_property_keys_for_reads_each_container_once_for_every_entity(epoch: int) -> None:
     # Given two entities at any moment
     at = datetime.fromtimestamp(epoch, UTC)
-    # When listing the keys to read
-    keys = keys_for([CARD, BUYER], at)
-    # Then there are no duplicates, both entities get the same containers, profile included
+    # When listing the keys to read, with a seller
+    seller = Entity("seller", "s-1")
+    keys = keys_for([CARD, BUYER, seller], at)
+    # Then there are no duplicates: one item per entity, every shard of the seller
     assert len(keys) == len(set(keys))
-    card_sks = [sk for pk, sk in keys if pk == CARD.pk]
-    buyer_sks = [sk for pk, sk in keys if pk == BUYER.pk]
-    assert card_sks == buyer_sks
-    assert agg.PROFILE in card_sks
+    assert [k for k in keys if k[0] in (CARD.pk, BUYER.pk)] == [(CARD.pk, "P"), (BUYER.pk, "P")]
+    assert len([k for k in keys if k[0].startswith(seller.pk)]) == agg.SHARDS["seller"]
+    # And every key an order of any shard writes is among them
+    (update,) = updates_for(seller, at, 1.0)
+    assert {agg.shard_key(update.key, w) for w in range(40)} <= set(keys)

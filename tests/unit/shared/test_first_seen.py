@@ -48,17 +48,28 @@ def test_given_any_arrival_order_then_the_containers_are_the_same(minutes: list[
     assert stored(minutes)[(SELLER.pk, agg.PROFILE)]["first_seen"] == T0.timestamp()
 
 
-def test_a_month_container_expires_after_its_last_day_leaves_the_30_day_window() -> None:
-    first, last = (agg.updates_for(SELLER, T0 + timedelta(days=d), 1.0)[3] for d in (0, 30))
-    assert first.key == last.key == (SELLER.pk, "M#202603")
-    assert first.expires_at == last.expires_at
-    month_end = datetime(2026, 4, 1, tzinfo=UTC).timestamp()
-    # the last order reading March (its 31st, 29 days back) is placed before the container goes
-    last_reader = datetime(2026, 4, 29, 23, 59, tzinfo=UTC)
-    assert "M#202603" in agg.container_sks(last_reader)
-    assert "M#202603" not in agg.container_sks(last_reader + timedelta(minutes=1))
-    assert last_reader.timestamp() < agg.last_read_before("M#202603", first.expires_at or 0)
-    assert agg.last_read_before("M#202603", first.expires_at or 0) == month_end + 30 * 86400
+def test_a_bucket_is_removed_only_after_its_last_window_and_the_late_arrival_slack() -> None:
+    # Given a seller's item holding one order's buckets
+    items: dict[agg.Key, dict[str, object]] = {}
+    agg.apply_updates(items, agg.updates_for(SELLER, T0, 1.0))
+    item = items[(SELLER.pk, agg.PROFILE)]
+    five = next(n for n in item if n.startswith("c"))
+    hour = next(n for n in item if n.startswith("h"))
+    day = next(n for n in item if n.startswith("d"))
+
+    def stale(after: timedelta) -> set[str]:
+        return set(agg.stale_attributes(item, int((T0 + after).timestamp()) // agg.FIVE_MINUTES))
+
+    # Then the 5-minute bucket outlives the 1 h window by the slack, the hourly one the 24 h
+    # window, the daily one the 30 d window (plus a day); lifetime totals never go
+    skew = timedelta(seconds=agg.MAX_ARRIVAL_SKEW)
+    assert five not in stale(timedelta(hours=1) + skew - timedelta(minutes=5))
+    assert five in stale(timedelta(hours=1) + skew)
+    assert hour not in stale(timedelta(hours=24) + skew - timedelta(hours=1))
+    assert hour in stale(timedelta(hours=24) + skew)
+    assert day not in stale(timedelta(days=30))
+    assert day in stale(timedelta(days=31))
+    assert not {"orders", "amount", "first_seen"} & stale(timedelta(days=400))
 
 
 def test_a_minimum_the_read_already_holds_is_not_written_again() -> None:
@@ -73,14 +84,16 @@ def test_a_minimum_the_read_already_holds_is_not_written_again() -> None:
 
 
 def test_dynamodb_writes_a_minimum_as_a_conditional_set_and_drops_it_when_undercut() -> None:
-    profile, hour = agg.updates_for(SELLER, T0, 5.0)[:2]
+    (profile,) = agg.updates_for(SELLER, T0, 5.0)
     request = update_request("Features", profile)
     assert request["ConditionExpression"] == "(attribute_not_exists(#m0) OR #m0 > :m0)"
     assert "#m0 = :m0" in request["UpdateExpression"] and "ADD" in request["UpdateExpression"]
-    assert "ConditionExpression" not in update_request("Features", hour)
-    settled = minimums_settled([profile, hour], [0])
-    assert settled is not None and settled[0].set_min == {} and settled[0].add == profile.add
-    assert minimums_settled([profile, hour], [1]) is None  # a condition without a minimum: a real conflict
+    settled = agg.fitted_to_stored([profile], {profile.key: {"first_seen": T0.timestamp() - 1}})[0]
+    assert "ConditionExpression" not in update_request("Features", settled)
+    label = agg.label_updates_for(SELLER, T0, agg.FRAUD)[0]
+    retried = minimums_settled([profile, label], [0])
+    assert retried is not None and retried[0].set_min == {} and retried[0].add == profile.add
+    assert minimums_settled([profile, label], [1]) is None  # a condition without a minimum: a real conflict
 
 
 def test_orders_arriving_in_time_order_replay_as_the_point_in_time_view() -> None:

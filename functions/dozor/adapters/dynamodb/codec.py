@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from dozor.adapters.aws_errors import DYNAMODB, translated
@@ -39,12 +40,17 @@ def item(raw: dict[str, dict[str, Any]]) -> dict[str, object]:
     return {name: from_attr(value) for name, value in raw.items()}
 
 
-def update_request(table: str, update: ContainerUpdate) -> dict[str, Any]:
-    """The TransactWriteItems ``Update`` applying one container update to the Features table.
+def update_request(
+    table: str, update: ContainerUpdate, guard: tuple[str, str] | None = None, also_remove: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The UpdateItem (or TransactWriteItems ``Update``) applying one update to the Features table.
 
     DynamoDB has no MIN: a minimum is a SET conditional on the stored value being absent or
     larger. The condition guards the whole item, ADDs included, so a failed one means the store
     already holds a value at or below it: `minimums_settled` drops it and the write is retried.
+    ``guard`` (attribute, value) makes the write idempotent: it sets the attribute to the value,
+    on condition that it does not hold it already (see `DynamoDecisionStore`). ``also_remove``
+    are attributes to drop with the write (stale buckets).
     """
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
@@ -64,25 +70,35 @@ def update_request(table: str, update: ContainerUpdate) -> dict[str, Any]:
         values[f":m{i}"] = number(value)
         sets.append(f"#m{i} = :m{i}")
         conditions.append(f"(attribute_not_exists(#m{i}) OR #m{i} > :m{i})")
+    if guard is not None:
+        names["#g"], values[":g"] = guard[0], {"S": guard[1]}
+        sets.append("#g = :g")
+        conditions.append("(attribute_not_exists(#g) OR #g <> :g)")
     if update.expires_at is not None:
         names["#ttl"] = "expires_at"
         values[":ttl"] = number(update.expires_at)
         sets.append("#ttl = :ttl")
+    removes = []
+    for i, attr in enumerate(dict.fromkeys(also_remove)):
+        names[f"#r{i}"] = attr
+        removes.append(f"#r{i}")
     expression = " ".join(
         part
         for part in (
             ("SET " + ", ".join(sets)) if sets else "",
             ("ADD " + ", ".join(adds)) if adds else "",
+            ("REMOVE " + ", ".join(removes)) if removes else "",
         )
         if part
     )
-    request = {
+    request: dict[str, Any] = {
         "TableName": table,
         "Key": {"pk": {"S": update.key[0]}, "sk": {"S": update.key[1]}},
         "UpdateExpression": expression,
         "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": values,
     }
+    if values:
+        request["ExpressionAttributeValues"] = values
     if conditions:
         request["ConditionExpression"] = " AND ".join(conditions)
     return request
@@ -95,8 +111,7 @@ def minimums_settled(updates: list[ContainerUpdate], failed: Iterable[int]) -> l
     for i in failed:
         if not 0 <= i < len(result) or not result[i].set_min:
             return None
-        u = result[i]
-        result[i] = ContainerUpdate(u.key, u.add, u.add_to_set, {}, u.expires_at)
+        result[i] = replace(result[i], set_min={})
     return result
 
 

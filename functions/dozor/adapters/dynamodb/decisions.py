@@ -1,26 +1,70 @@
-"""DynamoDB: the Features table (aggregate containers) and the Decisions table, for scoring.
+"""DynamoDB: the Features table (one item per entity) and the Decisions table, for scoring.
 
-One BatchGetItem reads both tables for an order; one TransactWriteItems stores the decision
-(conditional on its absence) together with the order's counter updates, so a replay can never
-count an order twice. The decision item also keeps the order's fingerprint (replays with other
-contents are refused) and its outbox: the duties (review, event) not yet done. Every failure
-leaves as a domain error (`dozor.adapters.aws_errors`).
+One BatchGetItem reads both tables for an order. A new decision is then stored in two steps,
+not one transaction (a transaction bills every item twice and makes a top seller's orders
+collide; see `dozor.domain.aggregates`):
+
+1. a PutItem of the decision, conditional on its absence, so an order is decided once. Its
+   outbox (the duties not yet done: review, event) carries one more, ``count``: the counter
+   updates, not yet known to be applied. It also records which writer applies them;
+2. one UpdateItem per entity, each *idempotent*: it sets the writer's slot on the item
+   (``~<writer>``) to the order's marker, on condition that the slot does not hold it already.
+   A writer (one per function container) applies its orders one after another, so its slot on
+   an item names the last order it counted there. A retry, a redelivery or another container
+   finishing the order writes under the *same* slot, so a counter already applied is refused
+   by its condition and counted nowhere twice.
+
+``count`` leaves the outbox with the first duty struck off after the counters are all applied
+(the decision event, usually: no extra write). Whoever finds a stored decision with ``count``
+left (a replay of the order, the pending-commits function, the retry inside the budget) applies
+the counters again under the recorded writer's slot, where the conditions let through exactly
+those not applied yet. A writer that fails halfway takes a new name (and shard) first, so its
+old slots keep saying what it had applied until the repair has read them. Slots older than
+`SLOT_HOURS` are removed by the next write that reads them; a repair later than
+`REPAIR_HORIZON` (past every SQS redelivery of the order) leaves the counters as they are.
+
+The decision item also keeps the order's fingerprint (replays with other contents are refused)
+and the entity items it was counted in. Every failure leaves as a domain error
+(`dozor.adapters.aws_errors`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import random
+import secrets
+import time
+import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from dozor.adapters.aws_errors import DYNAMODB, translated
-from dozor.adapters.dynamodb.codec import chunked_batch_get, item, minimums_settled, number, update_request
-from dozor.domain.aggregates import Key
-from dozor.domain.contracts import Decision
-from dozor.domain.errors import AlreadyDecidedError, ConflictError
+from dozor.adapters.dynamodb.codec import chunked_batch_get, item, number, update_request
+from dozor.domain import aggregates as agg
+from dozor.domain.aggregates import ContainerUpdate, Key
+from dozor.domain.contracts import Decision, Order
+from dozor.domain.errors import AlreadyDecidedError, ConflictError, StoreUnavailableError
+from dozor.domain.fraud import features
 from dozor.domain.fraud.scoring import PendingCommit, PriorDecision
 
 DECISION_RETENTION = timedelta(days=400)
+COUNT = "count"  # the outbox duty this store owns: the order's counter updates
+SLOT = "~"  # attribute prefix of the writers' idempotency slots on entity items
+SLOT_HOURS = 3  # a slot is removed once its order was decided this many hours before a write
+REPAIR_HORIZON = timedelta(hours=2)
+MAX_REMOVED = 40
+CONFLICT_RETRIES = 3  # stale attributes removed per write at most (an expression is limited to 4 KB)
+_REMEMBERED = 10_000
+
+
+def _marker(order_id: str, decided_epoch: float) -> str:
+    """What a writer's slot says once it counted an order: the decision's hour, then the order."""
+    digest = base64.urlsafe_b64encode(hashlib.blake2b(order_id.encode(), digest_size=9).digest()).decode()
+    return f"{agg.b36(int(decided_epoch) // 3600)}.{digest}"
 
 
 class DynamoDecisionStore:
@@ -30,6 +74,14 @@ class DynamoDecisionStore:
         self._client = client
         self._features = features_table
         self._decisions = decisions_table
+        self._rename()
+        self._loaded: dict[Key, dict[str, object]] = {}  # the last read's items, to prune on write
+        self._counted: OrderedDict[str, None] = OrderedDict()  # counters applied, ``count`` not struck
+
+    def _rename(self) -> None:
+        """A new writer name, and the shard of the hot entities it writes to."""
+        self.writer = secrets.token_urlsafe(6)[:8]
+        self.shard = zlib.crc32(self.writer.encode())
 
     def load(
         self, order_ids: Sequence[str], keys: Iterable[Key]
@@ -42,14 +94,40 @@ class DynamoDecisionStore:
         containers: dict[Key, dict[str, object]] = {}
         for table, raw in chunked_batch_get(self._client, requests, "features and decisions not read"):
             if table == self._decisions:
+                if COUNT in raw.get("outbox", {}).get("SS", ()):
+                    self._finish_counting(raw)
                 decisions[raw["order_id"]["S"]] = _prior(raw)
             else:
                 containers[(raw["pk"]["S"], raw["sk"]["S"])] = item(raw)
+        self._loaded = containers
         return decisions, containers
 
     def commit(self, pending: PendingCommit) -> None:
-        """Store the decision, with the order as given (the domain has hashed its personal data)."""
-        decision, updates, order = pending.decision, pending.updates, pending.order
+        """Store the decision, with the order as given (the domain has hashed its personal data),
+        then count it (see the module docstring)."""
+        decision = pending.decision
+        updates = [replace(u, key=agg.shard_key(u.key, self.shard)) for u in pending.updates]
+        stored = self._decision_item(pending, updates)
+        try:
+            self._put_decision(stored)
+            at = pending.order.created_at if pending.order is not None else decision.decided_at
+            marker = _marker(decision.order_id, decision.decided_at.timestamp())
+            self._count(self.writer, marker, updates, int(at.timestamp()))
+        except AlreadyDecidedError:
+            raise
+        except BaseException:
+            self._rename()  # this writer's slots must keep saying what it had counted
+            raise
+        if updates:
+            if pending.outbox:  # struck off with the first duty done
+                self._counted[decision.order_id] = None
+                while len(self._counted) > _REMEMBERED:
+                    self._counted.popitem(last=False)
+            else:
+                self._strike(decision.order_id, {COUNT})
+
+    def _decision_item(self, pending: PendingCommit, updates: list[ContainerUpdate]) -> dict[str, Any]:
+        decision, order = pending.decision, pending.order
         expires = int((decision.decided_at + DECISION_RETENTION).timestamp())
         stored: dict[str, Any] = {
             "order_id": {"S": decision.order_id},
@@ -59,36 +137,109 @@ class DynamoDecisionStore:
             "model_version": {"S": decision.model_version},
             "decided_at": {"S": decision.decided_at.isoformat()},
             "expires_at": number(expires),
-            # The feedback function counts a later chargeback or loss against these entities.
+            # Where it was counted: the feedback function counts a later chargeback or loss
+            # against these items, and a repair finishes the counting in them.
             "entity_keys": {"L": [{"S": pk} for pk in sorted({u.key[0] for u in updates})]},
+            "writer": {"S": self.writer},
         }
         if order is not None:
             stored["order"] = {"S": order.model_dump_json(exclude_none=True)}
         if pending.fingerprint:
             stored["fingerprint"] = {"S": pending.fingerprint}
-        if pending.outbox:
-            stored["outbox"] = {"SS": sorted(pending.outbox)}
-        put = {
-            "Put": {
-                "TableName": self._decisions,
-                "Item": stored,
-                "ConditionExpression": "attribute_not_exists(order_id)",
-            }
-        }
-        # Each retry drops at least one minimum another order already undercut (see update_request).
-        for _ in range(len(updates) + 1):
-            items = [put] + [{"Update": update_request(self._features, u)} for u in updates]
+        outbox = set(pending.outbox) | ({COUNT} if updates else set())
+        if outbox:
+            stored["outbox"] = {"SS": sorted(outbox)}
+        return stored
+
+    def _put_decision(self, stored: dict[str, Any]) -> None:
+        order_id = stored["order_id"]["S"]
+        try:
+            with translated(DYNAMODB, f"decision for {order_id} not stored"):
+                self._client.put_item(
+                    TableName=self._decisions,
+                    Item=stored,
+                    ConditionExpression="attribute_not_exists(order_id)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ConflictError as error:
+            old = _old_item(error) or self._read_decision(order_id)
+            if old is not None and COUNT in old.get("outbox", {}).get("SS", ()):
+                self._finish_counting(old)
+            raise AlreadyDecidedError(order_id) from error
+
+    def _count(self, writer: str, marker: str, updates: list[ContainerUpdate], order_epoch: int) -> None:
+        """Apply each update once under the writer's slot (a refused condition: counted before)."""
+        slot = SLOT + writer
+        for update in updates:
+            self._count_once(update, (slot, marker), self._stale(update, slot, order_epoch))
+
+    def _stale(self, update: ContainerUpdate, slot: str, order_epoch: int) -> list[str]:
+        """What the write of ``update`` may remove: the buckets no order within the late-arrival
+        slack of this one reads (as the last read showed them), and slots of long-past orders."""
+        found = self._loaded.pop(update.key, None)
+        if not found:
+            return []
+        names = agg.stale_attributes(found, order_epoch // agg.FIVE_MINUTES)
+        oldest = agg.b36(int(time.time()) // 3600 - SLOT_HOURS)
+        names += [n for n, v in found.items() if n[:1] == SLOT and n != slot and _older(str(v), oldest)]
+        written = update.add.keys() | update.add_to_set.keys() | update.set_min.keys()
+        return [n for n in names if n not in written][:MAX_REMOVED]
+
+    def _count_once(self, update: ContainerUpdate, guard: tuple[str, str], stale: list[str]) -> None:
+        attempt, conflicts = update, 0
+        while True:
+            request = update_request(self._features, attempt, guard=guard, also_remove=stale)
             try:
-                with translated(DYNAMODB, f"decision for {decision.order_id} not stored"):
-                    self._client.transact_write_items(TransactItems=items)
+                with translated(DYNAMODB, f"counters of {update.key[0]} not updated"):
+                    self._client.update_item(**request, ReturnValuesOnConditionCheckFailure="ALL_OLD")
                 return
             except ConflictError as error:
-                if 0 in error.failed_items:  # the decision's own condition: it was stored before
-                    raise AlreadyDecidedError(decision.order_id) from error
-                settled = minimums_settled(updates, (i - 1 for i in error.failed_items))
-                if settled is None:
+                old = _old_item(error) or {}
+                if old.get(guard[0], {}).get("S") == guard[1] or not attempt.set_min:
+                    return  # counted here before (a retry, or the order's first attempt)
+                attempt = replace(attempt, set_min={})  # the store holds an earlier first order
+            except StoreUnavailableError as error:
+                # The item is in a transaction (a label being counted): DynamoDB asks to retry.
+                conflicts += 1
+                if _code(error) != "TransactionConflictException" or conflicts > CONFLICT_RETRIES:
                     raise
-                updates = settled
+                time.sleep(random.uniform(0, 0.005 * 2**conflicts))
+
+    def _finish_counting(self, raw: dict[str, Any]) -> None:
+        """Apply what a stored decision's counting left undone (see the module docstring)."""
+        order_id = raw["order_id"]["S"]
+        decided = Decision.model_validate_json(raw["decision"]["S"]).decided_at
+        if (
+            "order" in raw
+            and "writer" in raw
+            and time.time() - decided.timestamp() < REPAIR_HORIZON.total_seconds()
+        ):
+            order = Order.model_validate_json(raw["order"]["S"])
+            entities = {}
+            for value in raw.get("entity_keys", {}).get("L", []):
+                kind, _, name = value["S"].partition("#")
+                entities[kind] = agg.Entity(kind, name)
+            marker = _marker(order_id, decided.timestamp())
+            updates = features.updates(order, entities)
+            self._count(raw["writer"]["S"], marker, updates, int(order.created_at.timestamp()))
+        self._strike(order_id, {COUNT})
+
+    def _strike(self, order_id: str, entries: set[str]) -> None:
+        with translated(DYNAMODB, f"outbox of {order_id} not cleared"):
+            self._client.update_item(
+                TableName=self._decisions,
+                Key={"order_id": {"S": order_id}},
+                UpdateExpression="DELETE outbox :done",
+                ExpressionAttributeValues={":done": {"SS": sorted(entries)}},
+            )
+
+    def _read_decision(self, order_id: str) -> dict[str, Any] | None:
+        with translated(DYNAMODB, f"decision for {order_id} not read"):
+            response = self._client.get_item(
+                TableName=self._decisions, Key={"order_id": {"S": order_id}}, ConsistentRead=True
+            )
+        found: dict[str, Any] | None = response.get("Item")
+        return found
 
     def set_list_status(self, pk: str, status: str | None) -> None:
         """Put an entity on the allow/block/review list (``None`` takes it off); for ops tooling."""
@@ -115,29 +266,40 @@ class DynamoDecisionStore:
         return prior.decision if prior is not None else None
 
     def get_prior(self, order_id: str) -> PriorDecision | None:
-        with translated(DYNAMODB, f"decision for {order_id} not read"):
-            response = self._client.get_item(
-                TableName=self._decisions, Key={"order_id": {"S": order_id}}, ConsistentRead=True
-            )
-        stored = response.get("Item")
+        stored = self._read_decision(order_id)
         return _prior(stored) if stored else None
 
     def clear_outbox(self, order_id: str, entries: frozenset[str]) -> None:
         """Strike duties done off the decision's outbox (deleting absent members is a no-op)."""
         if not entries:
             return
-        with translated(DYNAMODB, f"outbox of {order_id} not cleared"):
-            self._client.update_item(
-                TableName=self._decisions,
-                Key={"order_id": {"S": order_id}},
-                UpdateExpression="DELETE outbox :done",
-                ExpressionAttributeValues={":done": {"SS": sorted(entries)}},
-            )
+        counted = order_id in self._counted
+        self._strike(order_id, set(entries) | ({COUNT} if counted else set()))
+        if counted:
+            del self._counted[order_id]
 
 
 def _prior(raw: dict[str, Any]) -> PriorDecision:
     return PriorDecision(
         Decision.model_validate_json(raw["decision"]["S"]),
         raw.get("fingerprint", {}).get("S"),
-        frozenset(raw.get("outbox", {}).get("SS", [])),
+        frozenset(raw.get("outbox", {}).get("SS", [])) - {COUNT},  # the store's own duty
     )
+
+
+def _old_item(error: ConflictError) -> dict[str, Any] | None:
+    """The item a refused conditional write found (asked for with ReturnValuesOnConditionCheckFailure)."""
+    cause = error.__cause__
+    response = getattr(cause, "response", None) or {}
+    found: dict[str, Any] | None = response.get("Item")
+    return found
+
+
+def _code(error: Exception) -> str:
+    response = getattr(error.__cause__, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _older(marker: str, oldest_hour: str) -> bool:
+    hour = marker.partition(".")[0]
+    return bool(hour) and (len(hour), hour) < (len(oldest_hour), oldest_hour)
