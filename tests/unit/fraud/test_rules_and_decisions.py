@@ -15,7 +15,7 @@ from dozor.domain.contracts import DecisionKind, Order, RiskLevel
 from dozor.domain.fraud.decisions import combine, decide, model_decision
 from dozor.domain.fraud.features import FEATURE_INDEX, FEATURE_NAMES, OrderView
 from dozor.domain.fraud.model import Thresholds
-from dozor.domain.fraud.rules import RULES, RuleHit, evaluate, rules_only_score
+from dozor.domain.fraud.rules import RULES, RuleHit, evaluate, evaluate_row, evaluate_rows, rules_only_score
 
 if TYPE_CHECKING:
     from .conftest import FeatureReplay
@@ -423,3 +423,39 @@ def test_property_adding_a_hit_never_lowers_the_rules_only_score(hits: list[Rule
     assert rules_only_score([*hits, extra]) >= rules_only_score(hits)
     if extra.action != DecisionKind.APPROVE:
         assert rules_only_score([*hits, extra]) > rules_only_score(hits)
+
+
+# Values on each rule's limits, beside them, and missing: what a batch's columns may hold.
+_RULE_VALUES = st.sampled_from(
+    [
+        np.nan,
+        0.0,
+        0.5,
+        1.0,
+        2.9,
+        3.0,
+        4.0,
+        5.0,
+        6.99,
+        7.0,
+        9_999.0,
+        10_000.0,
+        29_999.0,
+        30_000.0,
+        50_000.0,
+        1e6,
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(_RULE_VALUES, min_size=len(FEATURE_NAMES), max_size=len(FEATURE_NAMES)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_property_a_batch_matches_the_rules_each_of_its_rows_matches(values: list[list[float]]) -> None:
+    rows = np.array(values, dtype=np.float32)
+    assert evaluate_rows(rows) == [evaluate_row(row) for row in rows]

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from dozor.domain.contracts import DecisionKind
 from dozor.domain.fraud.features import FEATURE_INDEX, OrderView
 
-Facts = Mapping[str, float]
+# A row's features by name (floats), or a batch's feature columns by name (arrays): the rules
+# are written with `&` rather than `and` so that they read both.
+Facts = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class Rule:
     id: str
     action: DecisionKind
     description: str
-    matches: Callable[[Facts], bool]
+    matches: Callable[[Facts], Any]  # a bool for a row, a bool array for columns
 
 
 def _at_least(feature: str, limit: float) -> Callable[[Facts], bool]:
@@ -56,25 +59,25 @@ RULES: tuple[Rule, ...] = (
         "a buyer new to Dozor (under 7 days) shipping to an address used by 4+ buyers in two months",
         # Alone, a shared address is mostly a pickup point serving a building (a fifth of all
         # orders on a busy month); a drop is where new accounts send their first orders.
-        lambda f: f["address_distinct_buyers_2mo"] >= 4 and f["buyer_age_days"] < 7,
+        lambda f: (f["address_distinct_buyers_2mo"] >= 4) & (f["buyer_age_days"] < 7),
     ),
     Rule(
         "NEW_ACCOUNT_HIGH_VALUE",
         DecisionKind.REVIEW,
         "account under a day old, order of 50,000 RUB+",
-        lambda f: f["account_age_days"] < 1 and f["amount_rub"] >= 50_000,
+        lambda f: (f["account_age_days"] < 1) & (f["amount_rub"] >= 50_000),
     ),
     Rule(
         "FOREIGN_CARD_HIGH_VALUE",
         DecisionKind.REVIEW,
         "card country differs from shipping, 30,000 RUB+",
-        lambda f: f["card_shipping_country_mismatch"] == 1 and f["amount_rub"] >= 30_000,
+        lambda f: (f["card_shipping_country_mismatch"] == 1) & (f["amount_rub"] >= 30_000),
     ),
     Rule(
         "DISPOSABLE_EMAIL",
         DecisionKind.REVIEW,
         "disposable email domain, order of 10,000 RUB+",
-        lambda f: f["email_disposable"] == 1 and f["amount_rub"] >= 10_000,
+        lambda f: (f["email_disposable"] == 1) & (f["amount_rub"] >= 10_000),
     ),
 )
 
@@ -103,21 +106,50 @@ class _RowFacts(Mapping[str, float]):
         return len(FEATURE_INDEX)
 
 
+class _ColumnFacts(Mapping[str, np.ndarray]):
+    """A batch's feature columns read by name."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self._rows = rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._rows[:, FEATURE_INDEX[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FEATURE_INDEX)
+
+    def __len__(self) -> int:
+        return len(FEATURE_INDEX)
+
+
+_HITS = tuple(RuleHit(rule.id, rule.action) for rule in RULES)
+
+
 def evaluate(view: OrderView, row: np.ndarray) -> list[RuleHit]:
     """Every list entry and rule this order matches."""
+    listed = list_hits(view)
+    return listed + evaluate_row(row) if listed else evaluate_row(row)
+
+
+def list_hits(view: OrderView) -> list[RuleHit]:
+    """The ops list entries this order's entities are on."""
     listed = sorted(
         (kind, status) for kind, a in view.aggregates.items() if (status := a.list_status) in _LIST_ACTIONS
     )
-    hits = [
-        RuleHit(f"LIST_{status.upper()}_{kind.upper()}", _LIST_ACTIONS[status]) for kind, status in listed
-    ]
-    return hits + evaluate_row(row) if hits else evaluate_row(row)
+    return [RuleHit(f"LIST_{s.upper()}_{kind.upper()}", _LIST_ACTIONS[s]) for kind, s in listed]
 
 
 def evaluate_row(row: np.ndarray) -> list[RuleHit]:
     """The rules a feature row matches (everything but the ops lists, which live in the store)."""
     facts = _RowFacts(row)
-    return [RuleHit(rule.id, rule.action) for rule in RULES if rule.matches(facts)]
+    return [hit for rule, hit in zip(RULES, _HITS, strict=True) if rule.matches(facts)]
+
+
+def evaluate_rows(rows: np.ndarray) -> list[list[RuleHit]]:
+    """`evaluate_row` of each row of a batch, each rule tested once on the batch's columns."""
+    facts = _ColumnFacts(rows)
+    matched = np.column_stack([np.broadcast_to(rule.matches(facts), len(rows)) for rule in RULES])
+    return [[hit for hit, hits in zip(_HITS, flags, strict=True) if hits] for flags in matched.tolist()]
 
 
 _SEVERITY = {DecisionKind.APPROVE: 0.0, DecisionKind.REVIEW: 1.0, DecisionKind.DECLINE: 2.0}

@@ -260,13 +260,19 @@ class OrderScoring:
         """Decide one order and store the decision (or return the one stored before)."""
         return self.commit(self.prepare([order])[0])
 
-    def prepare(self, orders: Sequence[Order], *, within_budget: bool = True) -> list[ScoredOrder]:
+    def prepare(
+        self, orders: Sequence[Order], *, within_budget: bool = True, deadline: Deadline | None = None
+    ) -> list[ScoredOrder]:
         """Score orders together; results come back in input order.
 
         Orders are scored in time order, each seeing the ones before it in the batch, exactly as
         if they had arrived one by one. A repeated order id in the batch is scored once.
+        ``deadline``: checkout's, when it started before (at the request's arrival).
         """
-        deadline = self._budget.start() if within_budget else None
+        if within_budget and deadline is None:
+            deadline = self._budget.start()
+        elif not within_budget:
+            deadline = None
         model, shadow = self._model, self._shadow  # one pair for the whole batch
         now = self._clock()
         for order in orders:  # the contract bounds the years; the clock bounds how far ahead
@@ -366,11 +372,12 @@ class OrderScoring:
         # One extra batched predict; the shadow needs no explanation, so no contributions.
         shadow_scores = shadow.scores(rows).tolist() if shadow is not None else None
         reasons = explain_rows(rows, contributions)
+        row_hits = rules.evaluate_rows(rows) if len(rows) > 1 else [rules.evaluate_row(rows[0])]
         decided_at = self._clock()
         degraded = degraded_reason is not None
         for n, (new, score) in enumerate(zip(fresh, scores.tolist(), strict=True)):
             row, view = rows[n], new.view
-            hits = rules.evaluate(view, row)
+            hits = rules.list_hits(view) + row_hits[n]
             decision = decide(
                 order_id=view.order.order_id,
                 score=score,
