@@ -1,11 +1,13 @@
 """`dozor lanes report`: lane reliability for managers and merchants, from a history's files.
 
     dozor lanes report --orders h/orders.jsonl --labels h/labels.jsonl --shipments h/shipments.jsonl \\
-        --out lanes/ [--seller S1 ...] [--publish --bucket BUCKET]
+        [--alerts h/alerts.jsonl] --out lanes/ [--seller S1 ...] [--publish --bucket BUCKET]
 
 Writes ``lanes.{html,csv,json}`` (the marketplace) and ``seller-<id>.{html,csv,json}`` for each
-`--seller`. From the live tables: `dozor export-history --out h/` first (orders and labels; without
-a shipments file the parcel figures are empty and the carrier is ``unknown``). `--publish` puts the
+`--seller`. From the live tables: `dozor export-history --out h/` first, with the parcel tables
+(`--shipments-table`, `--alerts-table`) for shipments.jsonl and alerts.jsonl; without a shipments
+file the parcel figures are empty and the carrier is ``unknown``. `--alerts` judges the true-alert
+shares by the sweeper's alerts; without it, by a silence rule (the report says which). `--publish` puts the
 marketplace report (`reports/lanes/latest.json`) and every seller's own view into the model bucket,
 which `GET /v1/lanes` and `GET /v1/lanes/sellers/{seller_id}` serve.
 """
@@ -36,6 +38,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     report.add_argument("--labels", type=Path, help="labels file (fraud, legit, lost)")
     report.add_argument("--shipments", type=Path, help="shipments.jsonl (scan events) for the parcel figures")
     report.add_argument(
+        "--alerts",
+        type=Path,
+        help="alerts.jsonl (the sweeper's alerts, as export-history writes them) for the true-alert "
+        "shares (without it: a parcel silent past its lane's STALLED deadline counts as alerted)",
+    )
+    report.add_argument(
         "--deadlines",
         type=Path,
         help="a parcel model directory whose lanes.json judges alerts "
@@ -55,7 +63,7 @@ def report_command(args: argparse.Namespace) -> int:
         return INPUT_ERROR
     try:
         deadlines = LaneDeadlines.load(args.deadlines) if args.deadlines else None
-        rows = read_rows(args.orders, args.labels, args.shipments, deadlines)
+        rows = read_rows(args.orders, args.labels, args.shipments, deadlines, args.alerts)
     except (HistoryError, UnsupportedFormatError, OSError, ValueError) as e:
         print(f"dozor lanes report: {e}", file=sys.stderr)
         return INPUT_ERROR
@@ -69,6 +77,7 @@ def report_command(args: argparse.Namespace) -> int:
     summary: dict[str, object] = {
         "files": files,
         "parcels": len(rows),
+        "alerts_from": report.marketplace["alerts_from"],
         "overall": report.marketplace["overall"],
     }
     if args.publish:

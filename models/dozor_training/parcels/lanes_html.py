@@ -64,6 +64,7 @@ def csv_rows(view: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for name, entry in groups:
         row: dict[str, Any] = {"grouping": name, **{k: entry.get(k, "") for k in KEY_COLUMNS}}
+        row["alerts_from"] = view.get("alerts_from", "")  # which alerts true_alert_share judges
         figures = entry["overall"] if name == "overall" else entry
         if view["view"] == "seller":
             for side in ("seller", "marketplace"):
@@ -322,7 +323,7 @@ def render_html(view: Mapping[str, Any]) -> str:
         "shown, but read them with care. "
         "Lost and returned are shares of finished parcels; delivery time runs from the order to the "
         "DELIVERED scan; the fraud rate counts orders labelled fraud, chargebacks by value their amount; "
-        "an alert is a parcel silent past its lane's STALLED deadline, true when the parcel was lost.</p>",
+        f"alerts: {html.escape(view.get('alerts_rule', ''))}.</p>",
         f"<figure>{lost_share_chart(view)}</figure>",
         f"<figure>{delivery_chart(view)}</figure>",
         f"<figure>{trend_chart(view)}</figure>",

@@ -13,9 +13,13 @@ plus ``weekly`` (the areas per week of the order) for the trend. Every group car
 - delivery time p50 / p90 / p99, in days from the order to the DELIVERED scan;
 - the share of finished parcels lost (a ``lost`` label or a LOST scan) and returned;
 - the fraud rate (orders labelled fraud) and the chargeback rate by value (their amount over all);
-- the share of alerts that were true: a parcel is alerted when it stayed silent after a scan for
-  longer than its lane's STALLED deadline (learned from the same history's delivered parcels, as
-  the parcel model learns them), and the alert is true when the parcel was lost;
+- the share of alerts that were true: a parcel is alerted when the sweeper raised a STALLED or
+  LIKELY_LOST alert on it (an alerts file: what `export-history` writes from the Alerts table), and
+  the alert is true when the parcel was lost. A history without alerts falls back to a silence
+  rule: alerted when the parcel stayed silent after a scan for longer than its lane's STALLED
+  deadline (learned from the same history's delivered parcels, as the parcel model learns them).
+  The report says which one it used (``alerts_from``). CARRIER_EXCEPTION alerts are the carrier's
+  own word, not a warning Dozor worked out, and are not counted;
 - the parcels behind each figure; a group with fewer than `SMALL_SAMPLE` is flagged
   ``small_sample`` (shown, not hidden).
 
@@ -40,6 +44,7 @@ import numpy as np
 from dozor.domain.clock import DAY
 from dozor.domain.contracts import RUB_PER_UNIT
 from dozor.domain.geography import normalise_region, remoteness_tier
+from dozor.domain.parcels.alerts import Alert, AlertType
 from dozor.domain.parcels.lanes import LaneDeadlines, learn_deadlines
 from dozor.domain.parcels.shipments import (
     TERMINAL,
@@ -65,6 +70,14 @@ AREA_NAMES = {
     "unknown": "unknown region",
 }
 REPORT_VERSION = 1
+# The alerts that say "this parcel may be lost", the ones whose truth the report measures.
+LOSS_ALERTS = frozenset({AlertType.STALLED, AlertType.LIKELY_LOST})
+SWEEPER, SILENCE_RULE = "sweeper", "silence_rule"
+ALERT_RULES = {
+    SWEEPER: "the sweeper's STALLED and LIKELY_LOST alerts; an alert is true when the parcel was lost",
+    SILENCE_RULE: "no alerts in this history: a parcel counts as alerted when it stayed silent past its "
+    "lane's STALLED deadline (learned from the history's delivered parcels); true when it was lost",
+}
 
 
 def area_of(region: str | None) -> str:
@@ -98,7 +111,8 @@ class LaneRow:
     fraud: bool  # labelled fraud (a chargeback or a confirmed fraud)
     outcome: str  # delivered | lost | returned | open
     delivery_days: float | None  # order → DELIVERED scan
-    alerted: bool  # silent past the lane's STALLED deadline at some point
+    alerted: bool  # a sweeper's loss alert, or (without alerts) silent past the STALLED deadline
+    alerts_from: str = SILENCE_RULE  # which of the two
 
 
 @dataclass(frozen=True)
@@ -213,6 +227,25 @@ def stalled(parcel: Parcel, deadlines: LaneDeadlines, lost_at: datetime | None =
     return False
 
 
+def read_alerts(path: Path) -> set[str]:
+    """The order ids of the parcels the sweeper raised a loss alert on, from an alerts file (JSON
+    Lines of the Alert contract, as `export-history` writes them)."""
+    alerted = set()
+    with Path(path).open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                alert = Alert.model_validate_json(line)
+            except ValueError as error:
+                raise ValueError(
+                    f"{path}: line {number}: not an alert ({error.__class__.__name__})"
+                ) from error
+            if alert.type in LOSS_ALERTS:
+                alerted.add(alert.order_id)
+    return alerted
+
+
 def outcome_of(parcel: Parcel | None, lost: bool) -> str:
     if lost or (parcel is not None and parcel.status == ParcelStatus.LOST):
         return LOST
@@ -230,12 +263,15 @@ def read_rows(
     labels_path: Path | None,
     shipments_path: Path | None = None,
     deadlines: LaneDeadlines | None = None,
+    alerts_path: Path | None = None,
 ) -> list[LaneRow]:
-    """One row per shipped order (an order with a shipping region) of the history files."""
+    """One row per shipped order (an order with a shipping region) of the history files; with an
+    alerts file a row is alerted by the sweeper's alerts, else by the silence rule."""
     verdicts = {label.order_id: label.is_fraud for label in read_labels(labels_path)} if labels_path else {}
     losses = {loss.order_id: loss.reported_at for loss in read_losses(labels_path)} if labels_path else {}
     parcels = read_parcels(shipments_path) if shipments_path else {}
-    if deadlines is None:
+    swept = read_alerts(alerts_path) if alerts_path else None
+    if deadlines is None and swept is None:
         deadlines = learn_deadlines(parcels.values())
     rows = []
     for order in open_orders(orders_path).iter_orders():
@@ -259,10 +295,23 @@ def read_rows(
                 fraud=verdicts.get(order.order_id, False),
                 outcome=outcome,
                 delivery_days=(delivered - order.created_at).total_seconds() / DAY if delivered else None,
-                alerted=parcel is not None and stalled(parcel, deadlines, lost_at),
+                alerted=_alerted(order.order_id, parcel, swept, deadlines, lost_at),
+                alerts_from=SILENCE_RULE if swept is None else SWEEPER,
             )
         )
     return rows
+
+
+def _alerted(
+    order_id: str,
+    parcel: Parcel | None,
+    swept: set[str] | None,
+    deadlines: LaneDeadlines | None,
+    lost_at: datetime | None,
+) -> bool:
+    if swept is not None:
+        return order_id in swept
+    return parcel is not None and deadlines is not None and stalled(parcel, deadlines, lost_at)
 
 
 # --- grouping -----------------------------------------------------------------------------------
@@ -309,12 +358,20 @@ def marketplace_report(rows: Sequence[LaneRow], generated_at: datetime | None = 
         "view": "marketplace",
         "generated_at": (generated_at or datetime.now(UTC)).isoformat(),
         "small_sample_below": SMALL_SAMPLE,
+        **alerts_from(rows),
         "weeks": sorted({r.week for r in rows}),
         "overall": asdict(Figures.of(rows)),
     }
     for name, (names, key) in GROUPINGS.items():
         report[name] = [_entry(names, k, asdict(Figures.of(g))) for k, g in _groups(rows, key).items()]
     return report
+
+
+def alerts_from(rows: Iterable[LaneRow]) -> dict[str, str]:
+    """Which alerts the report's true-alert shares judge, and the rule in words."""
+    sources = {r.alerts_from for r in rows}
+    source = SWEEPER if sources == {SWEEPER} else SILENCE_RULE
+    return {"alerts_from": source, "alerts_rule": ALERT_RULES[source]}
 
 
 class _Marketplace:
@@ -367,6 +424,7 @@ def seller_view(
         "generated_at": (generated_at or datetime.now(UTC)).isoformat(),
         "small_sample_below": SMALL_SAMPLE,
         "min_other_sellers": MIN_OTHER_SELLERS,
+        **alerts_from(rows),
         "weeks": sorted({r.week for r in own}),
         "overall": market.pair(own, "overall", (), seller_id),
     }

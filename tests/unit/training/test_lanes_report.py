@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dozor.domain.clock import DAY
+from dozor.domain.clock import DAY, from_epoch
 from dozor.domain.contracts import RUB_PER_UNIT
+from dozor.domain.parcels.alerts import Alert, AlertType, Severity
 from dozor.domain.parcels.lanes import learn_deadlines
 from dozor.domain.parcels.shipments import TERMINAL, ParcelStatus
 from dozor_training.cli import main
@@ -25,6 +26,7 @@ from dozor_training.history_commands import write_simulated_history
 from dozor_training.lanes_demo import write_simulated_lane_report
 from dozor_training.parcels.evaluation import alert_metrics, lane_of
 from dozor_training.parcels.lanes_report import (
+    ALERT_RULES,
     AREA_NAMES,
     AREAS,
     MIN_OTHER_SELLERS,
@@ -270,7 +272,8 @@ def test_a_sellers_view_holds_only_their_own_parcels(sim: Sim, report: Path) -> 
     allowed = {seller, *view["weeks"], *(p.carrier for p in sim.parcels)}
     allowed |= {str(p.destination_region) for p in sim.parcels}
     words = {w for w in strings(view) if w not in allowed and not w.startswith(("fewer than", "rest of"))}
-    assert words <= {"seller", view["generated_at"], *AREAS, *AREA_NAMES.values()}
+    rules = {*ALERT_RULES, *ALERT_RULES.values()}  # which alerts the view judges, in words
+    assert words <= {"seller", view["generated_at"], *AREAS, *AREA_NAMES.values(), *rules}
 
     own = [n for n, p in enumerate(sim.parcels) if p.seller_id == seller]
     assert_figures(view["overall"]["seller"], truth(sim, own))
@@ -306,6 +309,74 @@ def test_a_history_without_shipments_reports_orders_by_region(sim: Sim, tmp_path
         assert entry["fraud_rate"] == pytest.approx(expected["fraud_rate"], abs=1e-6)
         # Lost labels still arrive with the labels; returns and delivery times need the scans.
         assert entry["lost"] == expected["lost"] and entry["delivery_days_p50"] is None
+
+
+def write_alerts(sim: Sim, path: Path, picked: dict[int, AlertType]) -> Path:
+    """Alerts as `export-history` writes them (the Alert contract, one per line) on some parcels."""
+    lines = []
+    for n, kind in picked.items():
+        p = sim.parcels[n]
+        at = from_epoch(p.scans[1].occurred_at)
+        alert = Alert(
+            alert_id=f"{p.parcel_id}#{kind}",
+            parcel_id=p.parcel_id,
+            order_id=p.order_id,
+            type=kind,
+            severity=Severity.MEDIUM,
+            risk=None,
+            reasons=[],
+            lane=f"{p.carrier}|CN|{p.destination_region}",
+            carrier=p.carrier,
+            destination_region=p.destination_region,
+            status=p.scans[1].status,
+            message="silent past the lane's deadline",
+            last_scan_at=at,
+            expected_by=None,
+            raised_at=at,
+        )
+        lines.append(alert.model_dump_json() + "\n")
+    path.write_text("".join(lines))
+    return path
+
+
+def test_the_sweepers_alerts_judge_the_true_alert_shares_when_there_are_any(sim: Sim, tmp_path: Path) -> None:
+    # Loss alerts on half the lost parcels and on every ninth delivered one; the carrier's own
+    # exceptions on others are not a loss warning and do not count.
+    picked: dict[int, AlertType] = {}
+    for n, p in enumerate(sim.parcels):
+        if p.outcome == LOST and n % 2 == 0:
+            picked[n] = AlertType.LIKELY_LOST
+        elif p.outcome != LOST and n % 9 == 0:
+            picked[n] = AlertType.STALLED
+        elif n % 7 == 0:
+            picked[n] = AlertType.CARRIER_EXCEPTION
+    alerts = write_alerts(sim, tmp_path / "alerts.jsonl", picked)
+    files = sim.files
+    argv = ["lanes", "report", "--orders", str(files["orders"]), "--labels", str(files["labels"])]
+    argv += ["--shipments", str(files["shipments"]), "--alerts", str(alerts), "--out", str(tmp_path)]
+    assert main(argv) == 0
+    written = read_json(tmp_path / "lanes.json")
+    assert written["alerts_from"] == "sweeper" and "sweeper" in written["alerts_rule"]
+    alerted = {n for n, kind in picked.items() if kind in (AlertType.STALLED, AlertType.LIKELY_LOST)}
+    by_area = groups(sim, lambda p: (area_of(p.destination_region),))
+    for entry in written["by_area"]:
+        members = by_area[(entry["area"],)]
+        assert entry["alerts"] == len(alerted.intersection(members))
+        assert entry["true_alerts"] == sum(
+            sim.parcels[n].outcome == LOST for n in alerted.intersection(members)
+        )
+    assert written["overall"]["true_alert_share"] == pytest.approx(
+        sum(sim.parcels[n].outcome == LOST for n in alerted) / len(alerted), abs=1e-6
+    )
+    with (tmp_path / "lanes.csv").open(newline="") as f:
+        assert {row["alerts_from"] for row in csv.DictReader(f)} == {"sweeper"}
+    assert "sweeper" in (tmp_path / "lanes.html").read_text()
+
+
+def test_without_alerts_the_report_says_it_used_the_silence_rule(report: Path) -> None:
+    written = read_json(report / "lanes.json")
+    assert written["alerts_from"] == "silence_rule" and "silent past" in written["alerts_rule"]
+    assert read_json(next(report.glob("seller-*.json")))["alerts_from"] == "silence_rule"
 
 
 def test_a_bad_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

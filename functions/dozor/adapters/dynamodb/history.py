@@ -50,14 +50,20 @@ class DynamoHistory:
             )
 
     def _scan(self, table: str) -> Iterator[dict[str, Any]]:
-        with ThreadPoolExecutor(max_workers=self._segments) as pool:
-            segments = pool.map(lambda s: list(self._scan_segment(table, s)), range(self._segments))
-            for items in segments:
-                yield from items
+        return scan_table(self._client, table, self._segments)
 
-    def _scan_segment(self, table: str, segment: int) -> Iterator[dict[str, Any]]:
-        paginator = self._client.get_paginator("scan")
-        with translated(DYNAMODB, f"scan of {table} failed"):
-            pages = paginator.paginate(TableName=table, Segment=segment, TotalSegments=self._segments)
-            for page in pages:
-                yield from page.get("Items", [])
+
+def scan_table(client: Any, table: str, segments: int = 4) -> Iterator[dict[str, Any]]:
+    """Every item of `table` in its wire form, read by `segments` parallel Scan segments."""
+    with ThreadPoolExecutor(max_workers=segments) as pool:
+        parts = pool.map(lambda s: list(_scan_segment(client, table, s, segments)), range(segments))
+        for items in parts:
+            yield from items
+
+
+def _scan_segment(client: Any, table: str, segment: int, segments: int) -> Iterator[dict[str, Any]]:
+    paginator = client.get_paginator("scan")
+    with translated(DYNAMODB, f"scan of {table} failed"):
+        pages = paginator.paginate(TableName=table, Segment=segment, TotalSegments=segments)
+        for page in pages:
+            yield from page.get("Items", [])

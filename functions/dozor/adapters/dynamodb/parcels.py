@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -525,3 +525,31 @@ class DynamoCarrierFeeds:
         if now - last > self._quiet_after:  # still down
             gaps.append(FeedGap(last, now))
         return gaps
+
+
+class DynamoParcelHistory:
+    """Read-only: every parcel of the Shipments table and every alert of the Alerts table, for export.
+
+    Whole-table parallel Scans (`history.scan_table`), never on a request path.
+    """
+
+    def __init__(self, client: Any, shipments_table: str, alerts_table: str, segments: int = 4) -> None:
+        self._client = client
+        self._shipments = shipments_table
+        self._alerts = alerts_table
+        self._segments = segments
+
+    def parcels(self) -> Iterator[Parcel]:
+        """Every parcel, with its scans; the sweeper's cursor and the carriers' feed items are skipped."""
+        for item in scan_table(self._client, self._shipments, self._segments):
+            if "parcel" in item:
+                yield _stored(item).parcel
+
+    def alerts(self) -> Iterator[Alert]:
+        """Every alert raised, open or resolved (then with when it was resolved)."""
+        for item in scan_table(self._client, self._alerts, self._segments):
+            alert = Alert.model_validate_json(item["alert"]["S"])
+            resolved_at = item.get("resolved_at", {}).get("S")
+            if resolved_at:
+                alert = alert.model_copy(update={"resolved_at": datetime.fromisoformat(resolved_at)})
+            yield alert
