@@ -146,3 +146,14 @@ class ConsoleSettings(BaseSettings):
     shadow_model_parameter: str | None = None
     model_refresh_seconds: int = 120
     parcel_model_dir: Path | None = None
+
+
+class LaneReportSettings(BaseSettings):
+    """The lane report function: where the published report is, and whose a JWT caller is."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    model_bucket_name: str
+    # The JWT claim naming the merchant a token belongs to (template: JwtSellerClaim): a token
+    # carrying it reads only that seller's view; one without it reads the marketplace's.
+    seller_claim: str = Field(default="seller_id", min_length=1, max_length=64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from moto import mock_aws
 
 from dozor.adapters.s3_reports import LANES_PREFIX, LATEST
 from dozor.handlers.parcels import lane_report
+from dozor.settings import LaneReportSettings
 from dozor_local.invoke import LambdaContext
 from dozor_local.sam import load_template
 from dozor_training.cli import main
@@ -42,8 +44,10 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+        lane_report.settings.cache_clear()
         lane_report.lane_reports.cache_clear()
         yield client
+        lane_report.settings.cache_clear()
         lane_report.lane_reports.cache_clear()
 
 
@@ -173,3 +177,45 @@ def test_a_token_scoped_to_a_seller_reads_that_sellers_view_alone(
     status, body = get("/v1/lanes", claims=claims)  # thin lanes of the marketplace's are other sellers'
     assert status == 404 and "sellers" not in body
     assert get("/v1/lanes", claims={"sub": "ops"})[0] == 200  # a token naming no seller: the marketplace
+
+
+def test_the_seller_claim_is_a_setting(
+    s3: Any,
+    history: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A Cognito pool names the merchant in a custom attribute, not in seller_id.
+    monkeypatch.setenv("SELLER_CLAIM", "custom:merchant")
+    lane_report.settings.cache_clear()
+    publish(history, tmp_path, capsys)
+    mine, other = sorted(sellers_in(history))[:2]
+    claims = {"sub": "merchant-portal|42", "custom:merchant": mine}
+    assert get(f"/v1/lanes/sellers/{mine}", mine, claims)[0] == 200
+    assert get(f"/v1/lanes/sellers/{other}", other, claims)[0] == 404
+    assert get("/v1/lanes", claims=claims)[0] == 404
+    # seller_id is then just another claim: it scopes nobody
+    assert get("/v1/lanes", claims={"sub": "ops", "seller_id": mine})[0] == 200
+
+
+def test_the_template_sets_the_seller_claim_from_its_parameter() -> None:
+    template = load_template(ROOT / "template.yaml")
+    parameter = template["Parameters"]["JwtSellerClaim"]
+    assert parameter["Default"] == LaneReportSettings.model_fields["seller_claim"].default == "seller_id"
+    variables = template["Resources"]["LaneReportFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["SELLER_CLAIM"] == {"Ref": "JwtSellerClaim"}
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.match("seller_id") and pattern.match("custom:seller_id") and not pattern.match("")
+
+
+def test_old_lane_report_generations_expire_and_model_artifacts_do_not() -> None:
+    bucket = load_template(ROOT / "template.yaml")["Resources"]["ModelBucket"]["Properties"]
+    rules = bucket["LifecycleConfiguration"]["Rules"]
+    assert [r["Prefix"] for r in rules if r["Status"] == "Enabled"] == [LANES_PREFIX]
+    (rule,) = rules
+    # Longer than any publishing interval (so the current generation outlives its successor's
+    # arrival), and old versions of the rewritten latest.json do not pile up in the versioned bucket.
+    assert rule["ExpirationInDays"] >= 30
+    assert 0 < rule["NoncurrentVersionExpiration"]["NoncurrentDays"] <= rule["ExpirationInDays"]
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"  # why the noncurrent rule is needed

@@ -4,14 +4,13 @@ GET /v1/lanes                        the marketplace's figures (no seller's own 
 GET /v1/lanes/sellers/{seller_id}    one seller's lanes beside the marketplace's
 
 Both read the report `dozor lanes report --publish` put in the model bucket (one object per
-seller); the API's default authorizer guards them. A JWT carrying a `seller_id` claim scopes the
-caller to that seller: its own view only (`dozor.domain.parcels.lane_report`). Errors are the
-one body of `http_errors`.
+seller); the API's default authorizer guards them. A JWT carrying the seller claim (SELLER_CLAIM,
+the template's JwtSellerClaim, `seller_id` by default) scopes the caller to that seller: its own
+view only (`dozor.domain.parcels.lane_report`). Errors are the one body of `http_errors`.
 """
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import Any
 
@@ -24,24 +23,30 @@ from dozor.domain.errors import DozorError, InvalidInputError
 from dozor.domain.parcels.lane_report import marketplace_view, seller_view
 from dozor.handlers.http_errors import domain_error_response, not_found_response
 from dozor.handlers.wiring import aws_client, logger, tracer
+from dozor.settings import LaneReportSettings
 
 MAX_SELLER_ID = 128
-SELLER_CLAIM = "seller_id"  # the JWT claim naming the merchant a token belongs to
 
 app = APIGatewayHttpResolver()
 
 
 @lru_cache(maxsize=1)
+def settings() -> LaneReportSettings:
+    """Read from the environment on first use (tests call `settings.cache_clear()`)."""
+    return LaneReportSettings()  # filled from the environment
+
+
+@lru_cache(maxsize=1)
 def lane_reports() -> S3LaneReports:
     """The report store, built on first use (tests call `lane_reports.cache_clear()`)."""
-    return S3LaneReports(aws_client("s3"), os.environ["MODEL_BUCKET_NAME"])
+    return S3LaneReports(aws_client("s3"), settings().model_bucket_name)
 
 
 def caller_seller() -> str | None:
     """The seller a JWT caller is scoped to, if its token names one (IAM callers are unscoped)."""
     context = app.current_event.raw_event.get("requestContext") or {}
     claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
-    seller = claims.get(SELLER_CLAIM)
+    seller = claims.get(settings().seller_claim)
     return str(seller) if seller else None
 
 
