@@ -264,7 +264,9 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = ORDERS_PER_DAY) -
         summary["parcel_alerts"] = parcel_alert_summary(parcels, ops_alerts, clock_end)
     summary["simulated_until"] = clock_end.isoformat()
     out.mkdir(parents=True, exist_ok=True)
-    summary["lane_report"] = write_simulated_lane_report(history, seed, out)  # lanes.html, .csv, .json
+    # lanes.html, .csv, .json; the true-alert shares from the alerts the local sweeper raised
+    sweeper_alerts = raised_alerts(ops_alerts) if tracking and observed["ops_alerts"] is not None else None
+    summary["lane_report"] = write_simulated_lane_report(history, seed, out, sweeper_alerts)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_report(out / "report.html", summary, history, decisions, latencies)
     _print_summary(summary, decisions, out)

@@ -311,32 +311,38 @@ def test_a_history_without_shipments_reports_orders_by_region(sim: Sim, tmp_path
         assert entry["lost"] == expected["lost"] and entry["delivery_days_p50"] is None
 
 
+def stalled_alerts(parcels: Sequence[SimulatedParcel], kind: AlertType = AlertType.STALLED) -> list[Alert]:
+    """An alert of `kind` on each parcel, raised at its second scan."""
+    return [alert_on(p, kind) for p in parcels]
+
+
 def write_alerts(sim: Sim, path: Path, picked: dict[int, AlertType]) -> Path:
     """Alerts as `export-history` writes them (the Alert contract, one per line) on some parcels."""
-    lines = []
-    for n, kind in picked.items():
-        p = sim.parcels[n]
-        at = from_epoch(p.scans[1].occurred_at)
-        alert = Alert(
-            alert_id=f"{p.parcel_id}#{kind}",
-            parcel_id=p.parcel_id,
-            order_id=p.order_id,
-            type=kind,
-            severity=Severity.MEDIUM,
-            risk=None,
-            reasons=[],
-            lane=f"{p.carrier}|CN|{p.destination_region}",
-            carrier=p.carrier,
-            destination_region=p.destination_region,
-            status=p.scans[1].status,
-            message="silent past the lane's deadline",
-            last_scan_at=at,
-            expected_by=None,
-            raised_at=at,
-        )
-        lines.append(alert.model_dump_json() + "\n")
+    lines = [alert_on(sim.parcels[n], kind).model_dump_json() + "\n" for n, kind in picked.items()]
     path.write_text("".join(lines))
     return path
+
+
+def alert_on(p: SimulatedParcel, kind: AlertType) -> Alert:
+    """An alert as the sweeper raises one (the Alert contract), at the parcel's second scan."""
+    at = from_epoch(p.scans[1].occurred_at)
+    return Alert(
+        alert_id=f"{p.parcel_id}#{kind}",
+        parcel_id=p.parcel_id,
+        order_id=p.order_id,
+        type=kind,
+        severity=Severity.MEDIUM,
+        risk=None,
+        reasons=[],
+        lane=f"{p.carrier}|CN|{p.destination_region}",
+        carrier=p.carrier,
+        destination_region=p.destination_region,
+        status=p.scans[1].status,
+        message="silent past the lane's deadline",
+        last_scan_at=at,
+        expected_by=None,
+        raised_at=at,
+    )
 
 
 def test_the_sweepers_alerts_judge_the_true_alert_shares_when_there_are_any(sim: Sim, tmp_path: Path) -> None:
@@ -394,4 +400,14 @@ def test_the_demo_writes_the_lane_report_beside_its_summary(tmp_path: Path) -> N
     files = write_simulated_lane_report(history, 3, tmp_path)
     assert {Path(p).name for p in files.values()} == {"lanes.json", "lanes.csv", "lanes.html"}
     written = read_json(tmp_path / "lanes.json")
-    assert written["overall"]["parcels"] == len(simulate_shipments(history, 3))
+    parcels = simulate_shipments(history, 3)
+    assert written["overall"]["parcels"] == len(parcels)
+    assert written["alerts_from"] == "silence_rule"
+    # With the alerts the demo's sweeper raised (as its topic announced them): judged by those.
+    alerted = {p.parcel_id: p for p in parcels[:3] + [p for p in parcels if p.outcome == LOST]}
+    raised = [json.loads(alert.model_dump_json()) for alert in stalled_alerts(list(alerted.values()))]
+    write_simulated_lane_report(history, 3, tmp_path / "swept", raised)
+    swept = read_json(tmp_path / "swept" / "lanes.json")
+    assert swept["alerts_from"] == "sweeper"
+    true = sum(p.outcome == LOST for p in alerted.values())
+    assert (swept["overall"]["alerts"], swept["overall"]["true_alerts"]) == (len(alerted), true)
