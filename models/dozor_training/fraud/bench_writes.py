@@ -1,10 +1,21 @@
-"""DynamoDB writes per scored order, counted from the real TransactWriteItems on moto.
+"""DynamoDB writes per scored order, counted from the real requests on moto.
 
 The scoring service is built by the ScoreOrder function's own wiring against template.yaml's
-tables (in-process moto), and every TransactWriteItems it sends is captured with a botocore hook.
-Write units follow DynamoDB's billing: an item costs one unit per started KB of its size
-(attribute names plus values; an update pays for the larger of the item before and after), and a
-transactional write costs double. Condition checks in a transaction are billed as writes too.
+tables (in-process moto), and every write request it sends (PutItem, UpdateItem, DeleteItem,
+TransactWriteItems, BatchWriteItem) is captured with botocore hooks. Write units follow
+DynamoDB's billing: an item costs one unit per started KB of its size (attribute names plus
+values); a put or an update pays for the larger of the item before and after, a conditional
+write that is refused still pays for the item it was checked against, and a transactional write
+costs double.
+
+Two cases (`measure`):
+
+- typical: the last orders of a simulated history, scored against a Features table holding
+  what that history left behind (written in as the scoring writer's own items, so a busy
+  seller's shard holds every bucket, as it does in production);
+- top seller: one order for a seller whose shard holds a peak's worth of buckets (2,000
+  orders/s over 16 shards: every 5-minute, hourly and daily bucket full for 31 days, large
+  numbers) and the slots of 24 writers.
 """
 
 from __future__ import annotations
@@ -12,11 +23,15 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 KB = 1024
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
 
 
 def attribute_size(value: Mapping[str, Any]) -> int:
@@ -52,96 +67,228 @@ def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
     return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
 
 
-def write_units(size: int, transactional: bool = True) -> int:
+def write_units(size: int, transactional: bool = False) -> int:
     return max(1, math.ceil(size / KB)) * (2 if transactional else 1)
 
 
-def measure(payloads: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Score `payloads` in order through the ScoreOrder wiring on moto; writes per order."""
+@dataclass
+class Write:
+    """One item written by one request, as billed."""
+
+    operation: str
+    table: str
+    key: str
+    size: int  # bytes billed: the larger of before and after
+    units: int
+
+
+@dataclass
+class WriteMeter:
+    """Every DynamoDB write a boto3 session sends, with the sizes DynamoDB bills it by.
+
+    Item sizes before and after a write are read with a client of another session (not
+    metered); the request itself is never changed.
+    """
+
+    reader: Any
+    writes: list[Write] = field(default_factory=list)
+    _pending: list[tuple[str, list[tuple[str, dict[str, Any]]], list[int]]] = field(default_factory=list)
+
+    def install(self, emitter: Any) -> None:
+        """Meter the writes of a session or a client (anything with ``.events``)."""
+        for op in WRITES:
+            emitter.events.register(f"before-parameter-build.dynamodb.{op}", self._before)
+            emitter.events.register(f"after-call.dynamodb.{op}", self._after)
+
+    def _current(self, table: str, key: Mapping[str, Any]) -> tuple[int, bool]:
+        found = self.reader.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        return (item_size(found), True) if found else (0, False)
+
+    def _parts(self, operation: str, params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """(kind, body) per item the request writes; a body has TableName and Key (or Item)."""
+        if operation == "TransactWriteItems":
+            return [next(iter(entry.items())) for entry in params["TransactItems"]]
+        if operation == "BatchWriteItem":
+            return [
+                ("Put", {"TableName": t, **r["PutRequest"]})
+                if "PutRequest" in r
+                else ("Delete", {"TableName": t, **r["DeleteRequest"]})
+                for t, requests in params["RequestItems"].items()
+                for r in requests
+            ]
+        kind = {"PutItem": "Put", "UpdateItem": "Update", "DeleteItem": "Delete"}[operation]
+        return [(kind, dict(params))]
+
+    def _key(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        if "Key" in body:
+            return dict(body["Key"])
+        table = self.reader.describe_table(TableName=body["TableName"])["Table"]
+        return {k["AttributeName"]: body["Item"][k["AttributeName"]] for k in table["KeySchema"]}
+
+    def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        operation = model.name
+        parts = [(kind, copy.deepcopy(body)) for kind, body in self._parts(operation, params)]
+        sizes = [self._current(body["TableName"], self._key(body))[0] for _, body in parts]
+        self._pending.append((operation, parts, sizes))
+
+    def _after(self, parsed: Mapping[str, Any], model: Any, **_: Any) -> None:
+        operation, parts, before = self._pending.pop()
+        failed = "Error" in parsed
+        transactional = operation == "TransactWriteItems"
+        for (kind, body), size_before in zip(parts, before, strict=True):
+            key = self._key(body)
+            if kind == "Put" and not failed:
+                size = max(item_size(body["Item"]), size_before)
+            else:  # an update, a delete, a refused condition: the item as it stands and stood
+                size = max(size_before, self._current(body["TableName"], key)[0])
+            label = "#".join(str(next(iter(v.values()))) for v in key.values())
+            self.writes.append(
+                Write(operation, body["TableName"], label, size, write_units(size, transactional))
+            )
+
+    def summary(self, orders: int) -> dict[str, float]:
+        distinct = {(w.table, w.key) for w in self.writes}
+        return {
+            "orders_written": orders,
+            "write_requests_per_order": round(len(self.writes) / orders, 2),
+            "items_written_per_order": round(len(distinct) / orders, 2),
+            "write_units_per_order": round(sum(w.units for w in self.writes) / orders, 2),
+            "transactions_per_order": round(
+                sum(w.operation == "TransactWriteItems" for w in self.writes) / orders, 2
+            ),
+            "largest_item_bytes": max((w.size for w in self.writes), default=0),
+        }
+
+
+@contextmanager
+def scoring_stack() -> Iterator[tuple[Any, Any, Any]]:
+    """The ScoreOrder wiring on in-process moto: (scoring service, its store, the FeaturesTable name)."""
     import boto3  # noqa: PLC0415 - the bench's AWS side is loaded only when it runs
     from moto import mock_aws  # noqa: PLC0415
 
-    from dozor.domain.contracts import Order  # noqa: PLC0415
     from dozor.handlers.fraud.wiring import dependencies  # noqa: PLC0415
     from dozor.handlers.wiring import logger  # noqa: PLC0415
     from dozor_local.stack import LocalStack  # noqa: PLC0415
 
     saved = dict(os.environ)
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    transactions: list[dict[str, Any]] = []
     try:
         with mock_aws():
             local = LocalStack.deploy()
             os.environ.update(local.env_for("ScoreOrderFunction"))
-            reader = boto3.Session().client("dynamodb")  # not hooked: reads item sizes around a write
-
-            def current_size(key_of: Mapping[str, Any]) -> int:
-                found = reader.get_item(TableName=key_of["TableName"], Key=key_of["Key"], ConsistentRead=True)
-                return item_size(found.get("Item", {}))
-
-            def before(params: dict[str, Any], **_: Any) -> None:
-                record = {"items": copy.deepcopy(params["TransactItems"]), "before": []}
-                for entry in params["TransactItems"]:
-                    (kind, body), *_ = entry.items()
-                    record["before"].append(current_size(body) if kind == "Update" else 0)
-                transactions.append(record)
-
-            def after(http_response: Any, parsed: Mapping[str, Any], **_: Any) -> None:
-                record = transactions[-1]
-                record["ok"] = "Error" not in parsed
-                record["after"] = [
-                    current_size(body) if kind == "Update" else 0
-                    for entry in record["items"]
-                    for kind, body in entry.items()
-                ]
-
-            session = boto3._get_default_session()  # where the wiring's clients come from
-            session.events.register("before-parameter-build.dynamodb.TransactWriteItems", before)
-            session.events.register("after-call.dynamodb.TransactWriteItems", after)
             logger.setLevel("ERROR")  # the bench prints one JSON object; the functions' logs stay out
             dependencies.cache_clear()
-            scoring = dependencies().scoring
-            for payload in payloads:
-                # Outside the latency budget: moto is slower than DynamoDB, and a decision handed to
-                # the pending queue for time would be written later, outside this count.
-                scoring.commit(scoring.prepare([Order.model_validate(payload)], within_budget=False)[0])
+            deps = dependencies()
+            yield deps.scoring, deps.store, local.physical_id("FeaturesTable")
             dependencies.cache_clear()
     finally:
         os.environ.clear()
         os.environ.update(saved)
         boto3.DEFAULT_SESSION = None
-    return _summary(transactions, len(payloads))
 
 
-def _summary(transactions: list[dict[str, Any]], orders: int) -> dict[str, float]:
-    items = units = puts = updates = checks = 0
-    largest = 0
-    for record in transactions:
-        if not record.get("ok"):
-            continue
-        for entry, before, after in zip(record["items"], record["before"], record["after"], strict=True):
-            (kind, body), *_ = entry.items()
-            if kind == "Put":
-                size = item_size(body["Item"])
-                puts += 1
-            elif kind == "Update":
-                size = max(before, after)
-                updates += 1
-            elif kind == "ConditionCheck":
-                size = max(before, after, 1)
-                checks += 1
-            else:  # Delete
-                size = max(before, 1)
-            items += kind != "ConditionCheck"
-            units += write_units(size)
-            largest = max(largest, size)
-    return {
-        "orders_written": orders,
-        "transactions_per_order": round(sum(1 for t in transactions if t.get("ok")) / orders, 2),
-        "items_written_per_order": round(items / orders, 2),
-        "puts_per_order": round(puts / orders, 2),
-        "updates_per_order": round(updates / orders, 2),
-        "condition_checks_per_order": round(checks / orders, 2),
-        "write_units_per_order": round(units / orders, 2),
-        "largest_item_bytes": largest,
-    }
+def preload(
+    client: Any, table: str, items: Mapping[tuple[str, str], Mapping[str, object]], shard: int
+) -> None:
+    """Write in-memory items to the Features table, a sharded entity's into the writer's shard."""
+    from dozor.domain import aggregates as agg  # noqa: PLC0415
+
+    for key, values in items.items():
+        pk, sk = agg.shard_key(key, shard)
+        stored: dict[str, Any] = {"pk": {"S": pk}, "sk": {"S": sk}}
+        for name, value in values.items():
+            if isinstance(value, set | frozenset):
+                stored[name] = {"SS": sorted(str(v) for v in value)}
+            elif isinstance(value, int | float):
+                stored[name] = {"N": repr(float(value)) if not float(value).is_integer() else str(int(value))}
+            else:
+                stored[name] = {"S": str(value)}
+        client.put_item(TableName=table, Item=stored)
+
+
+def top_seller_item(seller: str, at: datetime, writers: int = 24) -> dict[tuple[str, str], dict[str, object]]:
+    """A top seller's shard at a peak: every bucket of its windows full (2,000 orders/s over 16
+    shards, 3,000 RUB an order) and the idempotency slots of ``writers`` containers."""
+    from dozor.domain import aggregates as agg  # noqa: PLC0415
+
+    items: dict[tuple[str, str], dict[str, object]] = {}
+    per_second = 2000 / agg.SHARDS["seller"]
+    entity = agg.Entity("seller", seller)
+    for minutes in range(0, 31 * 24 * 60, 5):  # one update per 5-minute slot, as many orders as it held
+        (update,) = agg.updates_for(entity, at - timedelta(minutes=minutes + 5), 3000.123)
+        orders = per_second * 300
+        update.add = {k: v * orders for k, v in update.add.items()}
+        agg.apply_updates(items, [update])
+    item = items[(entity.pk, agg.PROFILE)]
+    for n in range(writers):
+        item[f"~w{n:07d}"] = f"{agg.b36(int(at.timestamp()) // 3600)}.{'x' * 12}"
+    # Pruned as the store's own writes prune it: only what the windows and the slack still read
+    agg.prune(item, int(at.timestamp()) // agg.FIVE_MINUTES)
+    return items
+
+
+def measure(
+    payloads: Sequence[Mapping[str, Any]], warm: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, float]:
+    """Score ``payloads`` in order through the ScoreOrder wiring on moto, after ``warm`` was
+    replayed into the Features table; then one top seller's order. Writes per order, billed."""
+    import boto3  # noqa: PLC0415
+
+    from dozor.adapters.memory import CollectingReviewQueue, InMemoryDecisionStore  # noqa: PLC0415
+    from dozor.domain.contracts import Order  # noqa: PLC0415
+    from dozor.domain.fraud.scoring import OrderScoring  # noqa: PLC0415
+
+    with scoring_stack() as (scoring, store, table):
+        reader = boto3.Session().client("dynamodb")  # not metered: reads item sizes around a write
+        if warm:
+            memory = InMemoryDecisionStore()
+            offline = OrderScoring(memory, CollectingReviewQueue(), scoring.model, scoring._hasher)
+            for payload in warm:
+                offline.commit(offline.prepare([Order.model_validate(payload)], within_budget=False)[0])
+            preload(reader, table, memory.aggregates.items, store.shard)
+        meter = WriteMeter(reader)
+        meter.install(store._client.meta)  # the scoring store's own client
+        for payload in payloads:
+            # Outside the latency budget: moto is slower than DynamoDB, and a decision handed to
+            # the pending queue for time would be written later, outside this count.
+            scoring.commit(scoring.prepare([Order.model_validate(payload)], within_budget=False)[0])
+        figures = meter.summary(len(payloads))
+        typical_writes = list(meter.writes)
+        # The top seller: its shard full, then one more order of it
+        last = Order.model_validate(payloads[-1])
+        seller = last.seller.id
+        preload(reader, table, top_seller_item(seller, last.created_at), store.shard)
+        meter.writes.clear()
+        top = last.model_copy(
+            update={"order_id": last.order_id + "-top", "created_at": last.created_at + timedelta(seconds=1)}
+        )
+        scoring.commit(scoring.prepare([top], within_budget=False)[0])
+        top_figures = meter.summary(1)
+    figures["seller_item_bytes_typical"] = max(
+        (w.size for w in typical_writes if "seller#" in w.key), default=0
+    )
+    figures["decision_item_bytes"] = max(
+        (w.size for w in typical_writes if w.operation == "PutItem"), default=0
+    )
+    figures["top_seller_items_written"] = top_figures["items_written_per_order"]
+    figures["top_seller_write_units"] = top_figures["write_units_per_order"]
+    figures["top_seller_item_bytes"] = max((w.size for w in meter.writes if "seller#" in w.key), default=0)
+    return figures
+
+
+def measure_simulated(orders: int = 40, days: int = 4, orders_per_day: int = 600) -> dict[str, float]:
+    """`measure` on the last ``orders`` of a simulated history, the rest of it replayed in first."""
+    from dozor_training.fraud.simulator import SimulationConfig, simulate  # noqa: PLC0415
+
+    history = [s.order for s in simulate(SimulationConfig(days=days, seed=11, orders_per_day=orders_per_day))]
+    return measure(history[-orders:], history[:-orders])
+
+
+def main() -> None:  # pragma: no cover - `python -m dozor_training.fraud.bench_writes`
+    import json  # noqa: PLC0415
+
+    print(json.dumps(measure_simulated()))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
