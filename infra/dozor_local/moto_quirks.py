@@ -1,48 +1,89 @@
 """Workarounds for moto behaviour that makes a realistic local run impractically slow.
 
-moto backs up a whole table (``copy.deepcopy``) for every operation of a TransactWriteItems call,
-so that it can roll back on failure. With Dozor's ~30 operations per scored order and a Features
-table of tens of thousands of items, a single transaction ends up copying millions of items: a
-14-day demo never finishes. The rollback only ever needs the partitions the transaction touches,
-so while a transaction runs, a table's deep copy shares every other partition and copies just
-those (once per table per transaction). Rollback semantics are unchanged.
+Each patch changes how fast moto's DynamoDB answers, never what it answers:
+`tests/integration/local/test_moto_quirks.py` runs the same operations on moto with and without
+each patch and compares every response and the tables left behind. What the profile of a scored
+order and of the parcel sweeper showed, and what each patch does about it:
 
-moto's server handles each request in its own thread, but its DynamoDB backend is not thread-safe:
-two functions writing at once (the API and the order-queue consumer) make one transaction's
-rollback copy iterate a partition the other is changing ("dictionary changed size during
-iteration"). DynamoDB requests are therefore serialised, which is also the isolation a
-transaction has on AWS. SQS and SNS stay concurrent (a long poll must not block a send).
+- ``partition_backups``: moto backs up a whole table (``copy.deepcopy``) for every operation of a
+  TransactWriteItems call, so that it can roll back on failure; with a Features table of tens of
+  thousands of items a single transaction copied millions of items. The rollback only ever needs
+  the partitions the transaction touches, so while a transaction runs, a table's deep copy shares
+  every other partition and copies just those (once per table per transaction).
+- ``serialised_requests``: moto's server handles each request in its own thread, but its DynamoDB
+  backend is not thread-safe: two functions writing at once make one transaction's rollback copy
+  iterate a partition the other is changing ("dictionary changed size during iteration").
+  DynamoDB requests are therefore serialised, which is also the isolation a transaction has on
+  AWS. SQS and SNS stay concurrent (a long poll must not block a send).
+- ``update_expression_cache``: moto tokenises and parses every UpdateExpression from its text, twice
+  per update inside a transaction (once to validate the request, once to apply it). A service
+  sends a handful of distinct expressions, so the parsed tree is kept per text. moto never changes
+  a parsed tree (its validator works on a deep copy), so sharing one is safe.
+- ``update_expression_validation``: validating an update walks the tree ten times, every node
+  tested with ``isinstance`` against abstract base classes (slow: each goes through
+  ``ABCMeta.__instancecheck__``), and two of the walks (action counts, overlapping paths) collect
+  the clauses below every node again, quadratic in the expression's length. Three patches, same
+  walks: node types are looked up once per class, the tree is copied by a copier that knows its
+  shape, and the three checks that depend only on the expression, its attribute names and the
+  table's keys (not on the item or the values) are skipped for a parsed tree that already passed
+  them with the same names and keys. They still run, and raise, the first time.
+- ``light_errors``: applying ``ADD`` to an attribute the item does not have yet goes through an
+  exception inside moto (ProvidedKeyDoesNotExist, caught again), and every DynamoDB exception
+  renders an XML error body (xmltodict) that its JSON base class replaces at once: a counter
+  update paid for several. The JSON body is set directly, the exception is otherwise the same.
+- ``partition_queries``: moto answers every Query by sorting the whole table and then testing each
+  item against the key condition; on a GSI too. The sweeper's 16 due-index queries an hour made
+  that the cost of a demo's parcels. The items whose partition key matches are now found first
+  (the base table's partition directly; for an index, one pass over the items) and sorted the same
+  way, so moto filters, pages and projects the same list in the same order.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
+import json
 import threading
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 _touched: ContextVar[dict[str, set[Any]] | None] = ContextVar("dozor_touched_partitions", default=None)
 _clones: ContextVar[dict[str, Any] | None] = ContextVar("dozor_table_clones", default=None)
-_installed = False
 _dynamodb_lock = threading.RLock()
+_MISSING = object()
+_ATOMIC = (str, int, float, bool, bytes, type(None))
+_PARSED_LIMIT = 4096  # distinct expression texts kept; then the cache starts over
 
 
-def install() -> None:
-    """Patch moto's DynamoDB backend once per process (idempotent)."""
-    global _installed  # noqa: PLW0603 - a process-wide, one-time patch
-    if _installed:
-        return
+class _Swaps:
+    """Attributes replaced on moto's classes, so that a patch can be taken off again (tests)."""
+
+    def __init__(self) -> None:
+        self.replaced: list[tuple[Any, str, Any]] = []
+
+    def set(self, owner: Any, name: str, value: Any) -> None:
+        self.replaced.append((owner, name, owner.__dict__.get(name, _MISSING)))
+        setattr(owner, name, value)
+
+    def undo(self) -> None:
+        for owner, name, previous in reversed(self.replaced):
+            if previous is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, previous)
+        self.replaced.clear()
+
+
+# --- partition_backups -----------------------------------------------------------------------------
+
+
+def _partition_backups(swaps: _Swaps) -> None:
     from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - moto is imported only when a stack is used
     from moto.dynamodb.models.dynamo_type import DynamoType  # noqa: PLC0415
     from moto.dynamodb.models.table import Table  # noqa: PLC0415
-    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
-
-    original_call_action = DynamoHandler.call_action
-
-    def call_action(self: Any) -> Any:
-        with _dynamodb_lock:
-            return original_call_action(self)
 
     original = DynamoDBBackend.transact_write_items
 
@@ -78,7 +119,318 @@ def install() -> None:
             clones[self.name] = clone
         return clones[self.name]
 
-    setattr(DynamoDBBackend, "transact_write_items", transact_write_items)  # noqa: B010 - a monkeypatch
-    setattr(Table, "__deepcopy__", table_deepcopy)  # noqa: B010
-    setattr(DynamoHandler, "call_action", call_action)  # noqa: B010
-    _installed = True
+    swaps.set(DynamoDBBackend, "transact_write_items", transact_write_items)
+    swaps.set(Table, "__deepcopy__", table_deepcopy)
+
+
+# --- serialised_requests ---------------------------------------------------------------------------
+
+
+def _serialised_requests(swaps: _Swaps) -> None:
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
+
+    original_call_action = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _dynamodb_lock:
+            return original_call_action(self)
+
+    swaps.set(DynamoHandler, "call_action", call_action)
+
+
+# --- update_expression_cache -----------------------------------------------------------------------
+
+# (parser class, expression text) -> the parsed tree; and the trees whose parent links are sound,
+# with the (names, table keys) their expression-only checks passed for (`_validated`).
+_parsed: dict[tuple[type, str], Any] = {}
+_checked: dict[int, tuple[Any, set[tuple[Any, ...]]]] = {}
+
+
+def _update_expression_cache(swaps: _Swaps) -> None:
+    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]  # noqa: PLC0415
+        UpdateExpressionParser,
+    )
+
+    make = UpdateExpressionParser.make.__func__
+
+    def cached_make(cls: type, expression_str: str) -> Any:
+        key = (cls, expression_str)
+        tree = _parsed.get(key)
+        if tree is None:
+            tree = make(cls, expression_str)  # a parse error raises and is not kept
+            if len(_parsed) >= _PARSED_LIMIT:
+                _parsed.clear()
+                _checked.clear()
+            _parsed[key] = tree
+            if _sound(tree):
+                _checked[id(tree)] = (tree, set())
+        return tree
+
+    swaps.set(UpdateExpressionParser, "make", classmethod(cached_make))
+
+
+def _sound(tree: Any) -> bool:
+    """Whether every node's `parent` is the node whose children hold it: then a check that returns
+    each node unchanged leaves the tree exactly as it found it, and skipping it changes nothing."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]  # noqa: PLC0415
+
+    stack = [(tree, None)]
+    while stack:
+        node, parent = stack.pop()
+        if node.parent is not parent:
+            return False
+        stack += [(child, node) for child in node.children or [] if isinstance(child, Node)]
+    return True
+
+
+# --- update_expression_validation ------------------------------------------------------------------
+
+
+def _update_expression_validation(swaps: _Swaps) -> None:
+    from moto.dynamodb.parsing.ast_nodes import (  # type: ignore[attr-defined]  # noqa: PLC0415
+        DepthFirstTraverser,
+        Expression,
+        Node,
+        UpdateExpressionFunction,
+    )
+    from moto.dynamodb.parsing.validators import (  # noqa: PLC0415
+        ActionCountValidator,
+        OverlappingPathsValidator,
+        UpdateExpressionValidator,
+        UpdateHashRangeKeyValidator,
+    )
+
+    is_node: dict[type, bool] = {}
+    descends: dict[type, bool] = {}
+    handled: dict[tuple[type, type], Any] = {}  # (traverser class, node class) -> map key or None
+
+    def node_class(kind: type) -> bool:
+        found = is_node.get(kind)
+        if found is None:
+            found = is_node[kind] = issubclass(kind, Node)
+        return found
+
+    def find_clauses(self: Any, clause_types: list[type]) -> list[Any]:
+        clauses = []
+        for child in self.children or []:
+            kind = type(child)
+            if kind in clause_types:
+                clauses.append(child)
+            else:
+                descend = descends.get(kind)
+                if descend is None:
+                    descend = descends[kind] = issubclass(kind, (Expression, UpdateExpressionFunction))
+                if descend:
+                    clauses.extend(child.find_clauses(clause_types))
+        return clauses
+
+    def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
+        kind = type(node)
+        if not node_class(kind):
+            return node
+        parent_node = node.parent
+        if node.children is not None:
+            for i, child_node in enumerate(node.children):
+                self.pre_processing_of_child(node, i)
+                self.traverse_node_recursively(child_node, i)
+        key = handled.get((type(self), kind), _MISSING)
+        if key is _MISSING:
+            key = handled[type(self), kind] = _map_key(self, kind)
+        if key is not None:
+            processing = self.__dict__.get("_dozor_map")
+            if processing is None:
+                processing = self.__dict__["_dozor_map"] = self._processing_map()
+            node = processing[key](node)
+            node.parent = parent_node
+            if parent_node:
+                parent_node.children[child_id] = node
+        return node
+
+    def node_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+        return _copy_node(self, memo, node_class)
+
+    original_init = UpdateExpressionValidator.__init__
+    expression_only = (ActionCountValidator, OverlappingPathsValidator, UpdateHashRangeKeyValidator)
+
+    def validator_init(self: Any, expression: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, expression, *args, **kwargs)
+        self._dozor_source = expression
+
+    def validate(self: Any) -> Any:
+        entry = _checked.get(id(self._dozor_source))
+        first = tuple(type(p) for p in self.processors[:3])
+        if entry is None or entry[0] is not self._dozor_source or first != expression_only:
+            node = self.node_to_validate
+            for processor in self.processors:
+                node = processor.traverse(node)
+            return node
+        names = self.expression_attribute_names or {}
+        key = (tuple(sorted(names.items())), tuple(self.table.table_key_attrs))
+        node = self.node_to_validate
+        if key not in entry[1]:
+            for processor in self.processors[:3]:
+                node = processor.traverse(node)
+            entry[1].add(key)
+        for processor in self.processors[3:]:
+            node = processor.traverse(node)
+        return node
+
+    swaps.set(Node, "find_clauses", find_clauses)
+    swaps.set(Node, "__deepcopy__", node_deepcopy)
+    swaps.set(DepthFirstTraverser, "traverse_node_recursively", traverse_node_recursively)
+    swaps.set(UpdateExpressionValidator, "__init__", validator_init)
+    swaps.set(UpdateExpressionValidator, "validate", validate)
+
+
+def _map_key(traverser: Any, kind: type) -> type | None:
+    """The first class of the traverser's processing map a node of `kind` is an instance of, as
+    `DepthFirstTraverser.process` picks it (None: the traverser leaves such nodes alone)."""
+    if not issubclass(kind, traverser.nodes_to_be_processed()):
+        return None
+    return next((key for key in traverser._processing_map() if issubclass(kind, key)), None)
+
+
+def _copy_node(node: Any, memo: dict[int, Any], node_class: Callable[[type], bool]) -> Any:
+    """`copy.deepcopy` of an expression tree, as deepcopy does it (the same memo, so shared and
+    parent links come out the same), without its generic dispatch for every node and string."""
+    clone = object.__new__(type(node))
+    memo[id(node)] = clone
+    state = {}
+    for name, value in node.__dict__.items():
+        state[name] = _copy_value(value, memo, node_class)
+    clone.__dict__.update(state)
+    return clone
+
+
+def _copy_value(value: Any, memo: dict[int, Any], node_class: Callable[[type], bool]) -> Any:
+    kind = type(value)
+    if kind in _ATOMIC:
+        return value
+    done = memo.get(id(value), _MISSING)
+    if done is not _MISSING:
+        return done
+    if kind is list:
+        copied: list[Any] = []
+        memo[id(value)] = copied
+        copied.extend(_copy_value(v, memo, node_class) for v in value)
+        return copied
+    if node_class(kind):
+        return _copy_node(value, memo, node_class)
+    return copy.deepcopy(value, memo)
+
+
+# --- light_errors ----------------------------------------------------------------------------------
+
+
+def _light_errors(swaps: _Swaps) -> None:
+    from moto.dynamodb.exceptions import DynamodbException  # noqa: PLC0415
+    from werkzeug.exceptions import HTTPException  # noqa: PLC0415
+
+    def init(self: Any, error_type: str, message: str, _: str = "", **kwargs: Any) -> None:
+        # What _RESTError.__init__ and then JsonRESTError.__init__ leave behind, without the XML
+        # body the first renders (xmltodict) and the second replaces with JSON straight away.
+        HTTPException.__init__(self)
+        self.error_type = error_type
+        self.message = message
+        self.description = json.dumps({"__type": error_type, "message": message})
+        self.content_type = "application/json"
+
+    swaps.set(DynamodbException, "__init__", init)
+
+
+# --- partition_queries -----------------------------------------------------------------------------
+
+
+def _partition_queries(swaps: _Swaps) -> None:
+    from moto.dynamodb.models.dynamo_type import Item  # noqa: PLC0415
+    from moto.dynamodb.models.table import Table  # noqa: PLC0415
+
+    original_query = Table.query
+    signature = inspect.signature(original_query)
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(self, hash_key, *args, **kwargs).arguments
+        if arguments.get("index_name"):
+            conditions = dict(arguments.get("hash_key_conditions") or [])
+            if not conditions:
+                return original_query(self, hash_key, *args, **kwargs)
+            candidates = [item for item in _items(self) if _matches(item, conditions)]
+        else:
+            partition = self.items.get(hash_key) if hash_key is not None else None
+            if partition is None:
+                candidates = []
+            else:
+                candidates = list(partition.values()) if self.range_key_attr else [partition]
+        candidates = [item for item in candidates if isinstance(item, Item)]
+        # The same order Table.all_items gives the whole table; moto takes it from here.
+        candidates.sort(key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+        self.all_items = lambda: candidates
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    swaps.set(Table, "query", query)
+
+
+def _items(table: Any) -> Iterator[Any]:
+    for partition in table.items.values():
+        if table.range_key_attr:
+            yield from partition.values()
+        else:
+            yield partition
+
+
+def _matches(item: Any, conditions: dict[str, Any]) -> bool:
+    """The index's partition-key test of Table.query (`not value or value != expected`)."""
+    attrs = getattr(item, "attrs", None)
+    if attrs is None:
+        return True  # not an Item: Table.query skips it itself
+    for name, expected in conditions.items():
+        value = attrs.get(name)
+        if not value or value != expected:
+            return False
+    return True
+
+
+# --- installing ------------------------------------------------------------------------------------
+
+PATCHES: dict[str, Callable[[_Swaps], None]] = {
+    "partition_backups": _partition_backups,
+    "serialised_requests": _serialised_requests,
+    "update_expression_cache": _update_expression_cache,
+    "update_expression_validation": _update_expression_validation,
+    "light_errors": _light_errors,
+    "partition_queries": _partition_queries,
+}
+_applied: dict[str, _Swaps] = {}
+
+
+def install(names: tuple[str, ...] | None = None) -> None:
+    """Patch moto's DynamoDB backend once per process (idempotent); by default with every patch."""
+    for name in PATCHES if names is None else names:
+        if name not in _applied:
+            swaps = _Swaps()
+            PATCHES[name](swaps)
+            _applied[name] = swaps
+
+
+def uninstall() -> None:
+    """Take every patch off again (tests compare moto with and without them)."""
+    for name in reversed(list(_applied)):
+        _applied.pop(name).undo()
+    _parsed.clear()
+    _checked.clear()
+
+
+@contextmanager
+def only(*names: str) -> Iterator[None]:
+    """Run with just these patches (none: plain moto), then restore the patches installed before."""
+    before = tuple(_applied)
+    uninstall()
+    try:
+        install(names)
+        yield
+    finally:
+        uninstall()
+        install(before)

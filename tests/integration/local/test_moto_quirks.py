@@ -1,11 +1,17 @@
-"""The local stack's faster transaction backups must keep DynamoDB's all-or-nothing semantics."""
+"""The local stack's moto patches: faster, and the same answers (transactions still all or nothing)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.dynamodb.models.table import Table
 
+from dozor_local import moto_quirks
 from tests.helpers.aws_stack import Stack
 
 
@@ -62,3 +68,223 @@ def test_failed_transaction_rolls_back_every_touched_item(stack: Stack) -> None:
         ]
     )
     assert _counter(ddb, features, "buyer#b") == 2
+
+
+# --- each patch answers exactly as plain moto does ----------------------------------------------
+
+_S, _N = ({"AttributeName": n, "AttributeType": t} for n, t in (("pk", "S"), ("due_at", "N")))
+
+
+def _create_tables(ddb: Any) -> None:
+    """Shapes Dozor uses: a hash-only table with a sparse GSI (Shipments), hash + range (Features)."""
+    ddb.create_table(
+        TableName="parcels",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[_S, _N, {"AttributeName": "shard", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "due",
+                "KeySchema": [
+                    {"AttributeName": "shard", "KeyType": "HASH"},
+                    {"AttributeName": "due_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    ddb.create_table(
+        TableName="counters",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[_S, {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+# Update expressions as a service sends them, repeated (the cache and the memo's second time),
+# and ones moto must refuse: two ADD clauses, overlapping paths, a key attribute, unknown names,
+# a type mismatch, a syntax error.
+_UPDATES: list[tuple[str, dict[str, str] | None, dict[str, Any] | None]] = [
+    ("ADD orders :one, amount :amt", None, {":one": _n(1), ":amt": _n(4990.5)}),
+    ("ADD orders :one, amount :amt", None, {":one": _n(1), ":amt": _n(12)}),
+    (
+        "SET #m0 = :m0 ADD #a0 :a0, #a1 :a1",
+        {"#m0": "last", "#a0": "h1", "#a1": "d1"},
+        {":m0": _n(5), ":a0": _n(1), ":a1": _n(2)},
+    ),
+    (
+        "SET #m0 = :m0 ADD #a0 :a0, #a1 :a1",
+        {"#m0": "last", "#a0": "h2", "#a1": "d1"},
+        {":m0": _n(6), ":a0": _n(1), ":a1": _n(2)},
+    ),
+    (
+        "SET #m0 = :m0 ADD #a0 :a0, #a1 :a1",
+        {"#m0": "last", "#a0": "h2", "#a1": "h2"},
+        {":m0": _n(6), ":a0": _n(1), ":a1": _n(2)},
+    ),
+    (
+        "SET b = if_not_exists(b, :zero) + :one, tags = list_append(if_not_exists(tags, :empty), :t)",
+        None,
+        {":zero": _n(0), ":one": _n(1), ":empty": {"L": []}, ":t": {"L": [{"S": "x"}]}},
+    ),
+    ("SET m.inner.deep = :v, m.other = m.other", None, {":v": _n(3)}),
+    ("SET m = :map", None, {":map": {"M": {"inner": {"M": {}}, "other": _n(1)}}}),
+    ("SET m.inner.deep = :v REMOVE legacy, tags[0]", None, {":v": _n(3)}),
+    ("ADD seen :ids DELETE gone :ids", None, {":ids": {"SS": ["a", "b"]}}),
+    ("DELETE seen :ids", None, {":ids": {"SS": ["a"]}}),
+    ("ADD orders :one ADD amount :one", None, {":one": _n(1)}),
+    ("SET a = :v, a = :v", None, {":v": _n(1)}),
+    ("SET m.inner = :v, m.inner.deep = :v", None, {":v": _n(1)}),
+    ("SET sk = :v", None, {":v": {"S": "other"}}),
+    ("SET #missing = :v", {"#other": "x"}, {":v": _n(1)}),
+    ("ADD amount :s", None, {":s": {"S": "text"}}),
+    ("SET a = :v,", None, {":v": _n(1)}),
+    ("SET a = a - :v", None, {":v": _n(1)}),
+]
+
+
+def _operations(ddb: Any) -> Iterator[Any]:
+    """Every answer of a fixed sequence of writes, transactions and queries (errors as code and text)."""
+
+    def answer(call: Callable[..., Any], **request: Any) -> Any:
+        try:
+            result = call(**request)
+        except ClientError as error:
+            return {"error": error.response["Error"], "reasons": error.response.get("CancellationReasons")}
+        result.pop("ResponseMetadata", None)
+        return result
+
+    for n, (expression, names, values) in enumerate(_UPDATES * 2):
+        request: dict[str, Any] = {
+            "TableName": "counters",
+            "Key": {"pk": {"S": f"seller#{n % 3}"}, "sk": {"S": "P"}},
+            "UpdateExpression": expression,
+            "ReturnValues": "ALL_NEW",
+        }
+        request |= {"ExpressionAttributeNames": names} if names else {}
+        request |= {"ExpressionAttributeValues": values} if values else {}
+        yield answer(ddb.update_item, **request)
+        update = {k: v for k, v in request.items() if k != "ReturnValues"}
+        yield answer(ddb.transact_write_items, TransactItems=[{"Update": update}])
+    for n in range(60):  # parcels in transit carry a due shard; delivered ones leave the index
+        item = {"pk": {"S": f"p{n:03d}"}, "due_at": _n(1000 - n * 7), "state": {"S": "moving"}}
+        item |= {"shard": {"S": f"due#{n % 4}"}} if n % 5 else {}
+        yield answer(ddb.put_item, TableName="parcels", Item=item)
+    yield answer(
+        ddb.transact_write_items,
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": "parcels",
+                    "Key": {"pk": {"S": "p001"}},
+                    "UpdateExpression": "REMOVE shard",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": "parcels",
+                    "Item": {"pk": {"S": "p002"}},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ],
+    )
+    yield answer(
+        ddb.update_item, TableName="parcels", Key={"pk": {"S": "p003"}}, UpdateExpression="REMOVE shard"
+    )
+    for shard in ("due#0", "due#1", "due#3", "due#9"):
+        for forward in (True, False):
+            query = {
+                "TableName": "parcels",
+                "IndexName": "due",
+                "KeyConditionExpression": "shard = :s AND due_at <= :until",
+                "ExpressionAttributeValues": {":s": {"S": shard}, ":until": _n(800)},
+                "ScanIndexForward": forward,
+                "Limit": 4,
+            }
+            while True:
+                page = answer(ddb.query, **query)
+                yield page
+                if "LastEvaluatedKey" not in page:
+                    break
+                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    yield answer(
+        ddb.query,
+        TableName="parcels",
+        IndexName="due",
+        KeyConditionExpression="shard = :s",
+        FilterExpression="due_at > :t",
+        ExpressionAttributeValues={":s": {"S": "due#2"}, ":t": _n(700)},
+    )
+    for n in range(30):
+        key = {"pk": {"S": f"buyer#{n % 4}"}, "sk": {"S": f"h{n:02d}"}}
+        yield answer(ddb.put_item, TableName="counters", Item=key | {"orders": _n(n)})
+    for pk in ("buyer#1", "buyer#9", "seller#0"):
+        yield answer(
+            ddb.query,
+            TableName="counters",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": pk}},
+        )
+        yield answer(
+            ddb.query,
+            TableName="counters",
+            KeyConditionExpression="pk = :p AND begins_with(sk, :h)",
+            ExpressionAttributeValues={":p": {"S": pk}, ":h": {"S": "h1"}},
+            ScanIndexForward=False,
+            Limit=3,
+        )
+    yield answer(
+        ddb.query,
+        TableName="parcels",
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "p004"}},
+    )
+    yield answer(
+        ddb.query,
+        TableName="parcels",
+        IndexName="nope",
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "p004"}},
+    )
+    for table in ("counters", "parcels"):
+        yield sorted(
+            answer(ddb.scan, TableName=table)["Items"],
+            key=lambda i: (i["pk"]["S"], i.get("sk", {}).get("S", "")),
+        )
+
+
+def _answers(patches: tuple[str, ...]) -> list[Any]:
+    with moto_quirks.only(*patches), mock_aws():
+        ddb = boto3.client("dynamodb", region_name="eu-central-1")
+        _create_tables(ddb)
+        return list(_operations(ddb))
+
+
+@pytest.fixture(scope="module")
+def plain() -> list[Any]:
+    return _answers(())
+
+
+@pytest.mark.parametrize("patches", [(name,) for name in moto_quirks.PATCHES] + [tuple(moto_quirks.PATCHES)])
+def test_a_patch_changes_no_answer_of_moto(plain: list[Any], patches: tuple[str, ...]) -> None:
+    patched = _answers(patches)
+    assert len(patched) == len(plain)
+    for n, (expected, got) in enumerate(zip(plain, patched, strict=True)):
+        assert got == expected, f"answer {n} differs with {patches}"
+    assert sum(1 for a in plain if isinstance(a, dict) and "error" in a) >= 10  # the refusals ran too
+
+
+def test_patches_come_off_and_go_back_on() -> None:
+    moto_quirks.install()
+    installed = Table.query
+    with moto_quirks.only():
+        plain = Table.query
+        assert plain is not installed
+    with moto_quirks.only("partition_queries"):
+        assert Table.query is not plain
+    assert Table.query is not plain  # what was installed before is back on
