@@ -311,7 +311,9 @@ class OrderScoring:
         matrix = np.empty((len(orders), len(features.FEATURE_NAMES)), dtype=np.float32)
         first_index: dict[str, int] = {}
         by_time = (
-            sorted(range(len(orders)), key=lambda j: orders[j].created_at) if overlay else range(len(orders))
+            sorted(range(len(orders)), key=lambda j: orders[j].created_at)
+            if overlay is not None
+            else range(len(orders))
         )
         for i in by_time:
             order = orders[i]
