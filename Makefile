@@ -11,7 +11,7 @@ SEED    ?= 7
 SAM     ?= SAM_CLI_TELEMETRY=0 $(UV) tool run --from aws-sam-cli==1.170.0 sam
 CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
 
-.PHONY: install lint test test-fast test-py312 demo bench bench-scoring build train lock clean train-parcels serve test-e2e bench-gateway bench-faults mutate
+.PHONY: install browser-deps lint test test-fast test-py312 demo bench bench-scoring build train lock clean train-parcels serve test-e2e bench-gateway bench-faults mutate
 
 install: $(STAMP)
 
@@ -38,8 +38,12 @@ validate: install  ## the template: cfn-lint, checkov (skips justified in its Me
 		--skip-check "$$($(BIN)/python -c "from dozor_local.sam import load_template as t; print(','.join(t('template.yaml')['Metadata']['CheckovSkips']))")"
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=eu-central-1 $(SAM) validate --lint
 
-test: install
+test: install browser-deps
 	$(BIN)/pytest -n 2 -q
+
+# The console's browser tests (marker `browser`) drive Debian's chromium; installed once, as root.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # Python 3.12, Lambda's runtime: a second virtualenv from the same lock (it resolves for 3.12 too)
 # and the serving tests (the Lambda package's unit and integration tests) on it.

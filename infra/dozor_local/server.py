@@ -502,6 +502,7 @@ def describe(local: LocalServer, seconds: float, log_dir: Path | None = None) ->
         f"  API        {local.api_url}",
         *(f"               {route}" for route in routes),
         f"  emulator   {local.endpoint_url}   (moto: DynamoDB, SQS, SNS, S3, Secrets Manager, ...)",
+        f"  console    {local.api_url}/console/   (sign in with the local principal {key} / {secret})",
         "",
         "  for boto3 / the AWS CLI:",
         f"    export AWS_ENDPOINT_URL={local.endpoint_url} AWS_DEFAULT_REGION={stack.region} "

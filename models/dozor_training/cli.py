@@ -88,6 +88,11 @@ COMMANDS: list[Command] = [
         "dozor_training.parcels.train:configure_train_parcels",
     ),
     Command(
+        "lists",
+        "the allow / block / review lists: add, remove, show, history (audited; through the console's API)",
+        "dozor_training.lists_commands:configure",
+    ),
+    Command(
         "lanes",
         "`lanes report`: delivery time, losses, returns, fraud and alerts per carrier and region (HTML, CSV)",
         "dozor_training.parcels.lanes_commands:configure",

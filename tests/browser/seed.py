@@ -11,6 +11,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +41,10 @@ def order(order_id: str, *, card: str, buyer: str, amount: float, minutes_ago: f
     """A realistic order created a few minutes ago (wall clock: checkout calls carry no simulated time)."""
     body = make_order(order_id, buyer_id=buyer, card=card, amount=amount)
     body["created_at"] = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat()
+    # Its own ip and flat, so one test's fraud verdict does not colour another test's orders.
+    n = zlib.crc32(order_id.encode())
+    body["ip"] = f"95.{n % 250}.{n // 250 % 250}.{n // 62_500 % 250}"
+    body["shipping"]["address"] = f"ul. Tverskaya 7, kv {n % 100_000}"
     return body
 
 
