@@ -16,3 +16,6 @@ for _name, _value in {
 }.items():
     os.environ[_name] = _value
 os.environ.pop("AWS_ENDPOINT_URL", None)  # tests never talk to anything but in-process moto
+# OpenMP threads sleep at barriers instead of spinning (see dozor_training/__init__.py): set here
+# too, since a test module may load xgboost before anything imports dozor_training.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

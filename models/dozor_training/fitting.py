@@ -22,6 +22,7 @@ MAX_ROUNDS = 400
 # How far serving's tree evaluator may be from xgboost, in probability and in each contribution.
 PARITY_TOLERANCE = 1e-6
 PARITY_ROWS = 2000
+TIE_BREAK = 1e-3  # share of the raw probability in a calibrated score: breaks isotonic ties
 
 
 class EvaluatorMismatchError(RuntimeError):
@@ -55,9 +56,27 @@ def fit_booster(
 
 
 def calibration_knots(raw: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
-    """Isotonic map from booster output to the observed positive rate, stored as interpolation knots."""
+    """Isotonic map from booster output (a probability) to the observed positive rate, stored as
+    interpolation knots over [0, 1], made strictly increasing.
+
+    Isotonic regression is flat between its steps, and with few positives in the calibration split
+    a step spans hundreds of orders: all would get one score, throwing the booster's ranking away
+    (on a 42-day simulated history, test AP 0.68 from the raw output, 0.33 once calibrated) and
+    leaving thresholds only between steps. A ``TIE_BREAK`` share of the raw output is blended in,
+    so the order of the scores is the booster's and each probability moves by at most that share.
+    """
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
-    return {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
+    x = np.asarray(iso.X_thresholds_, dtype=np.float64)
+    y_iso = np.asarray(iso.y_thresholds_, dtype=np.float64)
+    if len(x) == 0:
+        x, y_iso = np.array([0.0]), np.array([float(np.mean(y)) if len(y) else 0.0])
+    # End knots at 0 and 1: outside the calibration split's range the map still rises.
+    if x[0] > 0.0:
+        x, y_iso = np.concatenate([[0.0], x]), np.concatenate([y_iso[:1], y_iso])
+    if x[-1] < 1.0:
+        x, y_iso = np.concatenate([x, [1.0]]), np.concatenate([y_iso, y_iso[-1:]])
+    blended = (1.0 - TIE_BREAK) * y_iso + TIE_BREAK * x  # linear in x: np.interp keeps it exact
+    return {"x": [float(v) for v in x], "y": [float(v) for v in blended]}
 
 
 def evaluator_error(booster: xgb.Booster, trees: TreeEnsemble, rows: np.ndarray) -> dict[str, float]:

@@ -11,7 +11,9 @@ A million orders must fit in a few GB, and a validated `Order` costs several KB,
 `OrderHistory` keeps the rows compact (the JSON Lines bytes, or a pyarrow table of the flat
 columns), reads only `order_id` and `created_at` up front, and validates each row into an `Order`
 as it is yielded in time order. Bad rows are collected with their line numbers and reported
-together in one `HistoryError`, so a file is fixed in one round instead of one error at a time.
+together in one `HistoryError`, so a file is fixed in one round instead of one error at a time;
+under a bound (`history_rejects.InvalidBound`) up to that many are rejected instead, and the
+history's `quarantine` lists them.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ import json
 import mmap
 import os
 import typing
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +39,39 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Vali
 
 from dozor.domain.contracts import Id, Order
 from dozor.domain.feedback import Label, Loss
+from dozor_training.history_rejects import (
+    MAX_BAD_ROWS,
+    MAX_LISTED,
+    STRICT,
+    BadRow,
+    Collector,
+    HistoryError,
+    InvalidBound,
+    Quarantine,
+)
+
+__all__ = [
+    "FRAUD",
+    "LABEL_COLUMNS",
+    "LEGIT",
+    "LOST",
+    "MAX_BAD_ROWS",
+    "MAX_LISTED",
+    "MISSING_CREATED_AT",
+    "REQUIRED_ORDER_COLUMNS",
+    "STRICT",
+    "BadRow",
+    "HistoryError",
+    "InvalidBound",
+    "OrderHistory",
+    "Quarantine",
+    "UnsupportedFormatError",
+    "format_of",
+    "is_compressed",
+    "open_orders",
+    "read_labels",
+    "read_losses",
+]
 
 Format = Literal["csv", "jsonl", "parquet"]
 
@@ -44,8 +79,6 @@ REQUIRED_ORDER_COLUMNS = ("order_id", "created_at", "buyer.id", "seller.id", "am
 LABEL_COLUMNS = ("order_id", "label", "reported_at")
 FRAUD, LEGIT, LOST = "fraud", "legit", "lost"
 
-MAX_LISTED = 20  # bad rows an error message lists before "and N more"
-MAX_BAD_ROWS = 1000  # a file this broken is the wrong file: stop reading it
 MISSING_CREATED_AT = np.iinfo(np.int64).min  # `OrderHistory.created_at` of a row without a valid one
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -85,45 +118,6 @@ def is_compressed(path: Path) -> bool:
 # --- errors -------------------------------------------------------------------------------------
 
 
-class BadRow(NamedTuple):
-    line: int  # 1-based line of the file (CSV: the header is line 1); Parquet: 1-based row, 0 the schema
-    field: str  # as named in the file: a column, or a dotted path inside a JSON line
-    message: str
-
-
-class HistoryError(ValueError):
-    """A history file with bad rows; ``str()`` lists the first ones with their line numbers."""
-
-    def __init__(
-        self, path: Path, bad_rows: Sequence[BadRow], total_bad: int | None = None, *, stopped: bool = False
-    ) -> None:
-        self.path = path
-        self.bad_rows = list(bad_rows)
-        self.total_bad = len(self.bad_rows) if total_bad is None else total_bad
-        self.stopped = stopped  # reading stopped at MAX_BAD_ROWS: later rows were not checked
-        super().__init__(self._describe())
-
-    def _describe(self) -> str:
-        unit = "row" if _format_or_none(self.path) == "parquet" else "line"
-        shown = sorted(self.bad_rows)[:MAX_LISTED]
-        head = f"{self.path}: {self.total_bad} problem{'s' if self.total_bad != 1 else ''}"
-        if self.stopped:
-            head += f" (stopped after {MAX_BAD_ROWS} bad rows)"
-        lines = [f"{head}:"]
-        # Line 0 is a Parquet file's schema: it has no header line.
-        lines += [f"  {f'{unit} {b.line}' if b.line else 'schema'}: {b.field}: {b.message}" for b in shown]
-        if self.total_bad > len(shown):
-            lines.append(f"  and {self.total_bad - len(shown)} more")
-        return "\n".join(lines)
-
-
-def _format_or_none(path: Path) -> Format | None:
-    try:
-        return format_of(path)
-    except UnsupportedFormatError:
-        return None
-
-
 def _problems(line: int, error: ValidationError, flat: bool) -> list[BadRow]:
     """One BadRow per pydantic error, with the field named as the file names it."""
     rows = []
@@ -134,27 +128,6 @@ def _problems(line: int, error: ValidationError, flat: bool) -> list[BadRow]:
             loc.append("id")
         rows.append(BadRow(line, ".".join(loc) or _NOT_AN_OBJECT, e["msg"]))
     return rows
-
-
-class _Collector:
-    """Bad rows of one pass over a file; raises once too many rows were bad to go on."""
-
-    def __init__(self, path: Path, earlier: Sequence[BadRow] = ()) -> None:
-        self.path = path
-        self.rows: list[BadRow] = list(earlier)
-        self.bad_lines = {b.line for b in earlier}
-
-    def add(self, rows: Iterable[BadRow]) -> None:
-        for row in rows:
-            if len(self.rows) < MAX_BAD_ROWS:
-                self.rows.append(row)
-            self.bad_lines.add(row.line)
-        if len(self.bad_lines) >= MAX_BAD_ROWS:
-            raise HistoryError(self.path, self.rows, len(self.rows), stopped=True)
-
-    def raise_if_any(self) -> None:
-        if self.rows:
-            raise HistoryError(self.path, self.rows)
 
 
 # --- flat rows ----------------------------------------------------------------------------------
@@ -245,12 +218,14 @@ def _micros(t: datetime) -> int:
 class _Index:
     """The pre-pass: created_at of every row, and the rows that cannot be placed in time order."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, bound: InvalidBound, earlier: Sequence[BadRow] = ()) -> None:
         self.path = path
+        self.bound = bound
         self.created: list[int] = []
         self.usable: list[bool] = []
         self.first_line: dict[str, int] = {}
-        self.bad = _Collector(path)
+        self.bad = Collector(path, earlier, bound)
+        self.unindexed = len({b.line for b in earlier})  # rows read but not placed (ragged CSV)
 
     def add(self, line: int, stamp: _Stamp | None, problems: Callable[[], list[BadRow]]) -> None:
         """Record one row; ``problems`` (all of the row's) is asked for only when its stamp is bad."""
@@ -280,6 +255,10 @@ class OrderHistory(abc.ABC):
         self.created_at = np.asarray(index.created, dtype=np.int64)
         self._usable = np.asarray(index.usable, dtype=bool)
         self._prepass_bad = index.bad.rows
+        self.max_invalid = index.bound
+        self.rows_read = len(self.created_at) + index.unindexed
+        # The rows rejected under `max_invalid`, known once `iter_orders` has run to its end.
+        self.quarantine: Quarantine | None = None
 
     def __len__(self) -> int:
         return len(self.created_at)
@@ -294,16 +273,20 @@ class OrderHistory(abc.ABC):
         return usable[np.argsort(self.created_at[usable], kind="stable")]
 
     def iter_orders(self) -> Iterator[Order]:
-        """Every order in created_at order; raises HistoryError after the last if any row was bad."""
-        bad = _Collector(self.path, self._prepass_bad)
-        if len(bad.bad_lines) >= MAX_BAD_ROWS:
-            raise HistoryError(self.path, bad.rows, stopped=True)
+        """Every order in created_at order; after the last, HistoryError if any row was bad, or
+        under a bound if more rows were bad than it allows (else `quarantine` lists them)."""
+        bad = Collector(self.path, self._prepass_bad, self.max_invalid)
+        bad.raise_if_stopped()
         for _, result in self._orders_at(self.time_order()):
             if isinstance(result, Order):
                 yield result
             else:
                 bad.add(result)
-        bad.raise_if_any()
+        if self.max_invalid.strict:
+            bad.raise_if_any()
+        elif len(bad.bad_lines) > self.max_invalid.allowed(self.rows_read):
+            raise HistoryError(self.path, bad.rows, bound=self.max_invalid, rows_read=self.rows_read)
+        self.quarantine = Quarantine(self.path, self.rows_read, self.max_invalid, sorted(bad.rows))
 
     def validate(self) -> None:
         """Validate every row without keeping them: HistoryError lists the bad ones."""
@@ -314,9 +297,9 @@ class OrderHistory(abc.ABC):
 class _JsonLinesHistory(OrderHistory):
     """A JSON Lines file: the bytes (memory-mapped when not compressed) and each line's span."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, bound: InvalidBound = STRICT) -> None:
         self._data, self._mapped = _load_bytes(path)
-        index = _Index(path)
+        index = _Index(path, bound)
         starts: list[int] = []
         ends: list[int] = []
         lines: list[int] = []
@@ -355,12 +338,19 @@ class _JsonLinesHistory(OrderHistory):
 class _TableHistory(OrderHistory):
     """A CSV or Parquet file as a pyarrow table of its flat columns, plus each row's line number."""
 
-    def __init__(self, path: Path, table: pa.Table, lines: np.ndarray) -> None:
+    def __init__(
+        self,
+        path: Path,
+        table: pa.Table,
+        lines: np.ndarray,
+        bound: InvalidBound = STRICT,
+        ragged: Sequence[BadRow] = (),
+    ) -> None:
         _require_columns(path, table.column_names, REQUIRED_ORDER_COLUMNS, header_line=_header_line(path))
         self._table = table
         self._lines = lines
         self._unflatten = _Unflattener(path, table.column_names)
-        index = _Index(path)
+        index = _Index(path, bound, ragged)
         ids = _py_values(table.column("order_id"))
         created = _py_values(table.column("created_at"))
         for r, (order_id, created_at) in enumerate(zip(ids, created, strict=True)):
@@ -432,14 +422,21 @@ def _load_bytes(path: Path) -> tuple[bytes | mmap.mmap, Any]:
         return mapped, mapped
 
 
-def open_orders(path: Path) -> OrderHistory:
-    """Open an orders file (format from its extension) and index it by created_at."""
+def open_orders(path: Path, max_invalid: InvalidBound = STRICT) -> OrderHistory:
+    """Open an orders file (format from its extension) and index it by created_at.
+
+    With a bound, up to that many bad rows are rejected rather than refusing the file.
+    """
     path = Path(path)
     fmt = format_of(path)
     if fmt == "jsonl":
-        return _JsonLinesHistory(path)
-    table, lines = _read_csv_table(path) if fmt == "csv" else _read_parquet_table(path)
-    return _TableHistory(path, table, lines)
+        return _JsonLinesHistory(path, max_invalid)
+    if fmt == "parquet":
+        return _TableHistory(path, *_read_parquet_table(path), max_invalid)
+    table, lines, ragged = _read_csv_rows(path)
+    if ragged and max_invalid.strict:
+        raise HistoryError(path, ragged)
+    return _TableHistory(path, table, lines, max_invalid, ragged)
 
 
 # --- flat file reading --------------------------------------------------------------------------
@@ -453,6 +450,14 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 def _read_csv_table(path: Path) -> tuple[pa.Table, np.ndarray]:
     """All cells as strings (empty ones null), with the file line each record starts on."""
+    table, lines, ragged = _read_csv_rows(path)
+    if ragged:
+        raise HistoryError(path, ragged)
+    return table, lines
+
+
+def _read_csv_rows(path: Path) -> tuple[pa.Table, np.ndarray, list[BadRow]]:
+    """`_read_csv_table`, and the records whose cells do not match the header, left out of it."""
     with _open_text(path) as f:
         reader = csv.reader(f)
         header = [name.strip() for name in next(reader, [])]
@@ -480,9 +485,7 @@ def _read_csv_table(path: Path) -> tuple[pa.Table, np.ndarray]:
                 batches.append(_string_batch(header, columns))
                 columns = [[] for _ in header]
         batches.append(_string_batch(header, columns))
-    if bad:
-        raise HistoryError(path, bad)
-    return pa.Table.from_batches(batches), np.asarray(lines, dtype=np.int64)
+    return pa.Table.from_batches(batches), np.asarray(lines, dtype=np.int64), bad
 
 
 def _string_batch(header: Sequence[str], columns: Sequence[list[str | None]]) -> pa.RecordBatch:
@@ -552,7 +555,7 @@ def _label_rows(path: Path) -> list[_LabelRow]:
     if format_of(path) != "jsonl":
         table, _ = _read_csv_table(path) if format_of(path) == "csv" else _read_parquet_table(path)
         _require_columns(path, table.column_names, LABEL_COLUMNS, header_line=_header_line(path))
-    bad = _Collector(path)
+    bad = Collector(path)
     rows: list[_LabelRow] = []
     for line, record in _flat_records(path):
         try:

@@ -39,6 +39,7 @@ from dozor_training.history import (
     read_labels,
     read_losses,
 )
+from dozor_training.history_rejects import InvalidBound, quarantine_path_beside
 from dozor_training.history_writer import write_labels, write_orders, write_rows
 from dozor_training.parcels.simulator import write_simulated_shipments
 
@@ -138,7 +139,22 @@ def configure_score_batch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="decisions file (.csv, .jsonl, .parquet)")
     parser.add_argument("--review-threshold", type=float, help="what-if: REVIEW from this score")
     parser.add_argument("--decline-threshold", type=float, help="what-if: DECLINE from this score")
+    parser.add_argument(
+        "--max-invalid",
+        type=_invalid_bound,
+        default=InvalidBound(),
+        metavar="N|P%",
+        help="orders rows that may be rejected (a count, or a share like 0.5%%) rather than refusing "
+        "the file; they are not scored and go to <out>.quarantine.csv beside --out (default 0)",
+    )
     parser.set_defaults(run=score_batch_command)
+
+
+def _invalid_bound(text: str) -> InvalidBound:
+    try:
+        return InvalidBound.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 @dataclass(frozen=True)
@@ -255,7 +271,7 @@ def score_batch_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         format_of(args.out)  # refuse an unknown output format before the work, not after
-        history = open_orders(args.orders)
+        history = open_orders(args.orders, args.max_invalid)
         labels = read_labels(args.labels) if args.labels is not None else None
         losses = read_losses(args.labels) if args.labels is not None else []
         model = FraudModel.load(args.model)
@@ -269,6 +285,7 @@ def score_batch_command(args: argparse.Namespace) -> int:
     columns, rows = decision_rows(batch, labels)
     try:
         write_rows(rows, columns, args.out)
+        quarantine = history.quarantine and history.quarantine.written_to(quarantine_path_beside(args.out))
     except (UnsupportedFormatError, OSError) as e:
         print(f"dozor score-batch: {e}", file=sys.stderr)
         return INPUT_ERROR
@@ -280,6 +297,8 @@ def score_batch_command(args: argparse.Namespace) -> int:
         "decisions": {kind.value: n for kind, n in sorted(Counter(batch.decisions).items())},
         "seconds": {"score": round(scored - started, 1), "write": round(time.perf_counter() - scored, 1)},
     }
+    if quarantine is not None and not quarantine.bound.strict:
+        summary["rejected"] = quarantine.as_dict()
     if labels is not None:
         summary["backtest"] = backtest(batch, labels)
     print(json.dumps(summary, indent=2))

@@ -15,6 +15,7 @@ from dozor.domain.contracts import Order
 from dozor.domain.feedback import Label
 from dozor_training.evaluation import CostModel
 from dozor_training.fitting import ARTIFACTS_DIR
+from dozor_training.fraud.engines import ENGINES, engine
 from dozor_training.fraud.replay import replay_parallel
 from dozor_training.fraud.simulator import SimulatedOrder, SimulationConfig, simulate
 from dozor_training.fraud.train import (
@@ -26,7 +27,9 @@ from dozor_training.fraud.train import (
     typical_label_delay_days,
 )
 from dozor_training.history import HistoryError, UnsupportedFormatError, open_orders, read_labels, read_losses
+from dozor_training.history_rejects import InvalidBound
 from dozor_training.parcels.simulator import simulate_shipments, simulated_losses
+from dozor_training.tune import DEFAULT_BUDGET_SECONDS, TuneConfig
 
 
 def configure_train_fraud(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +40,35 @@ def configure_train_fraud(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--install", action="store_true", help="make it the model the functions package carries"
     )
+    add_tune_arguments(parser)
     parser.set_defaults(run=train_fraud_command)
+
+
+def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="choose the XGBoost hyperparameters on rolling time-ordered folds of the training period "
+        "before fitting (calibration and thresholds are chosen afterwards, as without it)",
+    )
+    parser.add_argument(
+        "--tune-budget",
+        type=float,
+        default=DEFAULT_BUDGET_SECONDS,
+        metavar="SECONDS",
+        help=f"wall time the search may take (default {DEFAULT_BUDGET_SECONDS:g})",
+    )
+
+
+def tune_config(args: argparse.Namespace) -> TuneConfig | None:
+    return TuneConfig(budget_seconds=args.tune_budget) if args.tune else None
+
+
+def invalid_bound(text: str) -> InvalidBound:
+    try:
+        return InvalidBound.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def simulated_labels(history: Sequence[SimulatedOrder]) -> list[Label]:
@@ -59,7 +90,7 @@ def train_fraud_command(args: argparse.Namespace) -> int:
     replayed = replay_parallel(orders, labels, losses)
     t2 = time.perf_counter()
     config = TrainingConfig(data_source=f"simulated: {args.days} days, seed {args.seed}", simulated=True)
-    trained = train_fraud(replayed, labels, args.out, config)
+    trained = train_fraud(replayed, labels, args.out, config, tune=tune_config(args))
     t3 = time.perf_counter()
     if args.install:
         install(trained.directory)
@@ -76,6 +107,7 @@ def train_fraud_command(args: argparse.Namespace) -> int:
                     "fit": round(t3 - t2, 1),
                 },
                 "thresholds": trained.metadata["thresholds"],
+                "tuning": trained.metadata.get("tuning", {}).get("chosen"),
                 "test_metrics": trained.metadata["metrics"]["test"],
             },
             indent=2,
@@ -128,16 +160,33 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--install", action="store_true", help="make it the model the functions package carry"
     )
+    parser.add_argument(
+        "--max-invalid",
+        type=invalid_bound,
+        default=InvalidBound(),
+        metavar="N|P%",
+        help="orders rows that may be rejected (a count, or a share like 0.5%%) rather than refusing "
+        "the file; they go to quarantine.csv in --out with line, field and reason (default 0)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: the columnar replay and xgboost on this machine; spark: the entity kernels as "
+        "Spark tasks and xgboost's Spark estimator (see infra/spark/README.md)",
+    )
+    add_tune_arguments(parser)
     parser.set_defaults(run=train_command)
 
 
 def train_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
-        history = open_orders(args.orders)
+        history = open_orders(args.orders, args.max_invalid)
         labels = read_labels(args.labels)
         losses = read_losses(args.labels)
-        replayed = replay_parallel(history.iter_orders, labels, losses)
+        chosen = engine(args.engine)
+        replayed = chosen.replay(history.iter_orders, labels, losses)
         replayed_at = time.perf_counter()
         config = TrainingConfig(
             review_budget_per_day=args.review_budget,
@@ -155,7 +204,17 @@ def train_command(args: argparse.Namespace) -> int:
             test_start=args.test_start,
             test_end=args.test_end,
         )
-        trained = train_fraud(replayed, labels, args.out, config, periods, versioned=False)
+        trained = train_fraud(
+            replayed,
+            labels,
+            args.out,
+            config,
+            periods,
+            versioned=False,
+            quarantine=history.quarantine,
+            tune=tune_config(args),
+            fit=chosen.fit,
+        )
     except (HistoryError, UnsupportedFormatError, PeriodError, OSError) as error:
         print(f"dozor train: {error}", file=sys.stderr)
         return 2
@@ -174,6 +233,8 @@ def train_command(args: argparse.Namespace) -> int:
                 "replay_us_per_order": round((replayed_at - started) / max(len(replayed), 1) * 1e6, 1),
                 "peak_rss_mb": peak_rss_mb(),
                 "thresholds": metadata["thresholds"],
+                "rejected": metadata["data"].get("rejected"),
+                "tuning": metadata.get("tuning", {}).get("chosen"),
                 "test": metadata["metrics"]["test"],
             },
             indent=2,

@@ -88,6 +88,15 @@ def _to_minor_unit(amount: float) -> float:
 MinorUnit = AfterValidator(_to_minor_unit)
 
 
+def _zero_or_a_minor_unit(amount: float) -> float:
+    # Zero is a real order (fully discounted: promo code, bonus points, gift certificate; promo
+    # abuse is a fraud pattern, so it must be scored, not refused). A non-zero amount below one
+    # minor unit is no money anyone pays: a unit error, refused rather than rounded to zero.
+    if 0 < amount < 10**-MINOR_UNIT_DIGITS:
+        raise ValueError("amount must be 0 (fully discounted) or at least 0.01")
+    return amount
+
+
 class _Model(BaseModel):
     # Unknown fields are ignored, not rejected: checkout payloads grow faster than contracts.
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -139,13 +148,15 @@ class Order(_Model):
     amount: Annotated[
         float,
         Field(
-            ge=0.01,
+            ge=0,
             # The cap in the currency with the fewest roubles per unit; each currency's own cap
             # (50M RUB once converted) is checked below.
             le=MAX_ORDER_AMOUNT_RUB / min(RUB_PER_UNIT.values()),
             allow_inf_nan=False,
-            description="At least 0.01, at most 50,000,000 RUB once converted; rounded to 0.01",
+            description="0 (a fully discounted order) or at least 0.01, at most 50,000,000 RUB once "
+            "converted; rounded to 0.01",
         ),
+        AfterValidator(_zero_or_a_minor_unit),
         MinorUnit,
     ]
     ip: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None

@@ -3,6 +3,8 @@
 The data is split by time, never at random: the model is fitted on the oldest period, calibrated
 and given its thresholds on the next, and judged on the newest, which it has never seen — the
 way it will meet next month's orders. The artifact directory it writes is what serving loads.
+With tuning, the hyperparameters are chosen first, on rolling folds of the fitting period alone
+(`dozor_training.tune`); calibration and thresholds follow on the calibration split as without it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,11 +39,25 @@ from dozor_training.evaluation import (
     evaluate,
     fit_logistic_baseline,
 )
-from dozor_training.fitting import ARTIFACTS_DIR, calibration_knots, export_booster, fit_booster, parity_rows
+from dozor_training.fitting import (
+    ARTIFACTS_DIR,
+    MAX_ROUNDS,
+    calibration_knots,
+    export_booster,
+    fit_booster,
+    parity_rows,
+)
+from dozor_training.fraud.coverage import Coverage
 from dozor_training.fraud.replay import ReplayResult
-from dozor_training.report import ModelCardInfo, Period, write_report
+from dozor_training.history_rejects import Quarantine
+from dozor_training.report import ModelCardInfo, Period, Section, write_report
+from dozor_training.report_selection import tuning_section
 from dozor_training.report_text import FRAUD_TASK
 from dozor_training.thresholds import choose_thresholds_for
+from dozor_training.tune import TuneConfig, TuneResult, TuningError
+from dozor_training.tune import tune as tune_params
+
+QUARANTINE_FILE = "quarantine.csv"  # the orders rows rejected under --max-invalid, in the model directory
 
 PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -171,9 +187,9 @@ class TrainedModel:
     metadata: dict[str, Any]
 
 
-def fingerprint(order_ids: Sequence[str], labels: np.ndarray) -> str:
+def fingerprint(order_ids: Sequence[str], labels: np.ndarray, params: Mapping[str, Any] = PARAMS) -> str:
     """What the model was trained from: the feature set, the parameters, the orders and their labels."""
-    digest = hashlib.sha256(json.dumps([FEATURE_NAMES, PARAMS], sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps([FEATURE_NAMES, params], sort_keys=True).encode())
     for order_id, label in zip(order_ids, labels, strict=True):
         digest.update(f"{order_id}:{int(label)}\n".encode())
     return digest.hexdigest()
@@ -186,10 +202,17 @@ def train_fraud(
     config: TrainingConfig | None = None,
     periods: Periods | None = None,
     versioned: bool = True,
+    *,
+    quarantine: Quarantine | None = None,
+    tune: TuneConfig | None = None,
+    fit: Callable[..., xgb.Booster] = fit_booster,
 ) -> TrainedModel:
     """Train, calibrate and evaluate a fraud model on a replayed, labelled history; write its artifact.
 
     The artifact goes to ``out_dir/<version>`` (``versioned``) or straight into ``out_dir``.
+    ``quarantine``: the orders rows rejected while reading the history (written beside the report);
+    ``tune``: choose the hyperparameters first (`dozor_training.tune`) instead of using PARAMS.
+    ``fit``: what fits the booster (`fitting.fit_booster`; the Spark estimator for ``--engine spark``).
     """
     config = config or TrainingConfig()
     started = time.perf_counter()
@@ -201,9 +224,11 @@ def train_fraud(
     y_known, y_final = label_vectors(result.order_ids, labels, periods.label_cutoff)
     _require_labels(train_mask, cal_mask, test_mask, y_known)
     x = result.matrix
+    coverage = Coverage.of(x[train_mask])
+    params, max_rounds, tuned = _hyperparameters(x[train_mask], y_known[train_mask], times[train_mask], tune)
 
-    booster = fit_booster(
-        PARAMS, FEATURE_NAMES, x[train_mask], y_known[train_mask], x[cal_mask], y_known[cal_mask]
+    booster = fit(
+        params, FEATURE_NAMES, x[train_mask], y_known[train_mask], x[cal_mask], y_known[cal_mask], max_rounds
     )
     rounds = booster.num_boosted_rounds()
     raw = np.asarray(booster.inplace_predict(x), dtype=np.float64)
@@ -212,12 +237,21 @@ def train_fraud(
     fitted_at = time.perf_counter()
     metrics, chosen, test_set = _evaluate(result, scores, y_known, y_final, periods, config)
 
-    metadata = _metadata(result, periods, y_final, chosen[MODEL], calibration, rounds, metrics, config)
+    metadata = _metadata(
+        result, periods, y_final, chosen[MODEL], calibration, params, rounds, metrics, config
+    )
     version = metadata["version"]
     directory = out_dir / version if versioned else out_dir
     directory.mkdir(parents=True, exist_ok=True)
     evaluated_at = time.perf_counter()
-    _write_report(directory, metadata, metrics, test_set, booster, x[test_mask], periods, result, y_final)
+    quarantine = quarantine and quarantine.written_to(directory / QUARANTINE_FILE)
+    metadata["data"] |= {"rejected": quarantine and quarantine.as_dict(), "coverage": coverage.as_dict()}
+    if tuned is not None:
+        metadata["tuning"] = tuned.as_dict()
+    sections = [_data_section(coverage, quarantine), *([tuning_section(tuned, directory)] if tuned else [])]
+    _write_report(
+        directory, metadata, metrics, test_set, booster, x[test_mask], periods, result, y_final, sections
+    )
     metadata["seconds"] = {
         "fit": round(fitted_at - started, 1),
         "evaluate": round(evaluated_at - fitted_at, 1),
@@ -228,19 +262,47 @@ def train_fraud(
     return TrainedModel(directory, metadata)
 
 
+def _hyperparameters(
+    x: np.ndarray, y: np.ndarray, times: np.ndarray, tune: TuneConfig | None
+) -> tuple[dict[str, Any], int, TuneResult | None]:
+    """The parameters and round limit of the final fit: PARAMS, or tuned on the fitting rows."""
+    if tune is None:
+        return PARAMS, MAX_ROUNDS, None
+    try:
+        tuned = tune_params(PARAMS, FEATURE_NAMES, x, y, times, tune)
+    except TuningError:
+        return PARAMS, MAX_ROUNDS, None  # too little fraud to compare candidates: the defaults
+    return tuned.params(), tuned.max_rounds(MAX_ROUNDS), tuned
+
+
+def _data_section(coverage: Coverage, quarantine: Quarantine | None) -> Section:
+    """What the history held: rows rejected while reading it, and the feature families it fed."""
+    lines: list[str] = []
+    if quarantine is not None:
+        rejected = quarantine.summary() if quarantine.rejected else "No row of the orders file was rejected."
+        lines += [rejected, ""]
+    lines += [
+        "Available feature families: " + ", ".join(coverage.available) + ".",
+        "",
+        *coverage.report_lines(),
+    ]
+    return Section("History and feature coverage", lines)
+
+
 def _metadata(
     result: ReplayResult,
     periods: Periods,
     y_final: np.ndarray,
     model: ChosenThresholds,
     calibration: Mapping[str, list[float]],
+    params: Mapping[str, Any],
     rounds: int,
     metrics: Mapping[str, Any],
     config: TrainingConfig,
 ) -> dict[str, Any]:
     """metadata.json: what serving loads (features, thresholds, calibration) and how it was made."""
     times = result.created_at
-    data_fingerprint = fingerprint(result.order_ids, y_final)
+    data_fingerprint = fingerprint(result.order_ids, y_final, params)
     trained_at = datetime.now(UTC)
     version = f"fraud-{trained_at:%Y%m%d}-{data_fingerprint[:8]}"
     return {
@@ -258,7 +320,7 @@ def _metadata(
             "periods": periods.as_dict(),
             "rows": {name: int(m.sum()) for name, m in zip(SPLITS, periods.masks(times), strict=True)},
         },
-        "params": PARAMS | {"rounds": rounds},
+        "params": dict(params) | {"rounds": rounds},
         "xgboost_version": xgb.__version__,
         "metrics": {"test": _headline(metrics)},
         "config": asdict(config),
@@ -345,6 +407,7 @@ def _write_report(
     periods: Periods,
     result: ReplayResult,
     y_final: np.ndarray,
+    sections: Sequence[Section] = (),
 ) -> None:
     config = metadata["config"]
     rows = np.random.default_rng(1).permutation(len(x_test))[: config["contribution_rows"]]
@@ -370,8 +433,8 @@ def _write_report(
         trained_at=metadata["trained_at"],
         training={
             "rounds": metadata["params"]["rounds"],
-            "max_depth": PARAMS["max_depth"],
-            "eta": PARAMS["eta"],
+            "max_depth": metadata["params"]["max_depth"],
+            "eta": metadata["params"]["eta"],
             "label_gap_days": periods.gap_days,
             "label_cutoff": periods.as_dict()["label_cutoff"],
         },
@@ -389,6 +452,7 @@ def _write_report(
         card=card,
         contributions=contributions,
         feature_names=FEATURE_NAMES,
+        sections=sections,
     )
 
 

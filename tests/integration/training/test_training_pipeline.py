@@ -1,12 +1,14 @@
 """simulate → train → score-batch, as an engineer runs them, on a small history.
 
-The trained model must beat the rules-only baseline on the held-out weeks, write its evaluation
-report, and serve: `score-batch` with it decides as its thresholds say. Bad input stops `train`
-with exit status 2 and writes nothing.
+The trained model must beat the rules-only and logistic baselines on the held-out weeks, write its
+evaluation report, and serve: `score-batch` with it decides as its thresholds say. The orders file
+it trains on holds a few poison rows, as real exports do: under `--max-invalid` they are
+quarantined and reported; without it, bad input stops `train` with exit status 2 and writes nothing.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -35,20 +37,46 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# Poison rows inserted after these lines of the simulated orders file: (line after, change, field)
+POISON = [
+    (10, {"created_at": "9999-12-31T23:59:59Z"}, "created_at"),
+    (200, {"amount": -120.0}, "amount"),
+    (3000, {"buyer": {"id": ""}}, "buyer.id"),
+]
+
+
 @pytest.fixture(scope="module")
-def trained(history: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def poisoned(history: Path) -> tuple[Path, dict[int, str]]:
+    """The simulated orders with POISON rows among them; {line: field} of each poison row."""
+    lines = (history / "orders.jsonl").read_text().splitlines()
+    expected: dict[int, str] = {}
+    for shift, (after, change, field) in enumerate(POISON):
+        bad = json.loads(lines[after + shift - 1]) | change | {"order_id": f"poison-{after}"}
+        lines.insert(after + shift, json.dumps(bad))
+        expected[after + shift + 1] = field
+    path = history / "orders-with-poison.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path, expected
+
+
+@pytest.fixture(scope="module")
+def trained(
+    history: Path, poisoned: tuple[Path, dict[int, str]], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("model") / "fraud"
     status = main(
         [
             "train",
             "--orders",
-            str(history / "orders.jsonl"),
+            str(poisoned[0]),
             "--labels",
             str(history / "labels.jsonl"),
             "--out",
             str(out),
             "--review-budget",
             "8",
+            "--max-invalid",
+            "0.5%",
         ]
     )
     assert status == 0
@@ -73,17 +101,32 @@ def test_the_trained_model_beats_rules_only_on_the_held_out_weeks(
     assert FraudModel.load(out).version == metadata["version"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on this small history (42 days x 350 orders) the boosted trees lose to the logistic "
-    "baseline of the same run (test AP 0.33 vs 0.62); an XPASS means the model now beats it",
-)
 def test_the_trained_model_beats_the_logistic_baseline_of_the_same_run(
     trained: tuple[Path, dict[str, Any]],
 ) -> None:
+    # It lost (AP 0.33 vs 0.62) while isotonic calibration flattened its ranking into a few steps
+    # (6 fraud orders in the calibration split); the calibrated score now keeps the booster's order.
     test = trained[1]["metrics"]["test"]
     for metric in ("average_precision", "roc_auc"):
         assert test["model"][metric] >= test["logistic"][metric], (metric, test)
+
+
+def test_poison_rows_within_the_bound_are_quarantined_and_reported(
+    trained: tuple[Path, dict[str, Any]], poisoned: tuple[Path, dict[int, str]]
+) -> None:
+    out, metadata = trained
+    _, expected = poisoned
+    rejected = metadata["data"]["rejected"]
+    assert rejected["rejected_rows"] == len(POISON)
+    assert rejected["file"] == str(out / "quarantine.csv")
+    with (out / "quarantine.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {(int(r["line"]), r["field"]) for r in rows} == set(expected.items())
+    assert all(r["reason"] for r in rows)
+    assert metadata["data"]["orders"] == rejected["rows_read"] - len(POISON)
+    report = (out / "report.md").read_text()
+    assert f"{len(POISON)} of {rejected['rows_read']:,} rows" in report
+    assert "quarantine.csv" in report
 
 
 def test_the_evaluation_report_and_model_card_are_written(trained: tuple[Path, dict[str, Any]]) -> None:
