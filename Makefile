@@ -11,7 +11,7 @@ SEED    ?= 7
 SAM     ?= SAM_CLI_TELEMETRY=0 $(UV) tool run --from aws-sam-cli==1.170.0 sam
 CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
 
-.PHONY: install browser-deps lint test test-fast test-py312 demo bench bench-scoring build train lock clean train-parcels serve test-e2e bench-gateway bench-faults mutate
+.PHONY: install browser-deps lint test test-fast test-py312 demo bench bench-scoring bench-peak build train lock clean train-parcels serve test-e2e bench-gateway bench-faults mutate
 
 install: $(STAMP)
 
@@ -86,6 +86,11 @@ BENCH_ORDERS ?= 1000000
 
 bench-scoring: install  ## scoring path, batch, cold start and DynamoDB writes as ratios (BENCHMARKS.md); last line is JSON
 	$(BIN)/python -m dozor_training.fraud.bench
+
+PEAK_WINDOW ?= 0.2
+
+bench-peak: install  ## the 11.11 peak through the handlers on moto with DynamoDB contention modelled (sharded, then unsharded); JSON
+	$(BIN)/dozor bench-peak --window $(PEAK_WINDOW) --compare-unsharded
 
 bench: bench-scoring  ## bench-scoring; then `dozor train` on BENCH_ORDERS simulated orders, then the deploy
 	$(BIN)/python -m dozor_training.fraud.bench_train --orders $(BENCH_ORDERS)

@@ -97,6 +97,11 @@ COMMANDS: list[Command] = [
         "`lanes report`: delivery time, losses, returns, fraud and alerts per carrier and region (HTML, CSV)",
         "dozor_training.parcels.lanes_commands:configure",
     ),
+    Command(
+        "bench-peak",
+        "the 11.11 peak (a top seller at 2,000 orders/s) through the handlers on moto, with contention",
+        "dozor_training.fraud.peak:configure",
+    ),
 ]
 
 

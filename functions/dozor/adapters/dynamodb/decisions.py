@@ -54,17 +54,18 @@ from dozor.domain.fraud.scoring import PendingCommit, PriorDecision
 DECISION_RETENTION = timedelta(days=400)
 COUNT = "count"  # the outbox duty this store owns: the order's counter updates
 SLOT = "~"  # attribute prefix of the writers' idempotency slots on entity items
-SLOT_HOURS = 3  # a slot is removed once its order was decided this many hours before a write
-REPAIR_HORIZON = timedelta(hours=2)
+SLOT_HOURS = 1  # a slot is removed once its order was decided this many hours before a write
+REPAIR_HORIZON = timedelta(minutes=45)  # under SLOT_HOURS: a slot outlives every repair that reads it
 MAX_REMOVED = 40
 CONFLICT_RETRIES = 3  # stale attributes removed per write at most (an expression is limited to 4 KB)
 _REMEMBERED = 10_000
 
 
 def _marker(order_id: str, decided_epoch: float) -> str:
-    """What a writer's slot says once it counted an order: the decision's hour, then the order."""
-    digest = base64.urlsafe_b64encode(hashlib.blake2b(order_id.encode(), digest_size=9).digest()).decode()
-    return f"{agg.b36(int(decided_epoch) // 3600)}.{digest}"
+    """What a writer's slot says once it counted an order: the decision's hour (four base-36
+    digits until 2161), then 48 bits of the order id's hash. Short: every byte is billed."""
+    digest = base64.urlsafe_b64encode(hashlib.blake2b(order_id.encode(), digest_size=6).digest()).decode()
+    return agg.b36(int(decided_epoch) // 3600) + digest
 
 
 class DynamoDecisionStore:
@@ -80,7 +81,7 @@ class DynamoDecisionStore:
 
     def _rename(self) -> None:
         """A new writer name, and the shard of the hot entities it writes to."""
-        self.writer = secrets.token_urlsafe(6)[:8]
+        self.writer = secrets.token_urlsafe(4)[:5]  # 30 bits: unique among an item's writers
         self.shard = zlib.crc32(self.writer.encode())
 
     def load(
@@ -301,5 +302,4 @@ def _code(error: Exception) -> str:
 
 
 def _older(marker: str, oldest_hour: str) -> bool:
-    hour = marker.partition(".")[0]
-    return bool(hour) and (len(hour), hour) < (len(oldest_hour), oldest_hour)
+    return marker[: len(oldest_hour)] < oldest_hour  # fixed-width base-36 hours sort as text
