@@ -132,7 +132,9 @@ def test_the_quarantine_file_lists_line_field_and_reason(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("bound", ["7", "15%"])  # 8 poison rows of 48: one over, and 7 allowed
-def test_over_the_bound_the_file_is_refused_naming_the_first_rejected_rows(tmp_path: Path, bound: str) -> None:
+def test_over_the_bound_the_file_is_refused_naming_the_first_rejected_rows(
+    tmp_path: Path, bound: str
+) -> None:
     path, expected = poisoned_history(tmp_path / "orders.jsonl")
 
     with pytest.raises(HistoryError) as error:
@@ -178,7 +180,9 @@ def test_score_batch_scores_the_good_rows_and_quarantines_the_rest_beside_its_ou
     assert {int(r["line"]) for r in quarantined(beside)} == set(expected)
 
 
-def test_score_batch_over_the_bound_writes_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_score_batch_over_the_bound_writes_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     path, _ = poisoned_history(tmp_path / "orders.jsonl")
     out = tmp_path / "decisions.csv"
 

@@ -38,7 +38,8 @@ def synthetic(n: int = 6000, days: int = 60, seed: int = 0) -> tuple[ReplayResul
     fraud = rng.random(n) < 1 / (1 + np.exp(-logit))
     ids = [f"o{i}" for i in range(n)]
     labels = [
-        Label(ids[i], True, datetime.fromtimestamp(times[i], UTC) + timedelta(days=2)) for i in np.flatnonzero(fraud)
+        Label(ids[i], True, datetime.fromtimestamp(times[i], UTC) + timedelta(days=2))
+        for i in np.flatnonzero(fraud)
     ]
     result = ReplayResult(ids, times, amount, [f"b{i % 500}" for i in range(n)], x, [[] for _ in range(n)])
     return result, labels
@@ -82,7 +83,14 @@ def test_with_no_budget_only_the_defaults_are_tried() -> None:
     result, labels = synthetic(n=3000)
     y = np.isin(result.order_ids, [label.order_id for label in labels]).astype(np.float32)
 
-    tuned = tune(PARAMS, FEATURE_NAMES, result.matrix, y, result.created_at, TuneConfig(budget_seconds=0, max_rounds=ROUNDS))
+    tuned = tune(
+        PARAMS,
+        FEATURE_NAMES,
+        result.matrix,
+        y,
+        result.created_at,
+        TuneConfig(budget_seconds=0, max_rounds=ROUNDS),
+    )
 
     assert [t.params for t in tuned.trials] == [tuned.default.params]
     assert tuned.chosen is tuned.default
@@ -93,7 +101,12 @@ def test_training_with_tuning_fits_the_chosen_parameters_then_calibrates_and_rep
     result, labels = synthetic()
 
     trained = train_fraud(
-        result, labels, tmp_path, TrainingConfig(), versioned=False, tune=TuneConfig(max_candidates=3, max_rounds=ROUNDS)
+        result,
+        labels,
+        tmp_path,
+        TrainingConfig(),
+        versioned=False,
+        tune=TuneConfig(max_candidates=3, max_rounds=ROUNDS),
     )
 
     metadata = trained.metadata

@@ -54,7 +54,9 @@ def zero_then_paid() -> list[Order]:
     """A buyer and seller whose first orders are free, then a paid one, then a free one again."""
     amounts = [0.0, 0.0, 0.0, 1500.0, 0.0, 700.0]
     return [
-        build_order(f"z{i}", T0 + timedelta(hours=i), amount=a, card="fp-z", device="d-z", email="z@example.com")
+        build_order(
+            f"z{i}", T0 + timedelta(hours=i), amount=a, card="fp-z", device="d-z", email="z@example.com"
+        )
         for i, a in enumerate(amounts)
     ]
 
