@@ -18,7 +18,9 @@ from dozor_local.sam import load_template, translate
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "template.yaml"
-OPEN_ROUTES = {"/v1/openapi.json", "/v1/docs"}
+# The docs, and the console's page (static files with no data; its /v1/console/* data routes are
+# authorized like every other route: a browser cannot sign a navigation).
+OPEN_ROUTES = {"/v1/openapi.json", "/v1/docs", "/console", "/console/", "/console/{name}"}
 
 
 def translated(**parameters: str) -> dict[str, Any]:
@@ -80,10 +82,13 @@ def test_throttles_reserved_concurrency_and_access_logs() -> None:
         "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurstLimit"},
         "ThrottlingRateLimit": {"Ref": "ApiThrottleRateLimit"},
     }
-    # the open docs have a small throttle of their own
+    # the open docs and the console's page have small throttles of their own
     assert {key: v["ThrottlingRateLimit"] for key, v in stage["RouteSettings"].items()} == {
         "GET /v1/openapi.json": 5,
         "GET /v1/docs": 5,
+        "GET /console": 5,
+        "GET /console/": 5,
+        "GET /console/{name}": 10,
     }
     assert stage["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]}
     log_format = json.loads(re.sub(r"\s+", " ", stage["AccessLogSettings"]["Format"]))
