@@ -94,13 +94,23 @@ class WriteMeter:
 
     reader: Any
     writes: list[Write] = field(default_factory=list)
+    read_units: float = 0.0  # items of at most 4 KB: 0.5 a key eventually consistent, 1 strongly
     _pending: list[tuple[str, list[tuple[str, dict[str, Any]]], list[int]]] = field(default_factory=list)
 
     def install(self, emitter: Any) -> None:
-        """Meter the writes of a session or a client (anything with ``.events``)."""
+        """Meter the writes (and reads) of a session or a client (anything with ``.events``)."""
+        emitter.events.register("before-parameter-build.dynamodb.BatchGetItem", self._read)
+        emitter.events.register("before-parameter-build.dynamodb.GetItem", self._read)
         for op in WRITES:
             emitter.events.register(f"before-parameter-build.dynamodb.{op}", self._before)
             emitter.events.register(f"after-call.dynamodb.{op}", self._after)
+
+    def _read(self, params: dict[str, Any], **_: Any) -> None:
+        if "RequestItems" in params:
+            for request in params["RequestItems"].values():
+                self.read_units += len(request["Keys"]) * (1.0 if request.get("ConsistentRead") else 0.5)
+        else:
+            self.read_units += 1.0 if params.get("ConsistentRead") else 0.5
 
     def _current(self, table: str, key: Mapping[str, Any]) -> tuple[int, bool]:
         found = self.reader.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
@@ -155,6 +165,7 @@ class WriteMeter:
             "write_requests_per_order": round(len(self.writes) / orders, 2),
             "items_written_per_order": round(len(distinct) / orders, 2),
             "write_units_per_order": round(sum(w.units for w in self.writes) / orders, 2),
+            "read_units_per_order": round(self.read_units / orders, 2),
             "transactions_per_order": round(
                 sum(w.operation == "TransactWriteItems" for w in self.writes) / orders, 2
             ),
@@ -261,6 +272,7 @@ def measure(
         seller = last.seller.id
         preload(reader, table, top_seller_item(seller, last.created_at), store.shard)
         meter.writes.clear()
+        meter.read_units = 0.0
         top = last.model_copy(
             update={"order_id": last.order_id + "-top", "created_at": last.created_at + timedelta(seconds=1)}
         )

@@ -9,8 +9,10 @@ comes from moto):
   (reason ``TransactionConflict`` at that item), a plain write with
   ``TransactionConflictException``. Two transactions on one item: the later one is cancelled.
 - **An item takes about 1,000 write units a second.** Beyond that DynamoDB throttles
-  (``ProvisionedThroughputExceededException``); botocore retries a throttled call with backoff,
-  which the model adds to the call's latency, up to the client's attempts.
+  (``ProvisionedThroughputExceededException``). The scoring functions' clients do not retry
+  (botocore retries off, `handlers.wiring`): the service retries within its budget, then hands
+  the decision to the pending-commits queue. With ``max_attempts`` above 1 the model retries as
+  botocore would, adding the backoff to the call's latency.
 
 Requests run one after another in this process, but each belongs to an order placed at a
 *virtual* time (`VirtualClock`): its calls happen at that time plus the modelled latency of the
@@ -60,7 +62,7 @@ class ConflictModel:
     """The botocore hooks that refuse what DynamoDB would refuse (see the module docstring)."""
 
     clock: VirtualClock
-    max_attempts: int = 3  # the scoring client's botocore attempts (handlers.wiring)
+    max_attempts: int = 1  # the scoring clients send once: botocore retries are off (handlers.wiring)
     _txn_holds: dict[str, list[tuple[float, float, int]]] = field(default_factory=lambda: defaultdict(list))
     _writes: dict[str, list[tuple[float, float, int]]] = field(default_factory=lambda: defaultdict(list))
     _units: dict[str, deque[tuple[float, int]]] = field(default_factory=lambda: defaultdict(deque))
@@ -97,12 +99,12 @@ class ConflictModel:
         for attempt in range(self.max_attempts):
             if all(self._fits(key, start) for key in keys):
                 break
-            self.counts["throttled (retried by botocore)"] += 1
+            self.counts["throttled, retried by the client"] += 1
             backoff = self.clock.rng.uniform(0, 0.05 * 2**attempt)
             self.clock.spent += backoff + duration
             start = self.clock.now
         else:
-            self.counts["throttled past the client's attempts"] += 1
+            self.counts["throttled"] += 1
             return _error("ProvisionedThroughputExceededException")
         for key in keys:
             (self._txn_holds if transactional else self._writes)[key].append((start, end, self._request))
