@@ -34,6 +34,11 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         )
         dependencies.cache_clear()
         caller_limiter.cache_clear()  # its counter table is this stack's
+        # moto builds a service's backend on its first call (a second or more on a loaded machine):
+        # done here, not inside the first order's decision budget (which reads the hash key and the
+        # registry's pointers since they moved inside it)
+        boto3.client("secretsmanager").list_secrets()
+        boto3.client("ssm").describe_parameters()
         context = lambda_context(local.function("ScoreOrderFunction"), local.env_for("ScoreOrderFunction"))
         yield Stack(local, context, calls)
         dependencies.cache_clear()

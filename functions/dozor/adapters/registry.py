@@ -100,6 +100,11 @@ class RegistryModelSource:
     then kept. When the registry cannot be read or a version cannot be loaded, the function keeps
     the models it has (the packaged one at a cold start) and tries again after `refresh_seconds`,
     so an outage costs one slow call per interval, not one per order.
+
+    Checkout passes ``fits`` (may a pointer be read from SSM now, inside its budget): a warm
+    container whose budget has no room left keeps its models and refreshes after the interval.
+    A cold one reads all the same, bounded by its SSM client's timeouts (`side_call_config`):
+    deciding with the model the registry names matters more than the rest of that first budget.
     """
 
     def __init__(
@@ -121,18 +126,19 @@ class RegistryModelSource:
         self._retry_at: float | None = None
         self._cold = True
 
-    def current(self) -> ServingModels:
+    def current(self, fits: Callable[[], bool] | None = None) -> ServingModels:
         """The active and shadow models to score the next batch with."""
         if self._retry_at is not None and self._clock() < self._retry_at:
             return self._current
+        fits = None if self._cold else fits
         try:
-            active = self._model(self._pointers.read(ModelRole.ACTIVE))
+            active = self._model(self._pointers.read(ModelRole.ACTIVE, fits))
         except DozorError as error:  # unreachable, unknown, or not this code's features
             return self._keep_current("active", error)
         shadow: FraudModel | None = None
         if self._pointers.has(ModelRole.SHADOW):
             try:
-                version = self._pointers.read(ModelRole.SHADOW)
+                version = self._pointers.read(ModelRole.SHADOW, fits)
                 shadow = None if version == NO_SHADOW else self._model(version)
             except DozorError as error:  # unreachable, unknown, or not this code's features
                 # A broken shadow must not hold back the active model: go on without it.

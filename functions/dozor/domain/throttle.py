@@ -45,9 +45,10 @@ class CallerLimit:
     burst: int
 
     def allowance(self, window: float) -> float:
-        """Requests the caller may make in one shared window, across every container: what a
-        token bucket of this rate and burst lets through in that time."""
-        return self.burst + self.rate * window
+        """Requests the caller may make in one shared (sliding) window, across every container:
+        the rate's worth, or one burst when that is more. (Not both: a window of burst + rate
+        would let a caller spread over containers keep up rate + burst / window for good.)"""
+        return max(self.rate * window, float(self.burst))
 
 
 class SharedCounts(Protocol):

@@ -131,7 +131,8 @@ def per_caller_limit(
     def decorate(route: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(route)
         def limited(*args: Any, **kwargs: Any) -> T:
-            deadline = budget().start() if budget is not None else None
+            caller_limiter()  # a cold container builds it (and budget() its services) first:
+            deadline = budget().start() if budget is not None else None  # the budget waits on I/O
             app.context["deadline"] = deadline
             admit_caller(app.current_event.raw_event, deadline)
             return route(*args, **kwargs)

@@ -85,7 +85,7 @@ def test_containers_share_a_callers_count_through_the_table(stack: Stack) -> Non
     def container() -> CallerLimiter:
         counts = DynamoCallerCounts(boto3.client("dynamodb", config=side_call_config(budget)), table, 10)
         return CallerLimiter(
-            CallerLimit(rate=0.1, burst=10),  # 11 requests per 10 s window across containers
+            CallerLimit(rate=0.1, burst=10),  # 10 requests per 10 s window across containers
             counts,
             sync_every=5,
             monotonic=lambda: clock["mono"],
@@ -99,10 +99,10 @@ def test_containers_share_a_callers_count_through_the_table(stack: Stack) -> Non
     clock["mono"] += 0.1
     clock["wall"] += 0.1
     # The second container's own bucket holds 10, but it learns the first one's 10 at its first
-    # request: one more fits the window's 11, then it refuses
+    # request: the window's allowance is spent, it refuses until the window slides on
     verdicts = [second.admit(caller) for _ in range(3)]
-    assert [v.allowed for v in verdicts] == [True, False, False]
-    assert 0 < verdicts[1].retry_after <= 10
+    assert [v.allowed for v in verdicts] == [False, False, False]
+    assert 0 < verdicts[0].retry_after <= 10
     # Writes: one per sync (a container's first request in the window, then every 5 held)
     assert sum(v.wrote for v in admitted + verdicts) == 4
     # Another caller is untouched

@@ -65,8 +65,9 @@ app.enable_swagger(path="/v1/docs", title=TITLE, version="1.0.0")
 @per_caller_limit(app, lambda: dependencies().scoring.budget)  # 429 for a caller over its limit
 @tracer.capture_method
 def score_order(order: Order) -> Decision:
-    service = scoring()
-    scored = service.prepare([order])[0]
+    deadline = app.context.get("deadline")  # started on arrival, by per_caller_limit
+    service = scoring(deadline)  # the hash key and the registry's pointers inside the budget
+    scored = service.prepare([order], deadline=deadline)[0]
     decision = service.commit(scored)
     report_shadow(scored, decision)
     metrics.add_metric(name=f"Decision{decision.decision.value.title()}", unit=MetricUnit.Count, value=1)

@@ -21,17 +21,16 @@ from dozor.adapters.dynamodb.labels import DynamoLabelStore
 from dozor.adapters.events import EventBridgeDecisionEvents
 from dozor.adapters.registry import RegistryModelSource
 from dozor.adapters.s3 import S3ModelArtifacts
-from dozor.adapters.secrets import hash_key
+from dozor.adapters.secrets import SecretKeyedHasher
 from dozor.adapters.sqs import SqsPendingCommits, SqsReviewQueue
 from dozor.adapters.ssm import SsmModelPointers
-from dozor.domain.budget import Budget
+from dozor.domain.budget import Budget, Deadline
 from dozor.domain.contracts import Decision
 from dozor.domain.fraud.labels import FeedbackRecorder
 from dozor.domain.fraud.model import PACKAGED_MODEL_DIR, FraudModel
 from dozor.domain.fraud.scoring import OrderScoring, ScoredOrder
-from dozor.domain.privacy import PiiHasher
 from dozor.handlers.fraud.shadow import count_shadow
-from dozor.handlers.wiring import aws_client, logger, metrics
+from dozor.handlers.wiring import aws_client, logger, metrics, side_call_config
 from dozor.settings import FeedbackSettings, Settings
 
 
@@ -42,6 +41,7 @@ class Dependencies:
     scoring: OrderScoring
     model: FraudModel  # the packaged (or MODEL_DIR) model; the registry's live one is scoring.model
     models: RegistryModelSource | None = None
+    hasher: SecretKeyedHasher | None = None  # its key is read on first need (`scoring`)
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +66,7 @@ def dependencies() -> Dependencies:
         if settings.decision_bus_name
         else None
     )
-    hasher = PiiHasher(hash_key(settings.hash_key_secret_arn, aws_client("secretsmanager", budget)))
+    hasher = SecretKeyedHasher(settings.hash_key_secret_arn, aws_client("secretsmanager", budget))
     service = OrderScoring(
         store,
         review_queue,
@@ -80,7 +80,7 @@ def dependencies() -> Dependencies:
     logger.info(
         "dependencies ready", extra={"model_version": model.version, "budget_ms": settings.decision_budget_ms}
     )
-    return Dependencies(settings, store, service, model, _registry(settings, model, budget))
+    return Dependencies(settings, store, service, model, _registry(settings, model, budget), hasher)
 
 
 class LoggedMonitor:
@@ -108,7 +108,7 @@ def _registry(settings: Settings, packaged: FraudModel, budget: Budget) -> Regis
     if not settings.active_model_parameter:
         return None
     pointers = SsmModelPointers(
-        aws_client("ssm", budget),
+        aws_client("ssm", config=side_call_config(budget)),  # a pointer read is a side call
         settings.active_model_parameter,
         settings.shadow_model_parameter,
         max_age=settings.model_refresh_seconds,
@@ -123,11 +123,20 @@ def _registry(settings: Settings, packaged: FraudModel, budget: Budget) -> Regis
     )
 
 
-def scoring() -> OrderScoring:
-    """The scoring service, with the models the registry names swapped in between invocations."""
+def scoring(deadline: Deadline | None = None) -> OrderScoring:
+    """The scoring service, with the models the registry names swapped in between invocations.
+
+    Within checkout's ``deadline`` the hash key (a cold container's first read) is read only
+    while one call still fits, and the registry's pointers only while the call leaves the
+    decision its reserve (README § Latency budget).
+    """
     deps = dependencies()
+    budget = deps.scoring.budget
+    if deps.hasher is not None:
+        deps.hasher.ready(None if deadline is None else lambda: deadline.allows(budget.attempt_cost))
     if deps.models is not None:
-        current = deps.models.current()
+        reserve = budget.side_call_cost + budget.decision_reserve
+        current = deps.models.current(None if deadline is None else lambda: deadline.allows(reserve))
         deps.scoring.use_models(current.active, current.shadow)
     return deps.scoring
 
