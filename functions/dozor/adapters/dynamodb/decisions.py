@@ -15,13 +15,20 @@ collide; see `dozor.domain.aggregates`):
    by its condition and counted nowhere twice.
 
 ``count`` leaves the outbox with the first duty struck off after the counters are all applied
-(the decision event, usually: no extra write). Whoever finds a stored decision with ``count``
-left (a replay of the order, the pending-commits function, the retry inside the budget) applies
-the counters again under the recorded writer's slot, where the conditions let through exactly
-those not applied yet. A writer that fails halfway takes a new name (and shard) first, so its
-old slots keep saying what it had applied until the repair has read them. Slots older than
+(the decision event, usually: no extra write); if the duties went to the pending queue, before
+this writer writes anything else. Whoever then finds a stored decision with ``count`` left (a
+replay of the order, the pending-commits function, the retry inside the budget) applies the
+counters again under the recorded writer's slot, where the conditions let through exactly those
+not applied yet. That is safe once the recorded writer can no longer write under that name:
+it failed and took a new name (a writer that fails halfway does, so its old slots keep saying
+what it had applied), or it is done or dead, which every function's timeout guarantees after
+`REPAIR_GRACE`; a younger decision of another writer is left to it (the pending-commits record
+is refused as unavailable, and its queue brings it back after the grace). Slots older than
 `SLOT_HOURS` are removed by the next write that reads them; a repair later than
-`REPAIR_HORIZON` (past every SQS redelivery of the order) leaves the counters as they are.
+`REPAIR_HORIZON` (past every SQS redelivery of the order) leaves the counters as they are. What
+is not repaired: a checkout invocation killed between the decision and its last update whose
+client never retries the order leaves its counters partly applied (logged by the platform as a
+timeout; the decision itself is stored).
 
 The decision item also keeps the order's fingerprint (replays with other contents are refused)
 and the entity items it was counted in. Every failure leaves as a domain error
@@ -56,6 +63,9 @@ COUNT = "count"  # the outbox duty this store owns: the order's counter updates
 SLOT = "~"  # attribute prefix of the writers' idempotency slots on entity items
 SLOT_HOURS = 1  # a slot is removed once its order was decided this many hours before a write
 REPAIR_HORIZON = timedelta(minutes=45)  # under SLOT_HOURS: a slot outlives every repair that reads it
+# Over every function's timeout (a writer still counting is done or dead by then), under the
+# queues' visibility timeout (a redelivery comes after it)
+REPAIR_GRACE = timedelta(minutes=2)
 MAX_REMOVED = 40
 CONFLICT_RETRIES = 3  # stale attributes removed per write at most (an expression is limited to 4 KB)
 _REMEMBERED = 10_000
@@ -75,12 +85,16 @@ class DynamoDecisionStore:
         self._client = client
         self._features = features_table
         self._decisions = decisions_table
+        self._former: set[str] = set()  # this store's names before a failure: its own to repair
+        self.writer = ""
         self._rename()
         self._loaded: dict[Key, dict[str, object]] = {}  # the last read's items, to prune on write
         self._counted: OrderedDict[str, None] = OrderedDict()  # counters applied, ``count`` not struck
 
     def _rename(self) -> None:
         """A new writer name, and the shard of the hot entities it writes to."""
+        if self.writer:
+            self._former.add(self.writer)
         self.writer = secrets.token_urlsafe(4)[:5]  # 30 bits: unique among an item's writers
         self.shard = zlib.crc32(self.writer.encode())
 
@@ -109,6 +123,7 @@ class DynamoDecisionStore:
         decision = pending.decision
         updates = [replace(u, key=agg.shard_key(u.key, self.shard)) for u in pending.updates]
         stored = self._decision_item(pending, updates)
+        self._strike_owed()
         try:
             self._put_decision(stored)
             at = pending.order.created_at if pending.order is not None else decision.decided_at
@@ -165,7 +180,7 @@ class DynamoDecisionStore:
         except ConflictError as error:
             old = _old_item(error) or self._read_decision(order_id)
             if old is not None and COUNT in old.get("outbox", {}).get("SS", ()):
-                self._finish_counting(old)
+                self._finish_counting(old, waiting=True)
             raise AlreadyDecidedError(order_id) from error
 
     def _count(self, writer: str, marker: str, updates: list[ContainerUpdate], order_epoch: int) -> None:
@@ -206,15 +221,25 @@ class DynamoDecisionStore:
                     raise
                 time.sleep(random.uniform(0, 0.005 * 2**conflicts))
 
-    def _finish_counting(self, raw: dict[str, Any]) -> None:
-        """Apply what a stored decision's counting left undone (see the module docstring)."""
-        order_id = raw["order_id"]["S"]
+    def _finish_counting(self, raw: dict[str, Any], *, waiting: bool = False) -> None:
+        """Apply what a stored decision's counting left undone (see the module docstring).
+
+        Only where no live writer can still be at it: this store's own former names, or a
+        decision older than `REPAIR_GRACE`. A younger one of another writer is left to it (or,
+        when ``waiting``, refused as unavailable so that its queue brings it back later).
+        """
+        order_id, writer = raw["order_id"]["S"], raw.get("writer", {}).get("S", "")
+        if order_id in self._counted:  # counted here; only the strike is owed
+            self._strike(order_id, {COUNT})
+            del self._counted[order_id]
+            return
         decided = Decision.model_validate_json(raw["decision"]["S"]).decided_at
-        if (
-            "order" in raw
-            and "writer" in raw
-            and time.time() - decided.timestamp() < REPAIR_HORIZON.total_seconds()
-        ):
+        age = time.time() - decided.timestamp()
+        if writer not in self._former and age < REPAIR_GRACE.total_seconds():
+            if waiting:
+                raise StoreUnavailableError(f"order {order_id} is still being counted by writer {writer}")
+            return
+        if "order" in raw and writer and age < REPAIR_HORIZON.total_seconds():
             order = Order.model_validate_json(raw["order"]["S"])
             entities = {}
             for value in raw.get("entity_keys", {}).get("L", []):
@@ -222,8 +247,16 @@ class DynamoDecisionStore:
                 entities[kind] = agg.Entity(kind, name)
             marker = _marker(order_id, decided.timestamp())
             updates = features.updates(order, entities)
-            self._count(raw["writer"]["S"], marker, updates, int(order.created_at.timestamp()))
+            self._count(writer, marker, updates, int(order.created_at.timestamp()))
         self._strike(order_id, {COUNT})
+
+    def _strike_owed(self) -> None:
+        """Strike ``count`` off the decisions this writer counted whose duties went elsewhere
+        (handed to the pending queue): before it writes anything more under its name, so no
+        repair can ever find a count owed by a live writer that has moved on."""
+        for order_id in list(self._counted):
+            self._strike(order_id, {COUNT})
+            del self._counted[order_id]
 
     def _strike(self, order_id: str, entries: set[str]) -> None:
         with translated(DYNAMODB, f"outbox of {order_id} not cleared"):

@@ -1,0 +1,109 @@
+"""An order's counting interrupted halfway is finished exactly once, and never under a live writer.
+
+The decision is stored first, then one idempotent update per entity item under the writer's
+slot (`dozor.adapters.dynamodb.decisions`). Here a writer dies after three of its updates; a
+second container meets the order again (a pending commit, a redelivery): it leaves the count to
+the first writer while that one could still be at it, then finishes it, and a third attempt
+finds nothing left to do. Every entity counts the order once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from dozor.adapters.dynamodb import decisions as store_module
+from dozor.adapters.dynamodb.decisions import COUNT, DynamoDecisionStore
+from dozor.domain.contracts import Order
+from dozor.domain.errors import AlreadyDecidedError, StoreUnavailableError
+from dozor.domain.fraud.scoring import PendingCommit
+from dozor.handlers.fraud.wiring import dependencies
+from tests.helpers.aws_stack import Stack, make_order
+
+
+class Killed(BaseException):
+    """The function's timeout: Lambda stops the invocation wherever it is."""
+
+
+def _pending(order_id: str) -> PendingCommit:
+    scoring = dependencies().scoring
+    scored = scoring.prepare(
+        [Order.model_validate(make_order(order_id, buyer_id="b-repair"))], within_budget=False
+    )[0]
+    assert scored.stored_order is not None
+    return PendingCommit(
+        scored.decision, scored.updates, scored.stored_order, scored.fingerprint, frozenset()
+    )
+
+
+def _store(stack: Stack) -> DynamoDecisionStore:
+    return DynamoDecisionStore(
+        boto3.client("dynamodb"), stack.table("FeaturesTable"), stack.table("DecisionsTable")
+    )
+
+
+def test_a_count_killed_halfway_is_finished_once_and_only_after_its_writer_is_gone(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pending = _pending("o-repair-1")
+    first, second = _store(stack), _store(stack)
+    updates = {"n": 0}
+
+    def die_on_the_fourth_update(**_: Any) -> None:
+        updates["n"] += 1
+        if updates["n"] == 4:
+            raise Killed()
+
+    first._client.meta.events.register("before-call.dynamodb.UpdateItem", die_on_the_fourth_update)
+    # Given a writer killed after three of its seven counter updates
+    with pytest.raises(Killed):
+        first.commit(pending)
+    prior = second.get_prior("o-repair-1")
+    assert prior is not None and COUNT not in prior.outbox  # the store's own duty stays inside it
+    buyer = stack.feature_item("buyer#b-repair", "P")
+    assert buyer.get("orders") == 1.0  # the buyer's item was among the first three
+
+    # When another container meets the order while its writer could still be counting
+    with pytest.raises(StoreUnavailableError):
+        second.commit(pending)  # a pending commit: refused, its queue brings it back later
+    assert stack.feature_item("seller#s-shenzhen-42", "P").get("orders", 0.0) in (0.0, 1.0)
+
+    # Then, once every function's timeout has passed, it finishes the counting, once
+    later = store_module.time.time() + store_module.REPAIR_GRACE.total_seconds() + 1
+    monkeypatch.setattr(store_module.time, "time", lambda: later)
+    with pytest.raises(AlreadyDecidedError):
+        second.commit(pending)
+    with pytest.raises(AlreadyDecidedError):
+        _store(stack).commit(pending)  # nothing left to do for a third
+    for pk in {u.key[0] for u in pending.updates}:
+        assert stack.feature_item(pk, "P")["orders"] == 1.0, pk
+    raw = boto3.client("dynamodb").get_item(
+        TableName=stack.table("DecisionsTable"), Key={"order_id": {"S": "o-repair-1"}}, ConsistentRead=True
+    )["Item"]
+    assert COUNT not in raw.get("outbox", {}).get("SS", [])
+
+
+def test_a_writer_that_failed_finishes_its_own_count_at_once(stack: Stack) -> None:
+    # Given a writer whose fourth update failed (it took a new name)
+    pending = _pending("o-repair-2")
+    store = _store(stack)
+    calls = {"n": 0}
+
+    def fail_the_fourth(**_: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise Killed()
+
+    store._client.meta.events.register("before-call.dynamodb.UpdateItem", fail_the_fourth)
+    named = store.writer
+    with pytest.raises(Killed):
+        store.commit(pending)
+    assert store.writer != named
+    # When it meets the order again (the retry in the budget, a redelivery to the same container)
+    with pytest.raises(AlreadyDecidedError):
+        store.commit(pending)
+    # Then every entity counts it once
+    for pk in {u.key[0] for u in pending.updates}:
+        assert stack.feature_item(pk, "P")["orders"] == 1.0, pk
