@@ -24,9 +24,16 @@ order and of the parcel sweeper showed, and what each patch does about it:
   ``ABCMeta.__instancecheck__``), and two of the walks (action counts, overlapping paths) collect
   the clauses below every node again, quadratic in the expression's length. Three patches, same
   walks: node types are looked up once per class, the tree is copied by a copier that knows its
-  shape, and the three checks that depend only on the expression, its attribute names and the
+  shape (a cached tree: by unpickling its pickle, which builds what deepcopy builds), and the
+  three checks that depend only on the expression, its attribute names and the
   table's keys (not on the item or the values) are skipped for a parsed tree that already passed
   them with the same names and keys. They still run, and raise, the first time.
+- ``condition_expression_cache``: a ConditionExpression is lexed again (six regular expressions tried
+  at every character run) for every conditional write, twice per update. The tokens depend only on
+  the text and are kept per text; resolving names and values runs as before.
+- ``dispatch_method_names``: moto's request dispatch lists its handler class's methods with
+  ``inspect.getmembers`` on every request of every service (about 1 ms each); the list is kept
+  per class.
 - ``light_errors``: applying ``ADD`` to an attribute the item does not have yet goes through an
   exception inside moto (ProvidedKeyDoesNotExist, caught again), and every DynamoDB exception
   renders an XML error body (xmltodict) that its JSON base class replaces at once: a counter
@@ -40,11 +47,13 @@ order and of the parcel sweeper showed, and what each patch does about it:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
+import pickle
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -144,6 +153,7 @@ def _serialised_requests(swaps: _Swaps) -> None:
 # with the (names, table keys) their expression-only checks passed for (`_validated`).
 _parsed: dict[tuple[type, str], Any] = {}
 _checked: dict[int, tuple[Any, set[tuple[Any, ...]]]] = {}
+_frozen: dict[int, tuple[Any, bytes]] = {}  # the same trees, pickled
 
 
 def _update_expression_cache(swaps: _Swaps) -> None:
@@ -159,11 +169,12 @@ def _update_expression_cache(swaps: _Swaps) -> None:
         if tree is None:
             tree = make(cls, expression_str)  # a parse error raises and is not kept
             if len(_parsed) >= _PARSED_LIMIT:
-                _parsed.clear()
-                _checked.clear()
+                _clear_caches()
             _parsed[key] = tree
             if _sound(tree):
                 _checked[id(tree)] = (tree, set())
+            with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError, RecursionError):
+                _frozen[id(tree)] = (tree, pickle.dumps(tree, pickle.HIGHEST_PROTOCOL))
         return tree
 
     swaps.set(UpdateExpressionParser, "make", classmethod(cached_make))
@@ -224,14 +235,18 @@ def _update_expression_validation(swaps: _Swaps) -> None:
                     clauses.extend(child.find_clauses(clause_types))
         return clauses
 
+    no_hook = DepthFirstTraverser.pre_processing_of_child
+
     def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
         kind = type(node)
-        if not node_class(kind):
+        if not (is_node.get(kind) or node_class(kind)):
             return node
         parent_node = node.parent
         if node.children is not None:
+            hooked = type(self).pre_processing_of_child is not no_hook
             for i, child_node in enumerate(node.children):
-                self.pre_processing_of_child(node, i)
+                if hooked:
+                    self.pre_processing_of_child(node, i)
                 self.traverse_node_recursively(child_node, i)
         key = handled.get((type(self), kind), _MISSING)
         if key is _MISSING:
@@ -247,6 +262,11 @@ def _update_expression_validation(swaps: _Swaps) -> None:
         return node
 
     def node_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+        frozen = _frozen.get(id(self))
+        if not memo and frozen is not None and frozen[0] is self:
+            # A cached tree, copied whole (the validator's copy): unpickling its pickle builds
+            # the same objects deepcopy would, in C.
+            return pickle.loads(frozen[1])
         return _copy_node(self, memo, node_class)
 
     original_init = UpdateExpressionValidator.__init__
@@ -317,6 +337,55 @@ def _copy_value(value: Any, memo: dict[int, Any], node_class: Callable[[type], b
     if node_class(kind):
         return _copy_node(value, memo, node_class)
     return copy.deepcopy(value, memo)
+
+
+# --- condition_expression_cache ------------------------------------------------------------------
+
+_lexed: dict[str, tuple[tuple[Any, ...], ...]] = {}
+
+
+def _condition_expression_cache(swaps: _Swaps) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser  # noqa: PLC0415
+
+    lex = ConditionExpressionParser._lex_condition_expression
+
+    def cached_lex(self: Any) -> Any:
+        # Lexing reads nothing but the text; every later step (names, values) still runs.
+        text = self.condition_expression
+        tokens = _lexed.get(text)
+        if tokens is None:
+            lexed = lex(self)  # an unreadable expression raises and is not kept
+            if any(node.children != [] for node in lexed):
+                return lexed
+            if len(_lexed) >= _PARSED_LIMIT:
+                _lexed.clear()
+            tokens = _lexed[text] = tuple(node[:4] for node in lexed)
+        # Fresh nodes each time: later steps may fill a node's children list.
+        return deque(self.Node(*token, []) for token in tokens)
+
+    swaps.set(ConditionExpressionParser, "_lex_condition_expression", cached_lex)
+
+
+# --- dispatch_method_names -------------------------------------------------------------------------
+
+_method_names: dict[type, list[str]] = {}
+
+
+def _dispatch_method_names(swaps: _Swaps) -> None:
+    from moto.core import responses  # noqa: PLC0415
+
+    names_of = responses.__dict__["method_names_from_class"]
+
+    def method_names_from_class(clazz: Any) -> list[str]:
+        # Every request asked inspect.getmembers for its handler class's methods (a thousand-odd
+        # members); a class's methods do not change while a server runs.
+        found = _method_names.get(clazz)
+        if found is None:
+            found = _method_names[clazz] = names_of(clazz)
+        return list(found)
+
+    swaps.set(responses, "method_names_from_class", method_names_from_class)
+    _method_names.clear()
 
 
 # --- light_errors ----------------------------------------------------------------------------------
@@ -400,6 +469,8 @@ PATCHES: dict[str, Callable[[_Swaps], None]] = {
     "serialised_requests": _serialised_requests,
     "update_expression_cache": _update_expression_cache,
     "update_expression_validation": _update_expression_validation,
+    "condition_expression_cache": _condition_expression_cache,
+    "dispatch_method_names": _dispatch_method_names,
     "light_errors": _light_errors,
     "partition_queries": _partition_queries,
 }
@@ -419,8 +490,15 @@ def uninstall() -> None:
     """Take every patch off again (tests compare moto with and without them)."""
     for name in reversed(list(_applied)):
         _applied.pop(name).undo()
+    _clear_caches()
+
+
+def _clear_caches() -> None:
     _parsed.clear()
     _checked.clear()
+    _frozen.clear()
+    _lexed.clear()
+    _method_names.clear()
 
 
 @contextmanager
