@@ -2,7 +2,8 @@
 
 1. Scoring path: validate + features + trees + explain + rules + decide for one order, no AWS
    I/O (the in-memory store), against a bare xgboost ``booster.inplace_predict`` on the same
-   feature row (what serving called before the NumPy evaluator).
+   feature row (what serving called before the NumPy evaluator); and where the path goes, its steps
+   timed one by one as `prepare` makes them (``path_steps_us``).
 2. The same path for a batch of 10 (the order-events function), per order, against the single path.
 3. Cold start: a fresh interpreter importing the ScoreOrder handler and loading the packaged model,
    against one importing boto3; both in Lambda's environment (powertools' X-Ray tracer on), and
@@ -32,10 +33,14 @@ import numpy as np
 import xgboost as xgb
 
 from dozor.adapters.memory import CollectingReviewQueue, InMemoryDecisionStore
+from dozor.domain import aggregates as agg
 from dozor.domain.contracts import Order
+from dozor.domain.fraud import features, rules
+from dozor.domain.fraud.decisions import decide
+from dozor.domain.fraud.explanations import explain_rows
 from dozor.domain.fraud.model import PACKAGED_MODEL_DIR, FraudModel
-from dozor.domain.fraud.scoring import OrderScoring, ScoredOrder
-from dozor.domain.privacy import PiiHasher
+from dozor.domain.fraud.scoring import OrderScoring, ScoredOrder, fingerprint
+from dozor.domain.privacy import PiiHasher, pseudonymise
 from dozor_training.fraud import bench_writes
 from dozor_training.fraud.replay import replay
 from dozor_training.fraud.simulator import SimulationConfig, simulate
@@ -58,7 +63,7 @@ def _cpu(fn: Callable[[], object]) -> float:
 
 def scoring_path(
     days: int, orders_per_day: int, samples: int
-) -> tuple[dict[str, float], list[dict[str, Any]]]:
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     history = simulate(SimulationConfig(days=days, seed=11, orders_per_day=orders_per_day))
     payloads = [s.order for s in history]
     warm, probe = payloads[:-samples], payloads[-samples:]
@@ -86,6 +91,8 @@ def scoring_path(
         floor_us.append(_cpu(partial(booster.inplace_predict, row.reshape(1, -1))))
     batch_us = [_cpu(partial(score, probe[i : i + 10])) / 10 for i in range(0, len(probe) - 9, 10)]
 
+    steps = path_steps(store, model, probe)
+
     replay_orders = [Order.model_validate(p) for p in payloads]
     started = time.process_time()
     replay(replay_orders)
@@ -104,8 +111,58 @@ def scoring_path(
         "batch10_ratio_to_inplace_predict": round(batch / floor, 2),
         "replay_us_per_order": round(replay_us, 1),
         "model_trees": model.trees.num_trees,
+        "path_steps_us": steps,
     }
     return figures, probe
+
+
+def path_steps(
+    store: InMemoryDecisionStore, model: FraudModel, probe: list[dict[str, Any]]
+) -> dict[str, float]:
+    """Where the single-order path goes: CPU medians over the probe orders of its steps, made as
+    `prepare` makes them, against the same store (nothing is committed). Medians do not add up:
+    the path's own figure is the one to compare with the floor."""
+    steps: dict[str, list[float]] = {}
+    for payload in probe:
+        hasher = PiiHasher(b"bench")  # a cold hasher, as for an order never seen
+        lap = [time.thread_time_ns()]
+
+        def step(name: str, lap: list[int] = lap) -> None:
+            now = time.thread_time_ns()
+            steps.setdefault(name, []).append((now - lap[0]) / 1e3)
+            lap[0] = time.thread_time_ns()
+
+        order = Order.model_validate(payload)
+        step("validate")
+        fingerprint(pseudonymise(order, hasher))
+        step("pseudonym_and_fingerprint")
+        entities = features.identify(order, hasher)
+        _, snapshot = store.load([order.order_id], set(agg.keys_for(entities.values(), order.created_at)))
+        step("entities_keys_and_store_read")
+        view = features.view(order, entities, snapshot)
+        step("aggregates_view")
+        agg.settled_minimums_dropped(features.updates(order, entities), snapshot)
+        step("counter_updates")
+        rows = features.compute(view).reshape(1, -1)
+        step("feature_row")
+        scores, contributions = model.scores_and_contributions(rows)
+        step("trees_and_calibration")
+        reasons = explain_rows(rows, contributions)[0]
+        step("explanations")
+        hits = rules.list_hits(view) + rules.evaluate_row(rows[0])
+        step("rules")
+        decide(
+            order_id=order.order_id,
+            score=float(scores[0]),
+            hits=hits,
+            reasons=reasons,
+            thresholds=model.thresholds,
+            model_version=model.version,
+            degraded=False,
+            decided_at=order.created_at,
+        )
+        step("decision")
+    return {name: round(statistics.median(values), 1) for name, values in steps.items()}
 
 
 def _seconds(code: str, env: dict[str, str]) -> tuple[float, list[str]]:
