@@ -61,9 +61,7 @@ def _cpu(fn: Callable[[], object]) -> float:
     return (time.thread_time_ns() - start) / 1e3
 
 
-def scoring_path(
-    days: int, orders_per_day: int, samples: int
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def scoring_path(days: int, orders_per_day: int, samples: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     history = simulate(SimulationConfig(days=days, seed=11, orders_per_day=orders_per_day))
     payloads = [s.order for s in history]
     warm, probe = payloads[:-samples], payloads[-samples:]
