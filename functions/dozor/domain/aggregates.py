@@ -50,19 +50,22 @@ break DynamoDB's 400 KB item limit and fail every order to it.
 
 **Size at the limit.** The busiest item is a top seller's shard: every 5-minute, hourly and
 daily bucket populated (36 + 26 + 31 slots, two numbers each), about 190 attributes, ~1.8 KB,
-whatever the seller's volume (volume grows the numbers' digits, not their count), plus ~18
-bytes per container writing to it (40 at a 20,000 orders/s peak): under 3 KB, 3 write units. A pickup
-point address adds its link sketches (~600 bytes). Nothing grows with traffic or with the number
-of distinct buyers, so no entity can approach 400 KB; if one ever did (a bug), DynamoDB rejects
-the update with a ValidationException, the commit fails as invalid and the record goes to the
-DLQ rather than silently truncating history.
+whatever the seller's volume (volume grows the numbers' digits, not their count), plus ~18 bytes
+per container writing to it (40 at a 20,000 orders/s peak): ~2.6 KB measured, 3 write units. A
+pickup point address adds its link sketches (~600 bytes). Nothing grows with traffic or with the
+number of distinct buyers, so no entity can approach 400 KB. If one ever did (a bug), DynamoDB
+would refuse that entity's update with a ValidationException: the decision is already stored and
+answered, the update fails as invalid input, checkout hands the order to the pending-commits
+queue, whose function fails it into its DLQ after its attempts (the order's counting still owed
+on the decision, visible and replayable), and no other entity or order is affected: history is
+never silently truncated.
 
 Labels (chargebacks, confirmed fraud, lost parcels) count into the same item at the time they
 were *reported*: the lifetime totals and the ``F`` / ``L`` daily buckets, so an order sees only
 the labels reported before it, in serving and in replay alike.
 
 Storage is generic: a read returns ``{(pk, sk): {attr: value}}`` and a write is a list of
-`ContainerUpdate` (atomic ADDs, set-adds, minimums, removals), so DynamoDB and the in-memory
+`ContainerUpdate` (atomic ADDs, set-adds and minimums), so DynamoDB and the in-memory
 store used for training replay apply exactly the same arithmetic.
 
 **Arrival order.** SQS delivers orders late and out of order, within a batch and across batches.
