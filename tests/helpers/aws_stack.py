@@ -41,8 +41,8 @@ class Stack:
         merged: dict[str, Any] = {}
         for shard in shard_pks(pk, pk.split("#", 1)[0]):
             item = ddb.get_item(Key={"pk": shard, "sk": sk}).get("Item", {})
-            for k, v in item.items():
-                v = float(v) if hasattr(v, "as_tuple") else v
+            for k, raw in item.items():
+                v = float(raw) if hasattr(raw, "as_tuple") else raw
                 if k not in merged:
                     merged[k] = v
                 elif k == "first_seen":

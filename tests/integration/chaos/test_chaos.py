@@ -196,9 +196,8 @@ def _normal(value: Any) -> Any:
     if isinstance(value, dict) and set(value) in ({"SS"}, {"NS"}):  # sets come back in any order
         return {k: sorted(v) for k, v in value.items()}
     if isinstance(value, dict):
-        return {
-            k: _normal(v) for k, v in sorted(value.items()) if k not in VOLATILE and not k.startswith(WRITER_SLOT)
-        }
+        kept = (k for k in sorted(value) if k not in VOLATILE and not k.startswith(WRITER_SLOT))
+        return {k: _normal(value[k]) for k in kept}
     if isinstance(value, str) and SHARD.match(value):
         return SHARD.sub(r"\1", value)
     if isinstance(value, list):
