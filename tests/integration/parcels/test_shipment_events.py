@@ -18,6 +18,7 @@ from dozor.domain.fraud.scoring import PendingCommit
 from dozor.handlers.parcels import shipment_events
 from dozor_local.event_source import deliver_once
 from dozor_local.invoke import invoke_handler
+from tests.helpers.faults import Faults, sent
 from tests.helpers.shipments import (
     EVENTS,
     ParcelStack,
@@ -291,3 +292,34 @@ def test_scans_back_filled_after_a_carrier_outage_raise_no_stall_but_a_silent_pa
     assert raised == [("LP-10", "STALLED")]
     (gap,) = feeds.gaps("CAINIAO", datetime.now(UTC))
     assert timedelta(hours=39) < gap.end - gap.start < timedelta(hours=41)
+
+
+def test_a_batch_that_fails_whole_is_applied_parcel_by_parcel_and_only_the_failing_parcel_is_retried(
+    parcel_stack: ParcelStack,
+) -> None:
+    # Given a store that fails, with an error the tracking service does not expect, every request
+    # naming one parcel (LP-BAD): the batched read for the whole batch fails with it
+    faults = Faults()  # hooked before the handler builds its clients
+
+    def lp_bad_breaks(params: dict[str, Any], **_: Any) -> None:
+        if "LP-BAD" in sent(params):
+            raise RuntimeError("injected: an unexpected failure on LP-BAD")
+
+    good = [
+        json.dumps(scan("LP-GOOD", status, hours_ago(h)))
+        for status, h in (("IN_TRANSIT", 30), ("CUSTOMS", 10))
+    ]
+    bad = [json.dumps(scan("LP-BAD", "IN_TRANSIT", hours_ago(20)))]
+    event = sqs_event(good + bad)
+    bad_ids = [r["messageId"] for r in event["Records"][len(good) :]]
+
+    # When the batch arrives
+    with faults.on("before-call.dynamodb.*", lp_bad_breaks):
+        failures = _handle(parcel_stack, event)
+
+    # Then each parcel was applied alone: LP-GOOD's scans are stored once, and only LP-BAD's
+    # record is reported failed, to be redelivered
+    assert failures == bad_ids
+    parcel = parcel_stack.parcel("LP-GOOD")
+    assert [s["status"] for s in parcel["scans"]] == ["IN_TRANSIT", "CUSTOMS"] and parcel["version"] == 1
+    assert "parcel" not in parcel_stack.parcel_item("LP-BAD")  # nothing stored: its scan comes again
