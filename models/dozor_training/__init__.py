@@ -4,10 +4,12 @@
   replay through the serving feature code, the fraud trainer and its commands and benchmarks.
 - ``parcels/``: simulated shipments for those orders, the offline sweep and alert metrics
   (``evaluation``), the parcel-loss trainer and its report sections, the serving-path replay.
-- Shared by both: history files (``history`` reads, ``history_writer`` writes, ``history_commands``
-  simulate and score-batch), the booster fit and calibration (``fitting``), the model-agnostic
-  evaluation (``evaluation``, ``thresholds``) and report (``report``, ``report_plots``,
-  ``report_text``); and the ``dozor`` CLI and the demo on top.
+- Shared by both: history files (``history`` reads, ``history_rejects`` reports and quarantines
+  bad rows, ``history_writer`` writes, ``history_commands`` simulate and score-batch), the booster
+  fit and calibration (``fitting``), hyperparameter search on time-ordered folds (``tune``), the
+  model-agnostic evaluation (``evaluation``, ``thresholds``) and report (``report``,
+  ``report_plots``, ``report_text``, ``report_selection``); and the ``dozor`` CLI and the demo on top.
+  ``fraud/coverage`` says which feature families a history fed.
 """
 
 import os

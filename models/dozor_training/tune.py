@@ -3,12 +3,13 @@
 The training rows, oldest first, are cut into ``folds + 1`` consecutive blocks of equal size.
 Fold i fits on blocks 0..i and is validated on block i+1, the next stretch of time: never a
 shuffled split, since a model always meets orders newer than the ones it learned from. Each
-candidate is fitted on every fold with early stopping on that fold's validation block; its score
-is the mean validation average precision at each fold's best round, and its number of rounds the
-median of those rounds. Candidates are the current parameters first, then a seeded random
-search, until the next candidate would overrun the budget; boosting itself stops at the budget's
-end, and a candidate cut short there is left out (the defaults, always tried first, are kept as
-far as they got). The best mean wins (ties: the earlier, so the defaults).
+candidate is boosted on every fold in lockstep; after each round the validation average precision
+is averaged over the folds (the validation curve), boosting stops when that mean has not improved
+for a while, and the candidate's score and number of rounds are the curve's best. Candidates are
+the current parameters first, then a seeded random search, until the next candidate would overrun
+the budget; boosting itself stops at the budget's end, and a candidate cut short there is left
+out (the defaults, always tried first, are kept as far as they got). The best score wins (ties:
+the earlier, so the defaults).
 
 Fit rows carry the labels known at the training cut-off, as the final fit's do: the folds compare
 hyperparameters on the model the final fit will be, not on one with fewer labels. Features are
@@ -61,10 +62,10 @@ class Trial:
     """One candidate's result on the folds."""
 
     params: dict[str, float]  # the searched dimensions only
-    score: float  # mean validation AP over folds, each at its best round
-    fold_scores: list[float]
-    rounds: int  # median best round (1-based: trees kept)
-    curve: list[float]  # mean validation AP after each round, over the folds still boosting
+    score: float  # the best mean validation AP over the folds
+    fold_scores: list[float]  # each fold's validation AP at that round
+    rounds: int  # the round it was reached at (1-based: trees kept)
+    curve: list[float]  # mean validation AP over the folds after each round
     seconds: float
     complete: bool = True  # false when the budget ran out while it was boosting
 
@@ -219,55 +220,38 @@ def _trial(
     config: TuneConfig,
     deadline: float,
 ) -> Trial:
+    """Boost every fold in lockstep, one round at a time, and stop when their mean validation AP
+    has not improved for ``early_stopping_rounds`` (as ``xgb.cv`` does, on time-ordered folds)."""
     started = time.perf_counter()
-    scores: list[float] = []
-    rounds: list[int] = []
-    curves: list[list[float]] = []
     params = params | {"eval_metric": "aucpr", "nthread": config.nthread}
-    budget = _Deadline(deadline)
-    for fit, valid in matrices:
-        history: dict[str, dict[str, list[float]]] = {}
-        xgb.train(
-            params,
-            fit,
-            config.max_rounds,
-            evals=[(valid, "validation")],
-            early_stopping_rounds=config.early_stopping_rounds,
-            evals_result=history,
-            verbose_eval=False,
-            callbacks=[budget],
-        )
-        curve = history["validation"]["aucpr"]
-        best = int(np.argmax(curve))  # early stopping's best round (the first of equal scores)
-        scores.append(float(curve[best]))
-        rounds.append(best + 1)
-        curves.append(curve)
+    boosters = [xgb.Booster(params, [fit, valid]) for fit, valid in matrices]
+    per_fold: list[list[float]] = [[] for _ in matrices]
+    curve: list[float] = []
+    best = 0
+    complete = True
+    for i in range(config.max_rounds):
+        for booster, (fit, valid), scores in zip(boosters, matrices, per_fold, strict=True):
+            booster.update(fit, i)
+            scores.append(_aucpr(booster.eval_set([(valid, "validation")], i)))
+        curve.append(float(np.mean([scores[-1] for scores in per_fold])))
+        if curve[i] > curve[best]:
+            best = i
+        if i - best >= config.early_stopping_rounds:
+            break
+        if time.perf_counter() > deadline:
+            complete = False
+            break
     return Trial(
         params=point,
-        score=float(np.mean(scores)),
-        fold_scores=scores,
-        rounds=int(np.median(rounds)),
-        curve=_mean_curve(curves),
+        score=curve[best],
+        fold_scores=[scores[best] for scores in per_fold],
+        rounds=best + 1,
+        curve=curve,
         seconds=time.perf_counter() - started,
-        complete=not budget.passed,
+        complete=complete,
     )
 
 
-class _Deadline(xgb.callback.TrainingCallback):
-    """Stops boosting once the tuning budget has run out (checked after every round)."""
-
-    def __init__(self, deadline: float) -> None:
-        super().__init__()
-        self.deadline = deadline
-        self.passed = False
-
-    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-        self.passed = self.passed or time.perf_counter() > self.deadline
-        return self.passed
-
-
-def _mean_curve(curves: Sequence[Sequence[float]]) -> list[float]:
-    """Mean over the folds after each round; a fold that stopped early holds its last value."""
-    length = max(len(c) for c in curves)
-    padded = np.array([list(c) + [c[-1]] * (length - len(c)) for c in curves], dtype=np.float64)
-    return [float(v) for v in padded.mean(axis=0)]
+def _aucpr(evaluation: str) -> float:
+    """The metric of ``Booster.eval_set``'s text: ``[12]\tvalidation-aucpr:0.61``."""
+    return float(evaluation.rsplit(":", 1)[1])

@@ -126,10 +126,15 @@ class Coverage:
     def report_lines(self) -> list[str]:
         """The report's table: each family, how many of its features carried information."""
         total = sum(v["features"] for v in self.families.values())
-        lines = [
+        varied = (
             f"{total - len(self.constant)} of {total} features varied on the training rows; the other "
             f"{len(self.constant)} held one value (never sent, or always the same), so the model "
-            "could not use them. They stay in the artifact because serving computes them.",
+            "could not use them. They stay in the artifact because serving computes them."
+            if self.constant
+            else f"All {total} features varied on the training rows."
+        )
+        lines = [
+            varied,
             "",
             "| feature family | features | informative | constant |",
             "|---|---:|---:|---|",
