@@ -67,6 +67,10 @@ def test_a_reviewer_marks_an_order_fraud_and_the_label_lands_in_the_labels_table
     console.get_by_role("heading", name="Settled: fraud").wait_for()
     assert "arn:aws:iam::" in console.get_by_role("status").inner_text()
     assert seed.wait_for("fraud label", lambda: labels_of(local, "o-review-1")) == ["fraud_confirmed"]
+    # And a search signs any order id the way the gateway checks it (spaces, non-ASCII: 404, not 403)
+    console.get_by_label("Find a decision by order id").fill("o-ü 7+1")
+    console.get_by_role("button", name="Find").click()
+    console.get_by_text("404: no decision for order o-ü 7+1").wait_for()
     # And the case has left the queue; the other is still there
     console.get_by_role("link", name="Reviews").click()
     console.get_by_role("link", name="o-review-2").wait_for()
