@@ -97,6 +97,32 @@ def test_a_chargeback_is_stored_and_counted_once_however_often_it_arrives(
     assert row[FEATURE_INDEX["seller_fraud_rate_7d"]] == pytest.approx(1.0)
 
 
+def test_each_feedback_leaves_one_audit_line_naming_its_subject_and_what_recording_did(
+    labelled: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a scored order
+    score(labelled, make_order("o-1", card="fp-stolen"))
+    capsys.readouterr()
+    # When its chargeback arrives twice, then its fraud confirmation, then a lost parcel's report
+    lost = {"parcel_id": "p-9", "kind": "lost", "reported_at": BASE_TIME.isoformat()}
+    confirmed = chargeback("o-1", 90) | {"kind": "fraud_confirmed"}
+    send_feedback(labelled, chargeback("o-1", 60), chargeback("o-1", 60), confirmed, lost)
+    # Then the function's log says, per message, which subject it was and what recording did:
+    # what ops reads to tell a counted label from a redelivery
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    audit = [
+        (a.get("order_id"), a.get("parcel_id"), a["kind"], a["outcome"])  # None fields are left out
+        for a in lines
+        if a.get("message") == "feedback recorded"
+    ]
+    assert audit == [
+        ("o-1", None, "chargeback", "counted"),
+        ("o-1", None, "chargeback", "duplicate"),
+        ("o-1", None, "fraud_confirmed", "already_counted"),
+        (None, "p-9", "lost", "stored"),
+    ]
+
+
 def test_feedback_for_an_unknown_order_or_a_parcel_is_stored_without_counting(labelled: Stack) -> None:
     result = send_feedback(
         labelled,
