@@ -56,7 +56,6 @@ KINDS = features.ENTITY_KINDS
 _LINKED = sorted({other for linked in features.LINKS.values() for other in linked})  # kinds linked to
 _CHUNK = 4096  # orders a worker takes at a time (workers alternate chunks)
 _MEMO_LIMIT = 500_000  # hashed values remembered per run; the cache restarts past this
-_BLOCK_ROWS = 65_536
 
 Orders = Sequence[Order] | Callable[[], Iterable[Order]] | Iterable[Order]
 
@@ -86,7 +85,7 @@ class _Part:
     positions: np.ndarray  # int64 stream positions of its orders
     codes: dict[str, np.ndarray]  # kind -> int64 code into ``values`` per order, -1 if none
     values: dict[str, list[str]]  # kind -> the entity values it met (hashed if personal), by code
-    rows: list[np.ndarray]  # float32 blocks: `features.compute` of the order with no history
+    rows: Path  # raw float32 rows, one per position: `features.compute` of the order with no history
 
 
 @dataclass
@@ -159,11 +158,12 @@ def order_columns(
     reusable = isinstance(orders, list | tuple) or callable(orders)
     if not reusable or "fork" not in multiprocessing.get_all_start_methods():
         workers = 1
-    stream, parts = _extract(orders, memo, max(1, workers))
-    keep = _sequence(stream, arrival)
+    with tempfile.TemporaryDirectory(prefix="dozor-columnar-") as tmp:
+        stream, parts = _extract(orders, memo, max(1, workers), Path(tmp))
+        keep = _sequence(stream, arrival)
+        matrix = _order_rows(parts, keep, len(stream.created))
     created = stream.created[keep]
     order_ids = [stream.order_ids[i] for i in keep.tolist()]
-    matrix = _order_rows(parts, keep, len(stream.created))
     codes, values = _entity_codes(parts, keep, len(stream.created))
     del parts
     clock = np.maximum.accumulate(created) if len(created) else created
@@ -279,38 +279,35 @@ def _sequence(stream: _Stream, arrival: bool) -> np.ndarray:
 # --- per-order extraction ---------------------------------------------------------------------
 
 
-def _extract(orders: Orders, hasher: PiiHasher, workers: int) -> tuple[_Stream, list[_Part]]:
+def _extract(orders: Orders, hasher: PiiHasher, workers: int, tmp: Path) -> tuple[_Stream, list[_Part]]:
     """Stream every order once per worker; each worker identifies and computes its own chunks."""
-    if workers == 1:
-        stream, part = _extract_part(orders, hasher, 0, 1, record=True)
-        return stream, [part]
-    with tempfile.TemporaryDirectory(prefix="dozor-columnar-") as tmp:
-        children = []
-        for number in range(1, workers):
-            out = Path(tmp) / f"part-{number}"
-            child = multiprocessing.get_context("fork").Process(
-                target=_extract_child, args=(orders, hasher, number, workers, out), daemon=True
-            )
-            child.start()
-            children.append((child, out))
-        try:
-            stream, part = _extract_part(orders, hasher, 0, workers, record=True)
-        finally:
-            for child, _ in children:
-                child.join()
-        parts = [part]
-        for child, out in children:
-            if child.exitcode != 0:
-                raise RuntimeError(f"a replay worker failed ({child.exitcode})")
-            with (out / "part.pickle").open("rb") as f:
-                parts.append(pickle.load(f))
+    children = []
+    for number in range(1, workers):
+        out = tmp / f"part-{number}.pickle"
+        child = multiprocessing.get_context("fork").Process(
+            target=_extract_child, args=(orders, hasher, number, workers, out), daemon=True
+        )
+        child.start()
+        children.append((child, out))
+    try:
+        stream, part = _extract_part(orders, hasher, 0, workers, tmp / "rows-0.f32", record=True)
+    finally:
+        for child, _ in children:
+            child.join()
+    parts = [part]
+    for child, out in children:
+        if child.exitcode != 0:
+            raise RuntimeError(f"a replay worker failed ({child.exitcode})")
+        with out.open("rb") as f:
+            parts.append(pickle.load(f))
     return stream, parts
 
 
 def _extract_part(
-    orders: Orders, hasher: PiiHasher, number: int, workers: int, *, record: bool
+    orders: Orders, hasher: PiiHasher, number: int, workers: int, rows_file: Path, *, record: bool
 ) -> tuple[_Stream, _Part]:
-    """Identify and compute the orders of this worker's chunks; with ``record``, note every order."""
+    """Identify and compute the orders of this worker's chunks, their order-only rows written to
+    ``rows_file`` (raw float32) rather than held; with ``record``, note every order's id and time."""
     source = orders() if callable(orders) else orders
     order_ids: list[str] = []
     created: list[float] = []
@@ -321,9 +318,9 @@ def _extract_part(
     codes = {kind: array("q") for kind in KINDS}
     per_kind = [(kind, index[kind], codes[kind].append) for kind in KINDS]
     width = len(features.FEATURE_NAMES)
-    blocks: list[np.ndarray] = []
-    block = np.empty((0, width), dtype=np.float32)
+    block = np.empty((_CHUNK, width), dtype=np.float32)
     row = 0
+    sink = rows_file.open("wb")
     compute, identify, view = features.compute, features.identify, features.OrderView
     # The hot loop: everything per order that is not the serving code itself is kept minimal.
     for pos, order in enumerate(source):
@@ -334,9 +331,8 @@ def _extract_part(
             buyers.append(order.buyer.id)
         if (pos // _CHUNK) % workers != number:
             continue
-        if row == len(block):
-            block = np.empty((_BLOCK_ROWS, width), dtype=np.float32)
-            blocks.append(block)
+        if row == _CHUNK:
+            sink.write(block.data)
             row = 0
         entities = identify(order, hasher)
         for kind, known, append in per_kind:
@@ -351,8 +347,8 @@ def _extract_part(
         block[row] = compute(view(order, {}))
         row += 1
         positions.append(pos)
-    if blocks:
-        blocks[-1] = blocks[-1][:row]
+    sink.write(block[:row].data)
+    sink.close()
     stream = _Stream(
         order_ids, np.asarray(created, dtype=np.float64), np.asarray(amounts, dtype=np.float64), buyers
     )
@@ -360,35 +356,36 @@ def _extract_part(
         positions=np.frombuffer(positions, dtype=np.int64),
         codes={kind: np.frombuffer(codes[kind], dtype=np.int64) for kind in KINDS},
         values={kind: list(index[kind]) for kind in KINDS},
-        rows=blocks,
+        rows=rows_file,
     )
     return stream, part
 
 
 def _extract_child(orders: Orders, hasher: PiiHasher, number: int, workers: int, out: Path) -> None:
     try:
-        _, part = _extract_part(orders, hasher, number, workers, record=False)
-        out.mkdir()
-        with (out / "part.pickle").open("wb") as f:
+        _, part = _extract_part(orders, hasher, number, workers, out.with_suffix(".f32"), record=False)
+        with out.open("wb") as f:
             pickle.dump(part, f, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # the parent reads the same orders and reports the same error
         sys.exit(1)
 
 
 def _order_rows(parts: list[_Part], keep: np.ndarray, n: int) -> np.ndarray:
-    """The order-only feature rows of the replayed positions, in sequence order."""
+    """The order-only feature rows of the replayed positions, in sequence order, read from the
+    workers' files a chunk at a time (the matrix is the only copy held)."""
     width = len(features.FEATURE_NAMES)
     at = np.full(n, -1, dtype=np.int64)
     at[keep] = np.arange(len(keep))
     matrix = np.empty((len(keep), width), dtype=np.float32)
+    buffer = np.empty((_CHUNK, width), dtype=np.float32)
     for part in parts:
-        offset = 0
-        while part.rows:
-            block = part.rows.pop(0)  # freed as it is copied
-            target = at[part.positions[offset : offset + len(block)]]
-            chosen = target >= 0
-            matrix[target[chosen]] = block[chosen]
-            offset += len(block)
+        with part.rows.open("rb") as f:
+            for offset in range(0, len(part.positions), _CHUNK):
+                chunk = buffer[: min(_CHUNK, len(part.positions) - offset)]
+                f.readinto(chunk.data.cast("B"))
+                target = at[part.positions[offset : offset + len(chunk)]]
+                chosen = target >= 0
+                matrix[target[chosen]] = chunk[chosen]
     return matrix
 
 
