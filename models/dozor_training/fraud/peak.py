@@ -124,6 +124,7 @@ def deployed(config: PeakConfig) -> Iterator[Any]:
 
     from dozor.domain import aggregates as agg  # noqa: PLC0415
     from dozor.handlers.fraud.wiring import dependencies, feedback_recorder  # noqa: PLC0415
+    from dozor.handlers.http_throttle import caller_limiter  # noqa: PLC0415
     from dozor.handlers.wiring import logger  # noqa: PLC0415
     from dozor_local.stack import LocalStack  # noqa: PLC0415
 
@@ -139,11 +140,15 @@ def deployed(config: PeakConfig) -> Iterator[Any]:
             # The budget is for Lambda on DynamoDB; moto on a shared machine is slower than that
             # and would hand orders to the pending queue for its own sake. Latency is modelled.
             os.environ["DECISION_BUDGET_MS"] = "10000"
+            # Checkout is one caller sending the whole peak: its limit is raised for the day, as
+            # ops would (CallerLimitOverrides); the limiter's own shared count still runs.
+            os.environ["CALLER_RATE_LIMIT"] = str(config.peak_per_second * 2)
+            os.environ["CALLER_BURST_LIMIT"] = str(config.peak_per_second * 2)
             logger.setLevel("ERROR")
-            for cache in (dependencies, feedback_recorder):
+            for cache in (dependencies, feedback_recorder, caller_limiter):
                 cache.cache_clear()
             yield local
-            for cache in (dependencies, feedback_recorder):
+            for cache in (dependencies, feedback_recorder, caller_limiter):
                 cache.cache_clear()
     finally:
         os.environ.clear()
