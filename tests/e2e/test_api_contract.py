@@ -32,8 +32,8 @@ from dozor_local.server import LocalServer
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = 400  # per scoring operation and generation mode: 2 operations x 2 modes, 1,600 requests
-# The console's 11 operations (reviewers and ops, not checkout's hot path): 20 each per mode, 440.
-CONSOLE_EXAMPLES = 20
+# The console's 11 operations (people, not checkout's hot path): 10 each per mode, 220 requests.
+CONSOLE_EXAMPLES = 10
 SEED = 20261201
 BUDGET_SECONDS = 150
 CHECKS = [

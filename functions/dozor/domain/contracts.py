@@ -51,7 +51,19 @@ def _sane_instant(value: datetime, info: ValidationInfo) -> datetime:
     return value
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
+# In the OpenAPI document: the year bounds as a pattern on the year as written (what
+# `_sane_instant` checks). "Not more than a day ahead of now" moves with the clock, which no JSON
+# Schema keyword can say: the description says it, and the API answers 422 naming the field.
+Instant = Annotated[
+    AwareDatetime,
+    AfterValidator(_sane_instant),
+    Field(
+        description=f"An ISO 8601 date-time with its UTC offset, in the years {EARLIEST_YEAR}-"
+        f"{LATEST_YEAR} as written, and no more than a day ahead of now when it arrives (422 otherwise)",
+        examples=["2026-11-25T10:15:30+03:00"],
+        json_schema_extra={"pattern": "^20[0-9]{2}-"},  # 2000-2099
+    ),
+]
 
 
 def ensure_not_ahead(field: str, value: datetime | None, now: datetime) -> None:
@@ -155,6 +167,7 @@ class Order(_Model):
             allow_inf_nan=False,
             description="0 (a fully discounted order) or at least 0.01, at most 50,000,000 RUB once "
             "converted; rounded to 0.01",
+            json_schema_extra={"anyOf": [{"const": 0}, {"minimum": 10**-MINOR_UNIT_DIGITS}]},
         ),
         AfterValidator(_zero_or_a_minor_unit),
         MinorUnit,

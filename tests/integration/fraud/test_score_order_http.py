@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -141,6 +142,20 @@ def test_the_amount_cap_applies_after_conversion(
         assert "amount" in {f["field"] for f in assert_error(body, "invalid_request")["fields"]}
 
 
+@pytest.mark.parametrize("field", ["created_at", "buyer.account_created_at"])
+def test_an_instant_more_than_a_day_ahead_is_422_naming_its_field(stack: Stack, field: str) -> None:
+    order = make_order(f"o-http-ahead-{field}")
+    ahead = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    if field == "created_at":
+        order["created_at"] = ahead
+    else:
+        order["buyer"]["account_created_at"] = ahead
+    got, body, _ = post(stack, order)
+    assert got == 422
+    assert [f["field"] for f in assert_error(body, "invalid_request")["fields"]] == [field]
+    assert ahead not in json.dumps(body)  # the rule is named, the value is not echoed
+
+
 def test_openapi_documents_every_status_with_its_body_and_the_security_scheme(stack: Stack) -> None:
     status, doc, _ = call(stack, api_event("GET", "/v1/openapi.json"))
     assert status == 200
@@ -164,5 +179,9 @@ def test_openapi_documents_every_status_with_its_body_and_the_security_scheme(st
         # 429: a caller over its own limit (Dozor's body) or the route's shared one (AWS's)
         either = responses["429"]["content"]["application/json"]["schema"]["anyOf"]
         assert {ref["$ref"].rsplit("/", 1)[1] for ref in either} == {"ErrorBody", "GatewayError"}
+    # created_at's years as a pattern; the clock's bound in its description (no keyword can say it)
+    created = doc["components"]["schemas"]["Order"]["properties"]["created_at"]
+    assert created["format"] == "date-time" and created["pattern"] == "^20[0-9]{2}-"
+    assert "a day ahead of now" in created["description"]
     error = doc["components"]["schemas"]["ErrorDetail"]
     assert set(error["required"]) == {"code", "message"} and "fields" in error["properties"]
