@@ -151,6 +151,10 @@ def test_a_list_entry_changes_the_next_decision_for_that_entity(
     assert "arn:aws:iam::" in row.inner_text() and "yes" in row.inner_text()  # who, and applied
     assert "fp-stolen-1" not in console.content()  # only the card's keyed hash is shown
     shoot(console, screenshots, "lists")
+    # Its history is one signed query away (the key's "#" encoded in the query string)
+    row.get_by_role("button", name="History").click()
+    history = console.get_by_role("table").filter(has_text="Changes of card#")
+    history.get_by_role("cell", name="chargeback wave from this card").wait_for()
 
     # Then the card's next order is declined by the list, with the rule saying so
     status, second = seed.call(
