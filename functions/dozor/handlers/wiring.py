@@ -7,18 +7,77 @@ clients, adapters and services on first use, once per container.
 
 from __future__ import annotations
 
+import numbers
+import os
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 from botocore.config import Config
 
 from dozor.domain.budget import Budget
 
+
+class _NoSegment(BaseSegment):
+    def close(self, end_time: int | None = None) -> None:
+        pass
+
+    def add_subsegment(self, subsegment: Any) -> None:
+        pass
+
+    def remove_subsegment(self, subsegment: Any) -> None:
+        pass
+
+    def put_annotation(self, key: str, value: str | numbers.Number | bool) -> None:
+        pass
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        pass
+
+    def add_exception(self, exception: BaseException, stack: list[Any], remote: bool = False) -> None:
+        pass
+
+
+class _Untraced(BaseProvider):
+    """The tracer's provider when tracing is off: powertools would load X-Ray's SDK all the same."""
+
+    @contextmanager
+    def in_subsegment(self, name: str | None = None, **kwargs: Any) -> Iterator[BaseSegment]:
+        yield _NoSegment()
+
+    @asynccontextmanager
+    async def in_subsegment_async(self, name: str | None = None, **kwargs: Any) -> AsyncIterator[BaseSegment]:
+        yield _NoSegment()
+
+    def put_annotation(self, key: str, value: str | numbers.Number | bool) -> None:
+        pass
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        pass
+
+    def patch(self, modules: Sequence[str]) -> None:
+        pass
+
+    def patch_all(self) -> None:
+        pass
+
+
+def _tracing_off() -> bool:
+    """When powertools turns tracing off: asked to, outside Lambda, or under SAM local or Chalice."""
+    if resolve_truthy_env_var_choice(env=os.getenv("POWERTOOLS_TRACE_DISABLED", "false")):
+        return True
+    in_lambda = bool(os.getenv("LAMBDA_TASK_ROOT"))
+    return not in_lambda or bool(os.getenv("AWS_SAM_LOCAL") or os.getenv("AWS_CHALICE_CLI_MODE"))
+
+
 logger = Logger()
 # botocore is the only client the functions call out with. Patching every library X-Ray knows
 # imports each one that is installed (requests, httplib, sqlite3, ...) at every cold start.
-tracer = Tracer(patch_modules=("botocore",))
+tracer = Tracer(provider=_Untraced()) if _tracing_off() else Tracer(patch_modules=("botocore",))
 metrics = Metrics()
 
 # Queue functions: nobody waits on them, so botocore may retry a throttled call a few times.
