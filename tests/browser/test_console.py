@@ -34,6 +34,20 @@ def shoot(page: Any, where: Path | None, name: str) -> None:
     image.quantize(colors=256).save(where / f"{name}.png", optimize=True)
 
 
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, button")]
+    .filter((e) => (e.labels ? e.labels.length === 0 : true) && !(e.textContent || "").trim())
+    .map((e) => e.outerHTML)"""
+
+
+def assert_keyboard_usable(page: Any) -> None:
+    """Every control has a label or text (what a screen reader and the Tab key land on), and the
+    focused element is visibly outlined."""
+    assert page.evaluate(UNLABELLED) == []
+    page.keyboard.press("Tab")
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none"), outline
+
+
 def labels_of(local: LocalServer, order_id: str) -> list[str]:
     items = local.client("dynamodb").query(
         TableName=local.stack.physical_id("LabelsTable"),
@@ -55,11 +69,13 @@ def test_a_reviewer_marks_an_order_fraud_and_the_label_lands_in_the_labels_table
     assert "LIST_REVIEW_CARD" in queue.inner_text()
     assert re.search(r"\d+ orders 30 d", queue.inner_text())  # the buyer's and seller's history
     shoot(console, screenshots, "reviews")
+    assert_keyboard_usable(console)
 
     # When the reviewer opens one and marks it fraud, with a note
     queue.get_by_role("link", name="o-review-1").click()
     console.get_by_role("heading", name="Why: the reasons that moved the score").wait_for()
     shoot(console, screenshots, "order")
+    assert_keyboard_usable(console)
     console.get_by_label("Note (optional)").fill("card reported stolen by its bank")
     console.get_by_role("button", name="Mark fraud").click()
 
@@ -94,6 +110,7 @@ def test_an_ops_user_filters_alerts_and_opens_a_parcels_timeline(
     alerts = console.get_by_role("table").inner_text()
     assert "LP-STL-1" in alerts and "LP-STL-2" not in alerts and "LP-EXC-1" not in alerts
     shoot(console, screenshots, "ops")
+    assert_keyboard_usable(console)
 
     # And open the parcel
     console.get_by_role("link", name="LP-STL-1").click()
@@ -105,6 +122,7 @@ def test_an_ops_user_filters_alerts_and_opens_a_parcels_timeline(
     assert timeline.locator("rect.late").count() >= 1
     assert timeline.locator("circle.scan").count() == 3
     shoot(console, screenshots, "parcel")
+    assert_keyboard_usable(console)
 
     # When they acknowledge it, then resolve it
     console.get_by_label("Note on STALLED").fill("asked CAINIAO for a trace")
@@ -151,6 +169,7 @@ def test_a_list_entry_changes_the_next_decision_for_that_entity(
     assert "arn:aws:iam::" in row.inner_text() and "yes" in row.inner_text()  # who, and applied
     assert "fp-stolen-1" not in console.content()  # only the card's keyed hash is shown
     shoot(console, screenshots, "lists")
+    assert_keyboard_usable(console)
     # Its history is one signed query away (the key's "#" encoded in the query string)
     row.get_by_role("button", name="History").click()
     history = console.get_by_role("table").filter(has_text="Changes of card#")
@@ -224,6 +243,7 @@ def test_the_model_page_shows_both_versions_and_how_often_the_shadow_disagrees(
             r"[1-9]\d* of [1-9]\d* orders scored by both would have been decided otherwise", text
         )
         shoot(console, screenshots, "model")
+        assert_keyboard_usable(console)
     finally:
         assert main(["publish", "--shadow", "--clear", *args]) == 0
 
