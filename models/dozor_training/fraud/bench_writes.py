@@ -248,6 +248,7 @@ def measure(
     import boto3  # noqa: PLC0415
 
     from dozor.adapters.memory import CollectingReviewQueue, InMemoryDecisionStore  # noqa: PLC0415
+    from dozor.domain import aggregates as agg  # noqa: PLC0415
     from dozor.domain.contracts import Order  # noqa: PLC0415
     from dozor.domain.fraud.scoring import OrderScoring  # noqa: PLC0415
 
@@ -258,6 +259,10 @@ def measure(
             offline = OrderScoring(memory, CollectingReviewQueue(), scoring.model, scoring._hasher)
             for payload in warm:
                 offline.commit(offline.prepare([Order.model_validate(payload)], within_budget=False)[0])
+            # As the store holds them: every write prunes what no window reads any more
+            newest = int(Order.model_validate(warm[-1]).created_at.timestamp()) // agg.FIVE_MINUTES
+            for held in memory.aggregates.items.values():
+                agg.prune(held, newest)
             preload(reader, table, memory.aggregates.items, store.shard)
         meter = WriteMeter(reader)
         meter.install(store._client.meta)  # the scoring store's own client

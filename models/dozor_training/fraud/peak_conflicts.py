@@ -99,13 +99,13 @@ class ConflictModel:
         for attempt in range(self.max_attempts):
             if all(self._fits(key, start) for key in keys):
                 break
+            self.counts["throttled"] += 1
+            if attempt == self.max_attempts - 1:
+                return _error("ProvisionedThroughputExceededException")
             self.counts["throttled, retried by the client"] += 1
             backoff = self.clock.rng.uniform(0, 0.05 * 2**attempt)
             self.clock.spent += backoff + duration
             start = self.clock.now
-        else:
-            self.counts["throttled"] += 1
-            return _error("ProvisionedThroughputExceededException")
         for key in keys:
             (self._txn_holds if transactional else self._writes)[key].append((start, end, self._request))
             self._charge(key, start, 3 if key.startswith("FeaturesTable|seller#") else 1)
