@@ -41,8 +41,9 @@ order and of the parcel sweeper showed, and what each patch does about it:
 - ``partition_queries``: moto answers every Query by sorting the whole table and then testing each
   item against the key condition; on a GSI too. The sweeper's 16 due-index queries an hour made
   that the cost of a demo's parcels. The items whose partition key matches are now found first
-  (the base table's partition directly; for an index, one pass over the items) and sorted the same
-  way, so moto filters, pages and projects the same list in the same order.
+  (the base table's partition directly; for an index, the items grouped by its partition key in
+  one pass, kept until the next request that may write) and sorted the same way, so moto
+  filters, pages and projects the same list in the same order.
 """
 
 from __future__ import annotations
@@ -410,12 +411,32 @@ def _light_errors(swaps: _Swaps) -> None:
 # --- partition_queries -----------------------------------------------------------------------------
 
 
+# Requests that never change an item; any other DynamoDB request starts a new generation, and the
+# index partitions grouped under the old one are not used again.
+_READS = frozenset(
+    {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable", "ListTables"}
+    | {"DescribeTimeToLive", "DescribeContinuousBackups", "ListTagsOfResource", "DescribeEndpoints"}
+)
+_generation = [0]
+# (id(table), index key attributes) -> (generation, table, {key values: items in table order})
+_grouped: dict[tuple[int, tuple[str, ...]], tuple[int, Any, dict[tuple[Any, ...], list[Any]]]] = {}
+
+
 def _partition_queries(swaps: _Swaps) -> None:
     from moto.dynamodb.models.dynamo_type import Item  # noqa: PLC0415
     from moto.dynamodb.models.table import Table  # noqa: PLC0415
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
 
     original_query = Table.query
     signature = inspect.signature(original_query)
+    original_call_action = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        try:
+            return original_call_action(self)
+        finally:
+            if self._get_action() not in _READS:
+                _generation[0] += 1
 
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         arguments = signature.bind(self, hash_key, *args, **kwargs).arguments
@@ -423,7 +444,21 @@ def _partition_queries(swaps: _Swaps) -> None:
             conditions = dict(arguments.get("hash_key_conditions") or [])
             if not conditions:
                 return original_query(self, hash_key, *args, **kwargs)
-            candidates = [item for item in _items(self) if _matches(item, conditions)]
+            names = tuple(conditions)
+            entry = _grouped.get((id(self), names))
+            if entry is None or entry[0] != _generation[0] or entry[1] is not self:
+                groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+                for item in _items(self):
+                    attrs = getattr(item, "attrs", None) or {}
+                    groups[tuple(_key_value(attrs.get(name)) for name in names)].append(item)
+                entry = _grouped[id(self), names] = (_generation[0], self, groups)
+            wanted = tuple(_key_value(conditions[name]) for name in names)
+            if _ODD in wanted:
+                pool = list(_items(self))
+            else:
+                odd = [i for key, items in entry[2].items() if _ODD in key for i in items]
+                pool = entry[2].get(wanted, []) + odd
+            candidates = [item for item in pool if _matches(item, conditions)]
         else:
             partition = self.items.get(hash_key) if hash_key is not None else None
             if partition is None:
@@ -440,6 +475,22 @@ def _partition_queries(swaps: _Swaps) -> None:
             del self.all_items
 
     swaps.set(Table, "query", query)
+    swaps.set(DynamoHandler, "call_action", call_action)
+
+
+_ODD = ("?",)  # a value not grouped by (type, value): its items are tested against every query
+
+
+def _key_value(value: Any) -> Any:
+    """What DynamoType equality compares (type and cast value), for the scalar key types."""
+    if value is None or getattr(value, "type", None) not in {"S", "N", "B"}:
+        return _ODD if value is not None else None
+    try:
+        key = (value.type, value.cast_value)
+        hash(key)
+    except (TypeError, ValueError, ArithmeticError):
+        return _ODD
+    return key
 
 
 def _items(table: Any) -> Iterator[Any]:
@@ -499,6 +550,7 @@ def _clear_caches() -> None:
     _frozen.clear()
     _lexed.clear()
     _method_names.clear()
+    _grouped.clear()
 
 
 @contextmanager

@@ -80,13 +80,13 @@ def _create_tables(ddb: Any) -> None:
     ddb.create_table(
         TableName="parcels",
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[_S, _N, {"AttributeName": "shard", "AttributeType": "S"}],
+        AttributeDefinitions=[_S, _N, {"AttributeName": "due_shard", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
             {
                 "IndexName": "due",
                 "KeySchema": [
-                    {"AttributeName": "shard", "KeyType": "HASH"},
+                    {"AttributeName": "due_shard", "KeyType": "HASH"},
                     {"AttributeName": "due_at", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
@@ -172,7 +172,7 @@ def _operations(ddb: Any) -> Iterator[Any]:
         yield answer(ddb.transact_write_items, TransactItems=[{"Update": update}])
     for n in range(60):  # parcels in transit carry a due shard; delivered ones leave the index
         item = {"pk": {"S": f"p{n:03d}"}, "due_at": _n(1000 - n * 7), "state": {"S": "moving"}}
-        item |= {"shard": {"S": f"due#{n % 4}"}} if n % 5 else {}
+        item |= {"due_shard": {"S": f"due#{n % 4}"}} if n % 5 else {}
         yield answer(ddb.put_item, TableName="parcels", Item=item)
     yield answer(
         ddb.transact_write_items,
@@ -181,7 +181,7 @@ def _operations(ddb: Any) -> Iterator[Any]:
                 "Update": {
                     "TableName": "parcels",
                     "Key": {"pk": {"S": "p001"}},
-                    "UpdateExpression": "REMOVE shard",
+                    "UpdateExpression": "REMOVE due_shard",
                 }
             },
             {
@@ -194,14 +194,14 @@ def _operations(ddb: Any) -> Iterator[Any]:
         ],
     )
     yield answer(
-        ddb.update_item, TableName="parcels", Key={"pk": {"S": "p003"}}, UpdateExpression="REMOVE shard"
+        ddb.update_item, TableName="parcels", Key={"pk": {"S": "p003"}}, UpdateExpression="REMOVE due_shard"
     )
     for shard in ("due#0", "due#1", "due#3", "due#9"):
         for forward in (True, False):
             query = {
                 "TableName": "parcels",
                 "IndexName": "due",
-                "KeyConditionExpression": "shard = :s AND due_at <= :until",
+                "KeyConditionExpression": "due_shard = :s AND due_at <= :until",
                 "ExpressionAttributeValues": {":s": {"S": shard}, ":until": _n(800)},
                 "ScanIndexForward": forward,
                 "Limit": 4,
@@ -212,11 +212,20 @@ def _operations(ddb: Any) -> Iterator[Any]:
                 if "LastEvaluatedKey" not in page:
                     break
                 query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        # a parcel moves to the next shard between queries: the next query must see it there
+        yield answer(
+            ddb.update_item,
+            TableName="parcels",
+            Key={"pk": {"S": f"p0{len(shard)}{shard[-1]}"}},
+            UpdateExpression="SET due_shard = :s",
+            ExpressionAttributeValues={":s": {"S": f"due#{int(shard[-1]) + 1}"}},
+            ReturnValues="ALL_OLD",
+        )
     yield answer(
         ddb.query,
         TableName="parcels",
         IndexName="due",
-        KeyConditionExpression="shard = :s",
+        KeyConditionExpression="due_shard = :s",
         FilterExpression="due_at > :t",
         ExpressionAttributeValues={":s": {"S": "due#2"}, ":t": _n(700)},
     )
