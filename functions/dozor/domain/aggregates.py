@@ -124,11 +124,6 @@ _KEPT = {
 }
 
 
-def late_event_slack(level: str = "H") -> int:
-    """How late an order may arrive and still read all its buckets (kept for older callers)."""
-    return MAX_ARRIVAL_SKEW
-
-
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
