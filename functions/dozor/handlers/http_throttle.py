@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -66,13 +67,20 @@ def caller_of(event: Mapping[str, Any]) -> str:
 
 
 class LoggedThrottleMonitor:
-    """Implements `dozor.domain.throttle.ThrottleMonitor`: a log line and a metric for each case."""
+    """Implements `dozor.domain.throttle.ThrottleMonitor`: a metric for each case, and a log line
+    per caller at most every ``log_every`` seconds (a flood of 429s must not become a flood of logs)."""
+
+    def __init__(self, log_every: float = 10.0) -> None:
+        self._log_every = log_every
+        self._logged: dict[str, float] = {}
 
     def throttled(self, caller: str, retry_after: float, reason: str) -> None:
-        logger.info(
-            "caller throttled", extra={"caller": caller, "retry_after": retry_after, "reason": reason}
-        )
         metrics.add_metric(name="CallerThrottled", unit=MetricUnit.Count, value=1)
+        now = time.monotonic()
+        if now - self._logged.get(caller, -math.inf) >= self._log_every:
+            self._logged[caller] = now
+            extra = {"caller": caller, "retry_after": retry_after, "reason": reason}
+            logger.info("caller throttled", extra=extra)
 
     def store_failed(self, caller: str, reason: str) -> None:
         logger.warning("caller throttle counts unavailable; local limits only", extra={"reason": reason})
