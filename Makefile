@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 UV      := $(BIN)/uv
 STAMP   := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
-DAYS    ?= 5
+DAYS    ?= 2
 SEED    ?= 7
 # The SAM CLI (339 MB) and checkov (it pins packaging<24, which pytest 9 cannot share a venv
 # with) run pinned in uv's own tool environments, fetched on first use.

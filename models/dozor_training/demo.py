@@ -48,11 +48,13 @@ SCAN_POISON_EVERY = 2_000  # and a carrier integration sends a scan nobody can r
 # After the last order the clock runs on until the parcels are done, but not past this: a lost
 # parcel nobody reports is written off after 60 silent days, longer than a demo should take.
 PARCEL_TAIL = timedelta(days=30)
-# The default volume keeps `make demo` under 3 minutes on 2 cores. The hourly sweeper is what
-# costs: moto answers each of its 16 due-index queries by scanning the whole Shipments table, so
-# every simulated hour costs ≈ 60 ms + 0.4 ms per parcel of emulator CPU (300 orders a day took
-# 16 minutes with parcels; 60 a day, 5 minutes; 40 a day, 3 min 17 s).
-ORDERS_PER_DAY = 30
+# The default run is big enough for its figures to mean something: 2 days of 1,050 orders (seed 7:
+# 2,301 orders, 46 of them fraud; 2,223 parcels, 24 lost by the time the clock stops, 30 days on;
+# tests/unit/local/test_demo_size.py holds it to that). It costs per queue message (~23,000
+# carrier scans, about two DynamoDB writes each on moto), per order (~9 writes) and per simulated
+# hour (a sweep: 16 due-index queries; ~770 hours at any volume, so few days of many orders).
+DAYS = 2
+ORDERS_PER_DAY = 1050
 SWEEP_HOURS = 1.0  # ParcelSweeperFunction's schedule in template.yaml
 ALERTING = ("STALLED", "LIKELY_LOST")  # the alerts that say "this parcel may be lost"
 # The cost model behind "money saved": an approved fraud is charged back in full, a manual review
@@ -523,7 +525,7 @@ def _print_summary(summary: dict[str, Any], decisions: dict[str, dict[str, Any]]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """`dozor demo`'s arguments, on the parser the `dozor` CLI made for it."""
-    parser.add_argument("--days", type=int, default=5, help="days of simulated marketplace history")
+    parser.add_argument("--days", type=int, default=DAYS, help="days of simulated marketplace history")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="where the report goes")
     parser.add_argument("--orders-per-day", type=int, default=ORDERS_PER_DAY, help="an ordinary day's orders")
