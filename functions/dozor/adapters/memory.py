@@ -23,7 +23,8 @@ class InMemoryAggregates:
         self.items: dict[Key, dict[str, object]] = {}
 
     def read(self, keys: Iterable[Key]) -> dict[Key, dict[str, object]]:
-        return {k: self.items[k] for k in keys if k in self.items}
+        get = self.items.get  # one lookup per key, in a dict of every entity the replay met
+        return {k: item for k in keys if (item := get(k)) is not None}
 
     def apply(self, updates: Iterable[ContainerUpdate]) -> None:
         apply_updates(self.items, updates)
