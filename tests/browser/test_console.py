@@ -19,6 +19,8 @@ import pytest
 from dozor.domain.fraud.model import PACKAGED_MODEL_DIR
 from dozor_local.server import LocalServer
 from dozor_training.cli import main
+from dozor_training.fraud.simulator import SimulationConfig, simulate
+from dozor_training.history_commands import write_simulated_history
 from tests.browser import seed
 
 pytestmark = pytest.mark.browser
@@ -274,3 +276,43 @@ def test_the_lists_cli_changes_a_list_through_the_same_audited_route(
     ]
     # A value that names nothing is refused with the API's 422
     assert main(["lists", "add", "block", "address", "Moscow", "--reason", "x", *where]) == 1
+
+
+def test_the_lanes_page_shows_the_published_figures_and_a_sellers_own_view(
+    console: Any,
+    local: LocalServer,
+    screenshots: Path | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a lane report made from a simulated history and published to the stack's model bucket
+    history = write_simulated_history(
+        simulate(SimulationConfig(days=3, seed=3, orders_per_day=120)), tmp_path, "jsonl", 3
+    )
+    bucket = local.stack.env_for("LaneReportFunction")["MODEL_BUCKET_NAME"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", local.endpoint_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", local.stack.region)
+    seller = json.loads((tmp_path / "orders.jsonl").open().readline())["seller"]["id"]
+    argv = ["lanes", "report", "--orders", str(history["orders"]), "--labels", str(history["labels"])]
+    argv += ["--shipments", str(history["shipments"]), "--out", str(tmp_path / "lanes"), "--seller", seller]
+    assert main([*argv, "--publish", "--bucket", bucket]) == 0
+    published = json.loads((tmp_path / "lanes" / "lanes.json").read_text())
+    # When the lanes page is opened
+    console.get_by_role("link", name="Lanes").click()
+    console.get_by_role("heading", name="Lane reliability").wait_for()
+    # Then each area's row shows the report's own figures, small samples marked rather than hidden
+    for area in published["by_area"]:
+        row = console.get_by_role("row", name=re.compile(rf"^{re.escape(area['area_name'])}\b"))
+        cells = row.get_by_role("cell").all_inner_texts()
+        parcels = str(area["parcels"]) + (" (small sample, under 30)" if area["small_sample"] else "")
+        assert cells[0] == parcels
+        if area["delivery_days_p50"] is not None:
+            assert cells[1] == f"{area['delivery_days_p50']:.1f}"
+    assert len(console.get_by_role("table").nth(1).get_by_role("row").all()) == len(published["by_lane"]) + 1
+    shoot(console, screenshots, "lanes")
+    assert_keyboard_usable(console)
+    # And a seller's view shows that seller's lanes beside the marketplace's
+    console.get_by_label("Seller id").fill(seller)
+    console.get_by_role("button", name="Show this seller's lanes").click()
+    console.get_by_role("heading", name=f"Lanes of seller {seller}").wait_for()
+    assert f"Seller {seller}'s lanes beside the marketplace's" in console.get_by_role("main").inner_text()

@@ -1,8 +1,8 @@
-// The Dozor console: one page, four sections, everything from the authorized /v1/console routes.
+// The Dozor console: one page, five sections, everything from authorized API routes (/v1/console/..., and /v1/lanes for the lane figures).
 //
 // No framework and no build step. Every value from the API reaches the page as text (textContent,
 // never innerHTML), and the page's Content-Security-Policy allows scripts from this origin only.
-// Routing is the URL's hash (#/reviews, #/orders/<id>, #/ops, #/parcels/<id>, #/lists, #/model),
+// Routing is the URL's hash (#/reviews, #/orders/<id>, #/ops, #/parcels/<id>, #/lists, #/model, #/lanes),
 // so the browser's back button and bookmarks work and every view has an address.
 
 import { pathOf, queryOf, sign } from "./sigv4.js";
@@ -522,6 +522,67 @@ async function modelPage(params) {
   );
 }
 
+// --- lanes ----------------------------------------------------------------------------------------
+
+function days(value) {
+  return value === null || value === undefined ? "—" : value.toFixed(1);
+}
+
+// A figure over fewer parcels than the report's small-sample bound is shown, and marked as such.
+function sample(figures, below) {
+  return figures.small_sample ? `${figures.parcels} (small sample, under ${below})` : String(figures.parcels);
+}
+
+function laneName(row) {
+  return [row.carrier, row.region, row.area_name].filter(Boolean).join(" · ");
+}
+
+function laneFigures(caption, rows, below) {
+  return table(caption, ["Lane", "Parcels", "Days p50", "p90", "p99", "Lost", "Returned", "Fraud", "Chargebacks by value", "True alerts"],
+    rows.map((r) => h("tr", { class: r.small_sample ? "small" : undefined },
+      h("th", { scope: "row", text: laneName(r) }), h("td", { class: "num", text: sample(r, below) }),
+      h("td", { class: "num", text: days(r.delivery_days_p50) }), h("td", { class: "num", text: days(r.delivery_days_p90) }),
+      h("td", { class: "num", text: days(r.delivery_days_p99) }), h("td", { class: "num", text: percent(r.lost_share) }),
+      h("td", { class: "num", text: percent(r.returned_share) }), h("td", { class: "num", text: percent(r.fraud_rate) }),
+      h("td", { class: "num", text: percent(r.chargeback_rate_by_value) }),
+      h("td", { class: "num", text: r.alerts ? `${percent(r.true_alert_share, 0)} of ${r.alerts}` : "—" }))));
+}
+
+function sellerLanes(view) {
+  const below = view.small_sample_below;
+  return table(`Seller ${view.seller_id}'s lanes beside the marketplace's`,
+    ["Lane", "Parcels", "Days p50", "Marketplace p50", "Lost", "Marketplace lost", "Fraud", "Marketplace fraud"],
+    view.by_lane.map((r) => {
+      const m = r.marketplace;
+      const withheld = r.marketplace_withheld || "withheld";
+      return h("tr", {}, h("th", { scope: "row", text: laneName(r) }),
+        h("td", { class: "num", text: sample(r.seller, below) }),
+        h("td", { class: "num", text: days(r.seller.delivery_days_p50) }), h("td", { class: "num", text: m ? days(m.delivery_days_p50) : withheld }),
+        h("td", { class: "num", text: percent(r.seller.lost_share) }), h("td", { class: "num", text: m ? percent(m.lost_share) : withheld }),
+        h("td", { class: "num", text: percent(r.seller.fraud_rate) }), h("td", { class: "num", text: m ? percent(m.fraud_rate) : withheld }));
+    }));
+}
+
+async function lanesPage(params) {
+  const seller = params.seller || "";
+  const view = await guarded(() => seller ? api("GET", ["v1", "lanes", "sellers", seller]) : api("GET", ["v1", "lanes"]));
+  const input = h("input", { name: "seller", value: seller, maxlength: 128, autocomplete: "off" });
+  const form = h("form", { class: "inline", onsubmit: (event) => {
+    event.preventDefault();
+    location.hash = input.value ? `#/lanes?seller=${encodeURIComponent(input.value)}` : "#/lanes";
+  } }, field("Seller id", input), h("button", { type: "submit", text: "Show this seller's lanes" }));
+  if (!view) { show("Lane reliability", form); return; }
+  const facts = h("p", { class: "legend", text: `Report of ${when(view.generated_at)}; true alerts judged by ${view.alerts_from === "sweeper" ? "the sweeper's alerts" : "a silence rule"}: ${view.alerts_rule}` });
+  if (view.view === "seller") {
+    show(`Lanes of seller ${view.seller_id}`, form, facts, sellerLanes(view));
+    return;
+  }
+  const below = view.small_sample_below;
+  show("Lane reliability", form, facts,
+    laneFigures("Moscow and St Petersburg against the rest of Russia, by remoteness", view.by_area, below),
+    laneFigures("Each carrier and destination region", view.by_lane, below));
+}
+
 // --- routing --------------------------------------------------------------------------------------
 
 function parseHash() {
@@ -544,6 +605,7 @@ async function route() {
   else if (parts[0] === "parcels" && parts[1]) await parcelPage(parts[1]);
   else if (parts[0] === "lists") await listsPage();
   else if (parts[0] === "model") await modelPage(params);
+  else if (parts[0] === "lanes") await lanesPage(params);
   else await reviewsPage();
   main.removeAttribute("aria-busy");
   main.focus({ preventScroll: true });
