@@ -185,3 +185,15 @@ def test_openapi_documents_every_status_with_its_body_and_the_security_scheme(st
     assert "a day ahead of now" in created["description"]
     error = doc["components"]["schemas"]["ErrorDetail"]
     assert set(error["required"]) == {"code", "message"} and "fields" in error["properties"]
+
+
+def test_swagger_ui_is_served_though_its_models_load_only_for_the_documentation(stack: Stack) -> None:
+    # The OpenAPI models are set up on the first documentation request, not at import (cold start).
+    response = score_order.lambda_handler(api_event("GET", "/v1/docs"), stack.context)
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"].startswith("text/html")
+    assert "SwaggerUIBundle" in response["body"] and score_order.TITLE in response["body"]
+    spec = score_order.lambda_handler(
+        {**api_event("GET", "/v1/docs"), "queryStringParameters": {"format": "json"}}, stack.context
+    )
+    assert json.loads(spec["body"])["components"]["securitySchemes"]["sigv4"]["in"] == "header"

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, SecurityScheme
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -39,22 +38,33 @@ from dozor.handlers.http_throttle import CallerThrottledError, per_caller_limit,
 from dozor.handlers.wiring import logger, metrics, tracer
 
 TITLE = "Dozor risk API"
-# As deployed by default: AWS IAM, a SigV4-signed request (service `execute-api`). With the
-# template's JwtIssuer set, API Gateway wants `Authorization: Bearer <JWT>` instead.
-SECURITY_SCHEMES: dict[str, SecurityScheme] = {
-    "sigv4": APIKey(
+DOCS_PATH = "/v1/docs"
+
+app = APIGatewayHttpResolver(enable_validation=True)
+_documented: list[bool] = []  # whether the documentation routes are set up in this container
+
+
+def document_api() -> None:
+    """The API's OpenAPI configuration and its Swagger UI route, set up on the first request for
+    either: powertools' OpenAPI models cost a fifth of `import boto3` on every cold start, and
+    only the documentation routes read them (checkout's requests never do)."""
+    if _documented:
+        return
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn  # noqa: PLC0415
+
+    # As deployed by default: AWS IAM, a SigV4-signed request (service `execute-api`). With the
+    # template's JwtIssuer set, API Gateway wants `Authorization: Bearer <JWT>` instead.
+    sigv4 = APIKey(
         name="Authorization",
         in_=APIKeyIn.header,
         description="AWS Signature Version 4 (service execute-api), or `Bearer <JWT>` in JWT mode",
         **{"x-amazon-apigateway-authtype": "awsSigv4"},
     )
-}
-
-app = APIGatewayHttpResolver(enable_validation=True)
-app.configure_openapi(
-    title=TITLE, version="1.0.0", security_schemes=SECURITY_SCHEMES, security=[{"sigv4": []}]
-)
-app.enable_swagger(path="/v1/docs", title=TITLE, version="1.0.0")
+    app.configure_openapi(
+        title=TITLE, version="1.0.0", security_schemes={"sigv4": sigv4}, security=[{"sigv4": []}]
+    )
+    app.enable_swagger(path=DOCS_PATH, title=TITLE, version="1.0.0")
+    _documented.append(True)
 
 
 @app.post(
@@ -94,6 +104,7 @@ def openapi_document() -> Response[str]:
     from dozor.handlers.api_document import merged  # noqa: PLC0415 - only the docs need them
     from dozor.handlers.console.api import openapi_app  # noqa: PLC0415
 
+    document_api()
     return Response(200, content_types.APPLICATION_JSON, merged(app, openapi_app()))
 
 
@@ -130,4 +141,6 @@ def reject_unreadable(handler: Any, event: dict[str, Any], context: LambdaContex
 @metrics.log_metrics(capture_cold_start_metric=True)
 @reject_unreadable
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if str(event.get("rawPath", "")).endswith(DOCS_PATH):  # a stage may prefix the path
+        document_api()
     return app.resolve(event, context)
