@@ -5,6 +5,7 @@
 #
 #   tests/mutation/run.sh domain|handlers [MUTATE_DIR]    then: cd MUTATE_DIR/<pass> && mutmut results
 #   MUTATE_ONLY narrows the domain pass to some modules (mutmut's only_mutate globs).
+#   MUTANTS runs only the mutants named (space-separated globs), e.g. the survivors of a pass before a fix.
 set -euo pipefail
 pass="${1:?domain or handlers}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -52,6 +53,7 @@ lines += ["", "[tool.mutmut]", 'source_paths = ["src"]',
 open(target, "w").write("\n".join(lines) + "\n")
 PY
 cd "$work"
-nice -n 19 "$mutmut" run --max-children 1
+# shellcheck disable=SC2086  # MUTANTS is a list of globs, split on purpose
+nice -n 19 "$mutmut" run --max-children 1 ${MUTANTS:-}
 "$mutmut" results --all true > results.txt || true
 echo "mutants: $(grep -c ': ' results.txt)  $(cut -d: -f2 results.txt | sort | uniq -c | tr '\n' ' ')"
