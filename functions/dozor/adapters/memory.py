@@ -8,7 +8,7 @@ arithmetic (`aggregates.apply_updates`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from dozor.domain.aggregates import ContainerUpdate, Key, apply_updates
 from dozor.domain.contracts import Decision, Order
@@ -46,7 +46,7 @@ class InMemoryDecisionStore:
         found = {oid: self._prior(oid) for oid in order_ids if oid in self.decisions}
         return found, self.aggregates.read(keys)
 
-    def commit(self, pending: PendingCommit) -> None:
+    def commit(self, pending: PendingCommit, fits: Callable[[], bool] | None = None) -> None:
         order_id = pending.decision.order_id
         if order_id in self.decisions:
             raise AlreadyDecidedError(order_id)

@@ -164,3 +164,52 @@ def test_review_is_sent_once_however_often_the_order_is_replayed(stack: Stack) -
         status, decision, _ = score(stack, make_order("o-r6", card="card-under-review"))
         assert status == 200 and decision["decision"] == "REVIEW"
     assert [m["decision"]["order_id"] for m in stack.drain("ReviewQueue")] == ["o-r6"]
+
+
+def _entity_pks(stack: Stack, order_id: str) -> list[str]:
+    """The entities an order is counted in (a sharded seller's shard suffix dropped)."""
+    stored = boto3.client("dynamodb").get_item(
+        TableName=stack.table("DecisionsTable"), Key={"order_id": {"S": order_id}}
+    )["Item"]
+    return sorted({e["S"].split("~")[0] for e in stored["entity_keys"]["L"]})
+
+
+@pytest.mark.parametrize("fault", ["slow", "hang"])
+def test_counter_updates_that_outlast_the_budget_are_handed_on_and_counted_once(
+    stack: Stack, faults: Faults, events: Callable[[], list[dict[str, Any]]], fault: str
+) -> None:
+    # Given a warm container, and every counter update of the next order slow (it lands after
+    # three quarters of a read timeout: all of them one after another would take ~2x the budget)
+    # or hanging (a read timeout each); the decision's own put is not touched
+    score(stack, make_order("o-warm"))
+    budget = dependencies().scoring.budget
+    applied = {"n": 0}
+
+    def counter_update(params: dict[str, Any], **kwargs: object) -> None:
+        if b'"pk"' not in params["body"]:
+            return  # the decision's outbox, not an entity's counters
+        if fault == "hang":
+            hang(budget.read_timeout)(**kwargs)
+        time.sleep(budget.read_timeout * 0.75)
+        applied["n"] += 1
+
+    # When checkout scores it
+    with faults.on("before-call.dynamodb.UpdateItem", counter_update):
+        status, decision, took = score(stack, make_order("o-r7", minutes_later=1))
+    # Then it answers in budget with the model's decision, stored, its counting not finished
+    assert status == 200 and decision["degraded"] is False
+    assert took < budget.seconds
+    assert stack.decision_count() == 2
+    entities = _entity_pks(stack, "o-r7")
+    assert len(entities) == 7  # buyer, seller, card, device, ip, email, address
+    assert applied["n"] < len(entities)
+    counted = [stack.feature_item(pk, "P")["orders"] for pk in entities]
+    assert min(counted) == 1 and set(counted) <= {1, 2}
+    # And once the pending-commits function has run, every entity counts the order exactly once
+    assert drain_pending(stack) == 1
+    assert [stack.feature_item(pk, "P")["orders"] for pk in entities] == [2] * len(entities)
+    assert drain_pending(stack) == 0  # nothing left owed
+    status, replay, _ = score(stack, make_order("o-r7", minutes_later=1))
+    assert status == 200 and replay == decision
+    assert [stack.feature_item(pk, "P")["orders"] for pk in entities] == [2] * len(entities)
+    assert sorted(e["detail"]["order_id"] for e in events()) == ["o-r7", "o-warm"]

@@ -14,6 +14,12 @@ collide; see `dozor.domain.aggregates`):
    finishing the order writes under the *same* slot, so a counter already applied is refused
    by its condition and counted nowhere twice.
 
+Checkout's budget is checked before each of these writes, not once for all of them (``fits``:
+one more call and a hand-off after it still fit): after the put, the counting stops before an
+update that no longer fits, the writer takes a new name as after a failure, and the rest goes
+to the pending queue (`StoreUnavailableError`, which `OrderScoring` hands off); the drain then
+applies what is left under the old name's slots, the rest refused by their conditions.
+
 ``count`` leaves the outbox with the first duty struck off after the counters are all applied
 (the decision event, usually: no extra write); if the duties went to the pending queue, before
 this writer writes anything else. Whoever then finds a stored decision with ``count`` left (a
@@ -44,7 +50,7 @@ import secrets
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -117,25 +123,28 @@ class DynamoDecisionStore:
         self._loaded = containers
         return decisions, containers
 
-    def commit(self, pending: PendingCommit) -> None:
+    def commit(self, pending: PendingCommit, fits: Callable[[], bool] | None = None) -> None:
         """Store the decision, with the order as given (the domain has hashed its personal data),
-        then count it (see the module docstring)."""
+        then count it (see the module docstring). ``fits``: whether one more call still fits
+        checkout's budget, asked before each write after the first; `StoreUnavailableError`
+        when it says no (the decision stored, its counting left to a repair)."""
         decision = pending.decision
         updates = [replace(u, key=agg.shard_key(u.key, self.shard)) for u in pending.updates]
         stored = self._decision_item(pending, updates)
         self._strike_owed()
         try:
-            self._put_decision(stored)
+            self._put_decision(stored, fits)
             at = pending.order.created_at if pending.order is not None else decision.decided_at
             marker = _marker(decision.order_id, decision.decided_at.timestamp())
-            self._count(self.writer, marker, updates, int(at.timestamp()))
+            self._count(self.writer, marker, updates, int(at.timestamp()), fits)
         except AlreadyDecidedError:
             raise
         except BaseException:
             self._rename()  # this writer's slots must keep saying what it had counted
             raise
         if updates:
-            if pending.outbox:  # struck off with the first duty done
+            # Struck off with the first duty done, or (no time left) before this writer's next write
+            if pending.outbox or (fits is not None and not fits()):
                 self._counted[decision.order_id] = None
                 while len(self._counted) > _REMEMBERED:
                     self._counted.popitem(last=False)
@@ -167,7 +176,7 @@ class DynamoDecisionStore:
             stored["outbox"] = {"SS": sorted(outbox)}
         return stored
 
-    def _put_decision(self, stored: dict[str, Any]) -> None:
+    def _put_decision(self, stored: dict[str, Any], fits: Callable[[], bool] | None = None) -> None:
         order_id = stored["order_id"]["S"]
         try:
             with translated(DYNAMODB, f"decision for {order_id} not stored"):
@@ -180,13 +189,25 @@ class DynamoDecisionStore:
         except ConflictError as error:
             old = _old_item(error) or self._read_decision(order_id)
             if old is not None and COUNT in old.get("outbox", {}).get("SS", ()):
-                self._finish_counting(old, waiting=True)
+                self._finish_counting(old, waiting=True, fits=fits)
             raise AlreadyDecidedError(order_id) from error
 
-    def _count(self, writer: str, marker: str, updates: list[ContainerUpdate], order_epoch: int) -> None:
-        """Apply each update once under the writer's slot (a refused condition: counted before)."""
+    def _count(
+        self,
+        writer: str,
+        marker: str,
+        updates: list[ContainerUpdate],
+        order_epoch: int,
+        fits: Callable[[], bool] | None = None,
+    ) -> None:
+        """Apply each update once under the writer's slot (a refused condition: counted before),
+        each only while ``fits`` says one more call fits checkout's budget."""
         slot = SLOT + writer
-        for update in updates:
+        for done, update in enumerate(updates):
+            if fits is not None and not fits():
+                raise StoreUnavailableError(
+                    f"latency budget spent after {done} of {len(updates)} counter updates: the rest handed on"
+                )
             self._count_once(update, (slot, marker), self._stale(update, slot, order_epoch))
 
     def _stale(self, update: ContainerUpdate, slot: str, order_epoch: int) -> list[str]:
@@ -221,7 +242,9 @@ class DynamoDecisionStore:
                     raise
                 time.sleep(random.uniform(0, 0.005 * 2**conflicts))
 
-    def _finish_counting(self, raw: dict[str, Any], *, waiting: bool = False) -> None:
+    def _finish_counting(
+        self, raw: dict[str, Any], *, waiting: bool = False, fits: Callable[[], bool] | None = None
+    ) -> None:
         """Apply what a stored decision's counting left undone (see the module docstring).
 
         Only where no live writer can still be at it: this store's own former names, or a
@@ -247,7 +270,9 @@ class DynamoDecisionStore:
                 entities[kind] = agg.Entity(kind, name)
             marker = _marker(order_id, decided.timestamp())
             updates = features.updates(order, entities)
-            self._count(writer, marker, updates, int(order.created_at.timestamp()))
+            self._count(writer, marker, updates, int(order.created_at.timestamp()), fits)
+        if fits is not None and not fits():  # the drain of the hand-off strikes it
+            raise StoreUnavailableError(f"latency budget spent before the count of {order_id} was struck off")
         self._strike(order_id, {COUNT})
 
     def _strike_owed(self) -> None:

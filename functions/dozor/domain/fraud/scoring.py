@@ -91,9 +91,12 @@ class DecisionStore(Protocol):
         """Decisions already made for these orders, and the aggregate containers: one batched read."""
         ...
 
-    def commit(self, pending: PendingCommit) -> None:
+    def commit(self, pending: PendingCommit, fits: Callable[[], bool] | None = None) -> None:
         """Store a new decision (with its order, fingerprint and outbox) and apply its counter
-        updates atomically; AlreadyDecidedError if it exists."""
+        updates, each once; AlreadyDecidedError if it exists. ``fits`` (checkout): whether one
+        more store call still fits the budget, asked before each call; when it says no the
+        store stops with `StoreUnavailableError`, leaving what it has not done to whoever applies
+        the pending commit (every write is idempotent)."""
         ...
 
     def get_decision(self, order_id: str) -> Decision | None: ...
@@ -430,8 +433,14 @@ class OrderScoring:
         if deadline is None:
             return self.apply(pending)
         cost = self._budget.attempt_cost
+
+        # The store makes several calls (the decision, then one update per entity): each one is
+        # started only while it and the hand-off after it fit, the same bound `within` retries by.
+        def fits() -> bool:
+            return deadline.allows(2 * cost)
+
         try:
-            within(deadline, lambda: self._store.commit(pending), attempt_cost=cost, reserve=cost)
+            within(deadline, lambda: self._store.commit(pending, fits), attempt_cost=cost, reserve=cost)
         except AlreadyDecidedError:
             try:
                 prior = within(deadline, lambda: self._store.get_prior(decision.order_id), attempt_cost=cost)
