@@ -350,33 +350,34 @@ def _walked(item: Item, index: dict[str, tuple[int, int]]) -> _Sums:
     a24h: list[float | None] | None = None
     aday: list[float | None] | None = None
     look = index.get
+    # The codes as literals, not the module's names: a global lookup per branch is most of the loop.
     entries: Iterable[tuple[str, Any]] = item.items()  # stored numbers are floats
     for name, value in entries:
         hit = look(name)
         if hit is None or not value:
             continue
         code, age = hit
-        if code == _N_DAY:
+        if code == 2:  # _N_DAY
             n30d += value
             if age < 7:
                 n7d += value
-        elif code == _A_DAY:
+        elif code == 7:  # _A_DAY
             if aday is None:
                 aday = [None] * 30
             aday[age] = value
-        elif code == _N_24H:
+        elif code == 1:  # _N_24H
             n24h += value
-        elif code == _A_24H:
+        elif code == 6:  # _A_24H
             if a24h is None:
                 a24h = [None] * 24
             a24h[age] = value
-        elif code == _N_1H:
+        elif code == 0:  # _N_1H
             n1h += value
-        elif code == _A_1H:
+        elif code == 5:  # _A_1H
             if a1h is None:
                 a1h = [None] * 12
             a1h[age] = value
-        elif code == _F_DAY:
+        elif code == 3:  # _F_DAY
             f30d += value
             if age < 7:
                 f7d += value
@@ -423,11 +424,17 @@ def _sums(item: Item, five_minute_slot: int) -> _Sums:
 
 
 def summarise(
-    entity: Entity, at: datetime, snapshot: Snapshot, link_kinds: tuple[str, ...] = ()
+    entity: Entity,
+    at: datetime,
+    snapshot: Snapshot,
+    link_kinds: tuple[str, ...] = (),
+    *,
+    epoch: int | None = None,
 ) -> EntityAggregates:
     """Fold an entity's item (and shards) into per-window totals as seen at ``at``.
 
-    ``link_kinds`` are the linked entity kinds whose distinct counts are wanted.
+    ``link_kinds`` are the linked entity kinds whose distinct counts are wanted. ``epoch``:
+    ``at`` in whole epoch seconds, when the caller has it (an order's seven entities share it).
     """
     base = snapshot.get((entity.pk, PROFILE))
     if entity.kind in SHARDS:
@@ -439,7 +446,7 @@ def summarise(
         # has no history at all. Most cards, devices and addresses are seen for the first time,
         # so this is the common case.
         return _unseen(link_kinds)
-    slot = int(at.timestamp()) // FIVE_MINUTES
+    slot = (int(at.timestamp()) if epoch is None else epoch) // FIVE_MINUTES
     # The hot loop of scoring and replay. Values are floats (the DynamoDB adapter converts
     # numbers on read); absent buckets (and zeros) count for nothing. Shards' sums are added
     # item after item, in their order.
@@ -532,10 +539,17 @@ def _slot_names(five_minute_slot: int) -> _SlotNames:
 
 
 def updates_for(
-    entity: Entity, at: datetime, amount_rub: float, links: Mapping[str, str] | None = None
+    entity: Entity,
+    at: datetime,
+    amount_rub: float,
+    links: Mapping[str, str] | None = None,
+    *,
+    epoch: int | None = None,
 ) -> list[ContainerUpdate]:
-    """The atomic update that counts one order of ``amount_rub`` at ``at`` for ``entity``."""
-    epoch = int(at.timestamp())
+    """The atomic update that counts one order of ``amount_rub`` at ``at`` (``epoch``: the same
+    in whole epoch seconds, when the caller has it) for ``entity``."""
+    if epoch is None:
+        epoch = int(at.timestamp())
     slot = epoch // FIVE_MINUTES
     s = _slot_names(slot)
     return [

@@ -42,7 +42,7 @@ from dozor.domain.fraud.model import PACKAGED_MODEL_DIR, FraudModel
 from dozor.domain.fraud.scoring import OrderScoring, ScoredOrder, fingerprint
 from dozor.domain.privacy import PiiHasher, pseudonymise
 from dozor_training.fraud import bench_writes
-from dozor_training.fraud.replay import replay
+from dozor_training.fraud.replay import ExpiringAggregates, replay
 from dozor_training.fraud.simulator import SimulationConfig, simulate
 
 COLD_BASE = "import boto3"
@@ -71,10 +71,14 @@ def scoring_path(days: int, orders_per_day: int, samples: int) -> tuple[dict[str
     booster.feature_names = None
     store = InMemoryDecisionStore()
     scoring = OrderScoring(store, CollectingReviewQueue(), model, PiiHasher(b"bench"))
-    for start in range(0, len(warm), 10):  # a realistic feature store behind the probe orders
+    # A realistic feature store behind the probe orders, its items as DynamoDB holds them: every
+    # write there removes the buckets no window reads any more (as the training replay's store does).
+    store.aggregates = kept = ExpiringAggregates()
+    for start in range(0, len(warm), 10):
         arrivals = [Order.model_validate(p) for p in warm[start : start + 10]]
         for scored in scoring.prepare(arrivals, within_budget=False):
             scoring.commit(scored)
+        kept.evict(max(o.created_at for o in arrivals).timestamp())
 
     def score(payloads: list[dict[str, Any]]) -> list[ScoredOrder]:
         return scoring.prepare([Order.model_validate(p) for p in payloads])

@@ -141,10 +141,12 @@ class OrderView:
 
 
 def view(order: Order, entities: dict[str, agg.Entity], snapshot: agg.Snapshot) -> OrderView:
+    at = order.created_at
+    epoch = int(at.timestamp())  # once: an aware datetime's timestamp() is not cheap
     return OrderView(
         order=order,
         aggregates={
-            kind: agg.summarise(e, order.created_at, snapshot, LINKS.get(kind, ()))
+            kind: agg.summarise(e, at, snapshot, LINKS.get(kind, ()), epoch=epoch)
             for kind, e in entities.items()
         },
     )
@@ -155,12 +157,13 @@ def updates(
 ) -> list[agg.ContainerUpdate]:
     """The counter updates that record this order for every entity it touches (or those of ``kinds``)."""
     result: list[agg.ContainerUpdate] = []
-    amount = order.amount_rub
+    amount, at = order.amount_rub, order.created_at
+    epoch = int(at.timestamp())
     for kind, entity in entities.items():
         if kinds is not None and kind not in kinds:
             continue
         links = {other: entities[other].value for other in LINKS.get(kind, ()) if other in entities}
-        result += agg.updates_for(entity, order.created_at, amount, links)
+        result += agg.updates_for(entity, at, amount, links, epoch=epoch)
     return result
 
 
