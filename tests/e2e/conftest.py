@@ -33,6 +33,9 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="session")
 def local() -> Iterator[LocalServer]:
+    # Another session's stack may be up in this process (the browser tests' `local`, when a worker
+    # runs both): its threads are its own, stopped at its own teardown.
+    others = {t for t in threading.enumerate() if t.name.startswith(_OUR_THREADS)}
     server = LocalServer(api_port=0, clock=SimClock(SIM_START), retry_after=0, env_overrides=_QUIET)
     with server:
         pids = server.worker_pids()
@@ -40,4 +43,4 @@ def local() -> Iterator[LocalServer]:
         yield server
     # Everything the stack started is gone: worker processes and our threads.
     assert not [pid for pid in pids if _alive(pid)]
-    assert not [t.name for t in threading.enumerate() if t.name.startswith(_OUR_THREADS)]
+    assert not [t.name for t in threading.enumerate() if t.name.startswith(_OUR_THREADS) and t not in others]
