@@ -583,6 +583,9 @@ def label_updates_for(entity: Entity, reported_at: datetime, label: str) -> list
     ]
 
 
+_PRUNED_PREFIXES = frozenset("cChHdDFL" + _LINK)
+
+
 @lru_cache(maxsize=4096)
 def _oldest_kept(five_minute_slot: int) -> dict[str, int]:
     """Per attribute prefix, the oldest slot (or month) an order in this slot keeps."""
@@ -599,16 +602,24 @@ def stale_attributes(item: Item, five_minute_slot: int) -> list[str]:
     oldest = _oldest_kept(five_minute_slot)
     stale = []
     for name in item:
-        limit = oldest.get(name[:1])
-        if limit is None:
-            continue  # lifetime totals, list status, the store's own bookkeeping
-        digits = name[2:] if name[:1] == _LINK else name[1:]
-        try:
-            if int(digits, 36) < limit:
-                stale.append(name)
-        except ValueError:
-            continue
+        bucket = _bucket_of(name)
+        if bucket is not None and bucket[1] < oldest[bucket[0]]:
+            stale.append(name)
     return stale
+
+
+@lru_cache(maxsize=1 << 16)
+def _bucket_of(name: str) -> tuple[str, int] | None:
+    """A bucket attribute's prefix and slot (or month); None for the lifetime totals, the list
+    status and the store's own bookkeeping. Remembered: every write and every eviction of the
+    replay's store reads each name of the item again, and the names are few (a month of slots)."""
+    prefix = name[:1]
+    if prefix not in _PRUNED_PREFIXES:
+        return None
+    try:
+        return prefix, int(name[2:] if prefix == _LINK else name[1:], 36)
+    except ValueError:
+        return None
 
 
 def fitted_to_stored(updates: Iterable[ContainerUpdate], snapshot: Snapshot) -> list[ContainerUpdate]:
