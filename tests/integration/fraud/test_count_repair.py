@@ -107,3 +107,27 @@ def test_a_writer_that_failed_finishes_its_own_count_at_once(stack: Stack) -> No
     # Then every entity counts it once
     for pk in {u.key[0] for u in pending.updates}:
         assert stack.feature_item(pk, "P")["orders"] == 1.0, pk
+
+
+def test_a_repaired_count_writes_what_the_first_attempt_would_have(stack: Stack) -> None:
+    # Given a writer (on some shard of the seller) that failed at its first counter update
+    pending = _pending("o-repair-3")
+    store = _store(stack)
+    calls = {"n": 0}
+
+    def fail_the_first(**_: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise Killed()
+
+    store._client.meta.events.register("before-call.dynamodb.UpdateItem", fail_the_first)
+    with pytest.raises(Killed):
+        store.commit(pending)
+    # When it repairs the count from the stored decision (its entity keys carry the seller's shard)
+    with pytest.raises(AlreadyDecidedError):
+        store.commit(pending)
+    # Then every item holds exactly the order's updates: the links name the seller, not its shard
+    for update in pending.updates:
+        item = stack.feature_item(update.key[0], update.key[1])
+        assert {n: item.get(n) for n in update.add} == update.add, update.key
+        assert {n: item.get(n) for n in update.add_to_set} == update.add_to_set, update.key

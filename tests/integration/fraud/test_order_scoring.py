@@ -92,7 +92,14 @@ def test_replayed_order_returns_first_decision_and_counts_once(stack: Stack) -> 
     assert third["order_id"] == "o-2002"
 
 
-def test_new_order_costs_one_read_one_write_per_item_and_one_event(stack: Stack) -> None:
+def test_new_order_costs_one_read_one_write_per_item_and_one_event(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a decision costs when everything fits: each write is started only while it and a
+    # hand-off fit the budget, and a loaded test machine (two workers, a stall) must not decide
+    # how many of them this order makes
+    monkeypatch.setenv("DECISION_BUDGET_MS", "10000")  # the most the settings allow
+    dependencies.cache_clear()
     score(stack, make_order("o-3000"))  # warm: secret fetched, clients built
     stack.calls.clear()
     score(stack, make_order("o-3001", minutes_later=1))
