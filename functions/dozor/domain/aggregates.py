@@ -92,6 +92,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from dozor.domain import buckets
+from dozor.domain.buckets import FRAUD_PREFIX, LOSS_PREFIX, window_sums
 from dozor.domain.clock import DAY, HOUR
 
 Key = tuple[str, str]
@@ -99,7 +101,10 @@ Item = Mapping[str, object]
 Snapshot = Mapping[Key, Item]
 
 PROFILE = "P"
-FIVE_MINUTES = 300
+# Where a bucket's slot is written, and the windows labels count over (`buckets`), named here too.
+FIVE_MINUTES = buckets.FIVE_MINUTES
+LABEL_WINDOWS = buckets.LABEL_WINDOWS
+b36 = buckets.b36
 
 # How far behind the newest stored order an order may arrive and still read all its buckets.
 MAX_ARRIVAL_SKEW = 2 * HOUR
@@ -111,10 +116,7 @@ SHARD_MARK = "~"
 LINK_CAP = 48
 LINK_CODE = {"buyer": "b", "card": "c", "device": "v", "ip": "i", "address": "a", "email": "e", "seller": "s"}
 
-# Attribute prefixes: (count, amount) per level; label buckets per day.
-_COUNT = {"5m": "c", "h": "h", "d": "d"}
-_AMOUNT = {"5m": "C", "h": "H", "d": "D"}
-_LINK = "k"
+_LINK = "k"  # link sketches' prefix (the buckets' are in `buckets`)
 # Buckets kept behind the newest order, per level: the longest window over the level plus the
 # late-arrival slack (a day for the daily level: a 2 h late order may still read yesterday).
 _KEPT = {
@@ -122,21 +124,6 @@ _KEPT = {
     "h": 24 + MAX_ARRIVAL_SKEW // HOUR,
     "d": 31,
 }
-
-
-_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-@lru_cache(maxsize=65536)
-def b36(n: int) -> str:
-    """A slot or month number in base 36 (attribute names are billed by the byte)."""
-    if n == 0:
-        return "0"
-    out = []
-    while n:
-        n, r = divmod(n, 36)
-        out.append(_DIGITS[r])
-    return "".join(reversed(out))
 
 
 @lru_cache(maxsize=65536)
@@ -220,42 +207,8 @@ WINDOWS = (Window("1h", HOUR), Window("24h", DAY), Window("7d", 7 * DAY), Window
 # What a label counts as, and the attribute prefixes of its daily buckets and lifetime total.
 FRAUD = "fraud"
 LOSS = "loss"
-_LABEL_PREFIX = {FRAUD: "F", LOSS: "L"}
+_LABEL_PREFIX = {FRAUD: FRAUD_PREFIX, LOSS: LOSS_PREFIX}
 _LABEL_TOTAL = {FRAUD: "fraud_labels", LOSS: "losses"}
-LABEL_WINDOWS = ("7d", "30d")
-
-# One window's attribute names: (window, counts, amounts, fraud labels, losses).
-WindowNames = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
-
-
-def _window_names(five_minute_slot: int) -> tuple[WindowNames, ...]:
-    """The bucket names each window covers for an order in the given 5-minute slot.
-
-    Each window is cached at the resolution it moves at (the 1 h window every 5 minutes, the
-    24 h window every hour, the 7 d / 30 d windows every day): a replay meets a new 5-minute
-    slot every few orders.
-    """
-    hour_slot = five_minute_slot // (HOUR // FIVE_MINUTES)
-    day_slot = hour_slot // 24
-    return (
-        _names_back("1h", "5m", five_minute_slot, HOUR // FIVE_MINUTES),
-        _names_back("24h", "h", hour_slot, 24),
-        _names_back("7d", "d", day_slot, 7),
-        _names_back("30d", "d", day_slot, 30),
-    )
-
-
-@lru_cache(maxsize=8192)
-def _names_back(window: str, level: str, slot: int, buckets: int) -> WindowNames:
-    slots = [b36(slot - i) for i in range(buckets)]
-    labelled = window in LABEL_WINDOWS
-    return (
-        window,
-        tuple(_COUNT[level] + s for s in slots),
-        tuple(_AMOUNT[level] + s for s in slots),
-        tuple(_LABEL_PREFIX[FRAUD] + s for s in slots) if labelled else (),
-        tuple(_LABEL_PREFIX[LOSS] + s for s in slots) if labelled else (),
-    )
 
 
 def _month_index(t: datetime) -> int:
@@ -303,126 +256,6 @@ def _num(items: list[Item], attr: str) -> float:
     return total
 
 
-# Bucket codes of `_bucket_index`: what a bucket attribute counts into.
-_N_1H, _N_24H, _N_DAY, _F_DAY, _L_DAY, _A_1H, _A_24H, _A_DAY = range(8)
-# Above this many attributes an item is read window by window instead of walked once: only an
-# item no write prunes (a test's or a benchmark's store) gets there; a stored one stays under ~190.
-_WALKED = 96
-
-
-@lru_cache(maxsize=4096)
-def _bucket_index(five_minute_slot: int) -> dict[str, tuple[int, int]]:
-    """Every bucket a window of an order in this slot reads: name -> (code, age in buckets).
-
-    Walking an item once against this costs one lookup per attribute the item holds (a dozen for
-    most entities), where reading each window's names costs ~220 lookups, nearly all misses.
-    """
-    one_hour, one_day, _week, month = _window_names(five_minute_slot)
-    index: dict[str, tuple[int, int]] = {}
-    for names, code in (
-        (one_hour[1], _N_1H),
-        (one_hour[2], _A_1H),
-        (one_day[1], _N_24H),
-        (one_day[2], _A_24H),
-        (month[1], _N_DAY),
-        (month[2], _A_DAY),
-        (month[3], _F_DAY),
-        (month[4], _L_DAY),
-    ):
-        for age, name in enumerate(names):
-            index[name] = (code, age)
-    return index
-
-
-# An item's window sums: counts 1h, 24h, 7d, 30d; amounts 1h, 24h, 7d, 30d; fraud labels 7d, 30d;
-# losses 7d, 30d.
-_Sums = tuple[float, float, float, float, float, float, float, float, float, float, float, float]
-
-
-def _walked(item: Item, index: dict[str, tuple[int, int]]) -> _Sums:
-    """One item's window sums from one pass over its attributes.
-
-    Counts are whole numbers, exact in any order. Amounts are added newest bucket first, each
-    window from zero, as `_looked_up` adds them (and the columnar replay): the same bits.
-    """
-    n1h = n24h = n7d = n30d = f7d = f30d = l7d = l30d = 0.0
-    a1h: list[float | None] | None = None
-    a24h: list[float | None] | None = None
-    aday: list[float | None] | None = None
-    look = index.get
-    # The codes as literals, not the module's names: a global lookup per branch is most of the loop.
-    entries: Iterable[tuple[str, Any]] = item.items()  # stored numbers are floats
-    for name, value in entries:
-        hit = look(name)
-        if hit is None or not value:
-            continue
-        code, age = hit
-        if code == 2:  # _N_DAY
-            n30d += value
-            if age < 7:
-                n7d += value
-        elif code == 7:  # _A_DAY
-            if aday is None:
-                aday = [None] * 30
-            aday[age] = value
-        elif code == 1:  # _N_24H
-            n24h += value
-        elif code == 6:  # _A_24H
-            if a24h is None:
-                a24h = [None] * 24
-            a24h[age] = value
-        elif code == 0:  # _N_1H
-            n1h += value
-        elif code == 5:  # _A_1H
-            if a1h is None:
-                a1h = [None] * 12
-            a1h[age] = value
-        elif code == 3:  # _F_DAY
-            f30d += value
-            if age < 7:
-                f7d += value
-        else:
-            l30d += value
-            if age < 7:
-                l7d += value
-    return (
-        n1h,
-        n24h,
-        n7d,
-        n30d,
-        sum(filter(None, a1h)) if a1h else 0.0,
-        sum(filter(None, a24h)) if a24h else 0.0,
-        sum(filter(None, aday[:7])) if aday else 0.0,
-        sum(filter(None, aday)) if aday else 0.0,
-        f7d,
-        f30d,
-        l7d,
-        l30d,
-    )
-
-
-def _looked_up(item: Item, five_minute_slot: int) -> _Sums:
-    """One item's window sums from a lookup of every bucket each window reads (newest first)."""
-    get = item.get
-    sums: list[float] = []
-    labels: list[float] = []
-    for _window, n_attrs, a_attrs, f_attrs, l_attrs in _window_names(five_minute_slot):
-        sums.append(sum(filter(None, map(get, n_attrs))))  # type: ignore[arg-type]
-        sums.append(sum(filter(None, map(get, a_attrs))))  # type: ignore[arg-type]
-        if f_attrs:
-            labels.append(sum(filter(None, map(get, f_attrs))))  # type: ignore[arg-type]
-            labels.append(sum(filter(None, map(get, l_attrs))))  # type: ignore[arg-type]
-    n1h, a1h, n24h, a24h, n7d, a7d, n30d, a30d = sums
-    f7d, l7d, f30d, l30d = labels
-    return (n1h, n24h, n7d, n30d, a1h, a24h, a7d, a30d, f7d, f30d, l7d, l30d)
-
-
-def _sums(item: Item, five_minute_slot: int) -> _Sums:
-    if len(item) > _WALKED:
-        return _looked_up(item, five_minute_slot)
-    return _walked(item, _bucket_index(five_minute_slot))
-
-
 def summarise(
     entity: Entity,
     at: datetime,
@@ -450,12 +283,12 @@ def summarise(
     # The hot loop of scoring and replay. Values are floats (the DynamoDB adapter converts
     # numbers on read); absent buckets (and zeros) count for nothing. Shards' sums are added
     # item after item, in their order.
-    n1h, n24h, n7d, n30d, a1h, a24h, a7d, a30d, f7d, f30d, l7d, l30d = _sums(items[0], slot)
+    n1h, n24h, n7d, n30d, a1h, a24h, a7d, a30d, f7d, f30d, l7d, l30d = window_sums(items[0], slot)
     n1h, n24h, n7d, n30d = 0.0 + n1h, 0.0 + n24h, 0.0 + n7d, 0.0 + n30d
     a1h, a24h, a7d, a30d = 0.0 + a1h, 0.0 + a24h, 0.0 + a7d, 0.0 + a30d
     f7d, f30d, l7d, l30d = 0.0 + f7d, 0.0 + f30d, 0.0 + l7d, 0.0 + l30d
     for item in items[1:]:
-        s = _sums(item, slot)
+        s = window_sums(item, slot)
         n1h, n24h, n7d, n30d = n1h + s[0], n24h + s[1], n7d + s[2], n30d + s[3]
         a1h, a24h, a7d, a30d = a1h + s[4], a24h + s[5], a7d + s[6], a30d + s[7]
         f7d, f30d, l7d, l30d = f7d + s[8], f30d + s[9], l7d + s[10], l30d + s[11]
@@ -639,21 +472,24 @@ def fitted_to_stored(updates: Iterable[ContainerUpdate], snapshot: Snapshot) -> 
         item = get(key)
         pk, sk = key
         kind = pk.partition("#")[0]
+        set_min = {}
         if kind in SHARDS:
             readable = [i for p in shard_pks(pk, kind) if (i := get((p, sk)))]
             if item is None and not readable:
                 result.append(update)
                 continue
+            for attr, value in update.set_min.items():
+                held = [float(h) for i in readable if (h := i.get(attr)) is not None]  # type: ignore[arg-type]
+                if not held or value < min(held):
+                    set_min[attr] = value
         elif item is None:
             result.append(update)
             continue
         else:
-            readable = [item]
-        set_min = {}
-        for attr, value in update.set_min.items():
-            held = [float(h) for i in readable if (h := i.get(attr)) is not None]  # type: ignore[arg-type]
-            if not held or value < min(held):
-                set_min[attr] = value
+            for attr, value in update.set_min.items():
+                one = item.get(attr)
+                if one is None or value < float(one):  # type: ignore[arg-type]
+                    set_min[attr] = value
         add_to_set = {}
         for attr, members in update.add_to_set.items():
             held_set = (item or {}).get(attr) or set()
