@@ -98,7 +98,7 @@ def test_a_chargeback_is_stored_and_counted_once_however_often_it_arrives(
 
 
 def test_each_feedback_leaves_one_audit_line_naming_its_subject_and_what_recording_did(
-    labelled: Stack, caplog: pytest.LogCaptureFixture
+    labelled: Stack, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     # Given a scored order
     score(labelled, make_order("o-1", card="fp-stolen"))
@@ -106,7 +106,9 @@ def test_each_feedback_leaves_one_audit_line_naming_its_subject_and_what_recordi
     lost = {"parcel_id": "p-9", "kind": "lost", "reported_at": BASE_TIME.isoformat()}
     confirmed = chargeback("o-1", 90) | {"kind": "fraud_confirmed"}
     caplog.clear()
+    capfd.readouterr()
     send_feedback(labelled, chargeback("o-1", 60), chargeback("o-1", 60), confirmed, lost)
+    emitted = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     # Then the function's log says, per message, which subject it was and what recording did:
     # what ops reads to tell a counted label from a redelivery
     audit = [
@@ -125,6 +127,23 @@ def test_each_feedback_leaves_one_audit_line_naming_its_subject_and_what_recordi
         ("o-1", None, "fraud_confirmed", "already_counted"),
         (None, "p-9", "lost", "stored"),
     ]
+    # And the same outcomes are counted as metrics (CloudWatch's embedded format), one each
+    units = {
+        m["Name"]: m["Unit"] for e in emitted for d in e["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]
+    }
+    values = [
+        (name, e[name]) for e in emitted for name in units if name.startswith("Feedback_") and name in e
+    ]
+    counted = {name: 0.0 for name, _ in values}
+    for name, value in values:  # one value, or the list of values added in one flush
+        counted[name] += sum(value) if isinstance(value, list) else value
+    assert counted == {
+        "Feedback_counted": 1,
+        "Feedback_duplicate": 1,
+        "Feedback_already_counted": 1,
+        "Feedback_stored": 1,
+    }
+    assert {units[name] for name in counted} == {"Count"}
 
 
 def test_feedback_for_an_unknown_order_or_a_parcel_is_stored_without_counting(labelled: Stack) -> None:
