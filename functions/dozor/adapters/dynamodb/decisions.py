@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import random
 import secrets
 import time
@@ -208,7 +209,7 @@ class DynamoDecisionStore:
                 raise StoreUnavailableError(
                     f"latency budget spent after {done} of {len(updates)} counter updates: the rest handed on"
                 )
-            self._count_once(update, (slot, marker), self._stale(update, slot, order_epoch))
+            self._count_once(update, (slot, marker), self._stale(update, slot, order_epoch), fits)
 
     def _stale(self, update: ContainerUpdate, slot: str, order_epoch: int) -> list[str]:
         """What the write of ``update`` may remove: the buckets no order within the late-arrival
@@ -222,9 +223,17 @@ class DynamoDecisionStore:
         written = update.add.keys() | update.add_to_set.keys() | update.set_min.keys()
         return [n for n in names if n not in written][:MAX_REMOVED]
 
-    def _count_once(self, update: ContainerUpdate, guard: tuple[str, str], stale: list[str]) -> None:
+    def _count_once(
+        self,
+        update: ContainerUpdate,
+        guard: tuple[str, str],
+        stale: list[str],
+        fits: Callable[[], bool] | None = None,
+    ) -> None:
         attempt, conflicts = update, 0
-        while True:
+        for tries in itertools.count():
+            if tries and fits is not None and not fits():  # each retry is a call of its own
+                raise StoreUnavailableError(f"latency budget spent retrying the counters of {update.key[0]}")
             request = update_request(self._features, attempt, guard=guard, also_remove=stale)
             try:
                 with translated(DYNAMODB, f"counters of {update.key[0]} not updated"):
