@@ -183,7 +183,7 @@ def scoring_stack() -> Iterator[tuple[Any, Any, Any]]:
     from dozor.handlers.wiring import logger  # noqa: PLC0415
     from dozor_local.stack import LocalStack  # noqa: PLC0415
 
-    saved = dict(os.environ)
+    saved, saved_level = dict(os.environ), logger.log_level
     os.environ.pop("AWS_ENDPOINT_URL", None)
     try:
         with mock_aws():
@@ -197,6 +197,7 @@ def scoring_stack() -> Iterator[tuple[Any, Any, Any]]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        logger.setLevel(saved_level)  # the functions' logger is the process's: as it was found
         boto3.DEFAULT_SESSION = None
 
 

@@ -128,7 +128,7 @@ def deployed(config: PeakConfig) -> Iterator[Any]:
     from dozor.handlers.wiring import logger  # noqa: PLC0415
     from dozor_local.stack import LocalStack  # noqa: PLC0415
 
-    saved_env, saved_shards = dict(os.environ), dict(agg.SHARDS)
+    saved_env, saved_shards, saved_level = dict(os.environ), dict(agg.SHARDS), logger.log_level
     os.environ.pop("AWS_ENDPOINT_URL", None)
     if config.seller_shards:
         agg.SHARDS["seller"] = config.seller_shards
@@ -153,6 +153,7 @@ def deployed(config: PeakConfig) -> Iterator[Any]:
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
+        logger.setLevel(saved_level)  # the functions' logger is the process's: as it was found
         agg.SHARDS.clear()
         agg.SHARDS.update(saved_shards)
         boto3.DEFAULT_SESSION = None
