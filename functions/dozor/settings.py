@@ -2,58 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 import tempfile
-import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-
-class EnvSettings(BaseModel):
-    """A pydantic model filled from the environment: each field from the variable of its name, in
-    any case (``FEATURES_TABLE_NAME`` -> ``features_table_name``), a mapping, list or model field
-    as JSON; values passed in win. What pydantic-settings does for these classes, without its
-    import (a fifth of ``import boto3`` on every cold start: its dotenv, CLI and cloud sources)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    def __init__(self, **values: Any) -> None:
-        environment = {name.lower(): value for name, value in os.environ.items()}
-        found: dict[str, Any] = {}
-        for name, field in type(self).model_fields.items():
-            raw = environment.get(name)
-            if raw is not None and name not in values:
-                found[name] = _json(name, raw) if _structured(field.annotation) else raw
-        super().__init__(**found, **values)
-
-
-def _structured(annotation: Any) -> bool:
-    """Whether a field's value comes as JSON: a mapping, a list or a model (maybe optional)."""
-    kinds = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
-    return any(
-        typing.get_origin(k) in (dict, list, set, tuple)
-        or k in (dict, list, set, tuple)
-        or (isinstance(k, type) and issubclass(k, BaseModel))
-        for k in kinds
-    )
-
-
-def _json(name: str, raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{name.upper()} is not JSON: {error}") from error
-
-
-# The type checker is told these are pydantic-settings' classes, whose pydantic plugin knows
-# their fields come from the environment (so `Settings()` needs no arguments); they are not.
-if TYPE_CHECKING:
-    from pydantic_settings import BaseSettings, SettingsConfigDict
-else:
-    BaseSettings, SettingsConfigDict = EnvSettings, ConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
