@@ -64,6 +64,7 @@ def stream(now: datetime) -> dict[str, list[str]]:
         # Every entity its own: what an order sees then does not depend on arrival order, so any
         # two runs must decide alike (serving is defined by arrival; see test_queue_parity).
         order["seller"] = {"id": f"s-c{i:03d}"}
+        order["shipping"]["address"] = f"ul. Tverskaya 7, kv {i}"
         order["ip"] = f"95.165.{i // 200}.{i % 200 + 1}"
         orders.append(json.dumps(order))
     scans = []
