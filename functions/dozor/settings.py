@@ -115,6 +115,8 @@ class ShadowTallySettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True)
 
     shadow_tally_table_name: str | None = None  # without it nothing is counted (local runs, tests)
+    # Checkout's budget (Settings.decision_budget_ms): the tally's flush is a side call within it.
+    decision_budget_ms: int = Field(default=800, ge=50, le=10_000)
 
 
 class ReviewIntakeSettings(BaseSettings):
@@ -146,6 +148,10 @@ class ConsoleSettings(BaseSettings):
     shadow_model_parameter: str | None = None
     model_refresh_seconds: int = 120
     parcel_model_dir: Path | None = None
+    # Who may use the /v1/console routes in JWT mode (template: ConsoleScope, JwtSellerClaim): a
+    # token must carry the scope, and a merchant's token (it carries the seller claim) never may.
+    console_scope: str = Field(default="dozor/console", min_length=1, max_length=128)
+    seller_claim: str = Field(default="seller_id", min_length=1, max_length=64)
 
 
 class LaneReportSettings(BaseSettings):

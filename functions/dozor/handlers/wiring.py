@@ -81,7 +81,7 @@ tracer = Tracer(provider=_Untraced()) if _tracing_off() else Tracer(patch_module
 metrics = Metrics()
 
 # Queue functions: nobody waits on them, so botocore may retry a throttled call a few times.
-AWS_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 3})
+AWS_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 3})
 
 
 def client_config(budget: Budget | None = None) -> Config:
@@ -95,7 +95,8 @@ def client_config(budget: Budget | None = None) -> Config:
     return Config(
         connect_timeout=budget.connect_timeout,
         read_timeout=budget.read_timeout,
-        retries={"mode": "standard", "max_attempts": 1},
+        # botocore's "max_attempts" counts retries after the first try; "total_max_attempts" all of them.
+        retries={"mode": "standard", "total_max_attempts": 1},
     )
 
 
@@ -103,7 +104,9 @@ def side_call_config(budget: Budget) -> Config:
     """For the calls checkout's decision can do without (the caller throttle's counts, the model
     registry's pointers): one attempt, bounded by `Budget.side_call_cost` in all."""
     half = max(round(budget.side_call_cost / 2, 3), 0.001)
-    return Config(connect_timeout=half, read_timeout=half, retries={"mode": "standard", "max_attempts": 1})
+    return Config(
+        connect_timeout=half, read_timeout=half, retries={"mode": "standard", "total_max_attempts": 1}
+    )
 
 
 def aws_client(service: str, budget: Budget | None = None, config: Config | None = None) -> Any:

@@ -2,7 +2,9 @@
 
 Built on first use; without SHADOW_TALLY_TABLE_NAME (local runs without the table, unit tests)
 nothing is counted. A tally that cannot be stored is logged and kept for the next flush: it is a
-measurement, and must never fail or slow a decision beyond one UpdateItem a minute.
+measurement, and must never fail or slow a decision beyond one UpdateItem a minute: the flush
+runs on the request path, so its client makes one attempt within checkout's side-call cost
+(`Budget.side_call_cost`), never the store's usual timeouts and retries.
 """
 
 from __future__ import annotations
@@ -11,15 +13,20 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from dozor.adapters.dynamodb.shadow_tally import ShadowTally
+from dozor.domain.budget import Budget
 from dozor.domain.errors import DozorError
-from dozor.handlers.wiring import aws_client, logger
+from dozor.handlers.wiring import aws_client, logger, side_call_config
 from dozor.settings import ShadowTallySettings
 
 
 @lru_cache(maxsize=1)
 def shadow_tally() -> ShadowTally | None:
-    table = ShadowTallySettings().shadow_tally_table_name
-    return ShadowTally(aws_client("dynamodb"), table) if table else None
+    settings = ShadowTallySettings()
+    if not settings.shadow_tally_table_name:
+        return None
+    budget = Budget(settings.decision_budget_ms / 1000)
+    client = aws_client("dynamodb", config=side_call_config(budget))
+    return ShadowTally(client, settings.shadow_tally_table_name)
 
 
 def count_shadow(active_version: str, shadow_version: str, differs: bool) -> None:
