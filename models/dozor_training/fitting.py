@@ -29,6 +29,10 @@ class EvaluatorMismatchError(RuntimeError):
     """The NumPy evaluator does not reproduce the booster: the model must not be exported."""
 
 
+# Rounds without a better calibration-slice score before boosting stops (both engines' fits).
+EARLY_STOPPING_ROUNDS = 40
+
+
 def fit_booster(
     params: Mapping[str, Any],
     feature_names: Sequence[str],
@@ -49,7 +53,7 @@ def fit_booster(
         train,
         max_rounds,
         evals=[(valid, "calibration")],
-        early_stopping_rounds=40,
+        early_stopping_rounds=EARLY_STOPPING_ROUNDS,
         verbose_eval=False,
     )
     return fitted[: fitted.best_iteration + 1]

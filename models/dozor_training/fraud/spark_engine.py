@@ -32,7 +32,7 @@ from pyspark.sql.types import ArrayType, DoubleType, LongType, StructField, Stru
 from dozor.domain.feedback import Label, Loss
 from dozor.domain.fraud import features, rules
 from dozor.domain.privacy import PiiHasher
-from dozor_training.fitting import MAX_ROUNDS
+from dozor_training.fitting import EARLY_STOPPING_ROUNDS, MAX_ROUNDS
 from dozor_training.fraud.columnar import KINDS, Orders, kind_labels, kind_orders, order_columns
 from dozor_training.fraud.columnar_kernel import (
     EntityLabels,
@@ -45,7 +45,6 @@ from dozor_training.fraud.replay import ReplayResult
 from dozor_training.fraud.spark_tasks import entity_partition
 
 PARTITIONS = 8  # entity partitions per kind (tasks); a cluster would use a few per core
-_EARLY_STOPPING_ROUNDS = 40  # as fitting.fit_booster
 
 
 def session(master: str = "local[2]", app: str = "dozor-train", partitions: int = PARTITIONS) -> SparkSession:
@@ -195,7 +194,7 @@ def _fit_on_spark(
         validation_indicator_col="validation",
         num_workers=num_workers,
         n_estimators=max_rounds,
-        early_stopping_rounds=_EARLY_STOPPING_ROUNDS,
+        early_stopping_rounds=EARLY_STOPPING_ROUNDS,
         **_spark_params(params),
     )
     model = estimator.fit(spark.createDataFrame(frame).repartition(num_workers))
