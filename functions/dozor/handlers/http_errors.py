@@ -26,6 +26,7 @@ from dozor.domain.errors import (
 )
 
 ErrorCode = Literal[
+    "forbidden",
     "not_found",
     "conflict",
     "payload_too_large",

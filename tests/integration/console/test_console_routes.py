@@ -54,10 +54,18 @@ def call(
     body: Any = None,
     params: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
-    who: str = ALICE,
+    who: str | None = ALICE,
+    jwt: dict[str, Any] | None = None,
 ) -> tuple[int, Any]:
+    """The route as API Gateway invokes it: authorized by IAM as `who`, or by a JWT (`jwt`: its
+    claims and scopes as the authorizer passes them), or by nothing (`who=None`)."""
     event = api_event(method, path, body, params)
-    event["requestContext"]["authorizer"] = {"iam": {"userArn": who}}
+    if jwt is not None:
+        event["requestContext"]["authorizer"] = {"jwt": jwt}
+    elif who is not None:
+        event["requestContext"]["authorizer"] = {"iam": {"userArn": who}}
+    else:
+        event["requestContext"].pop("authorizer", None)
     if query:
         event["queryStringParameters"] = query
         event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
@@ -285,3 +293,37 @@ def test_the_model_page_names_the_packaged_model_and_no_shadow(console: LocalSta
     status, page = call(console, "GET", "/v1/console/model")
     assert status == 200 and page["active"]["pointer"] == "packaged" and page["shadow"] is None
     assert page["active"]["report"]["model"]["roc_auc"] > 0.5
+
+
+def test_only_a_console_principal_reads_or_changes_anything_and_the_page_stays_open(
+    console: LocalStack,
+) -> None:
+    intake(console, [review_message("o-7")])
+    verdict = ("POST", "/v1/console/reviews/o-7/verdict", {"verdict": "fraud"}, {"order_id": "o-7"})
+    reviewer = {"claims": {"sub": "u-1", "username": "rita", "scope": "openid dozor/console"}, "scopes": None}
+    refused = {
+        "no principal": None,
+        "a token without the console's scope": {"claims": {"sub": "u-2", "scope": "openid"}, "scopes": None},
+        "a merchant's token, even with the scope": {
+            "claims": {"sub": "m-1", "seller_id": "s-1"},
+            "scopes": ["dozor/console"],
+        },
+        "a scoped token naming nobody": {"claims": {"scope": "dozor/console"}, "scopes": None},
+    }
+    for why, jwt in refused.items():
+        for request in (("GET", "/v1/console/reviews"), verdict, ("GET", "/v1/console/alerts")):
+            status, body = call(console, *request, who=None, jwt=jwt)  # type: ignore[arg-type]
+            assert (status, body["error"]["code"]) == (403, "forbidden"), why
+    # nothing was settled by the refused ones; the page itself needs no principal
+    assert [c["case"]["order_id"] for c in call(console, "GET", "/v1/console/reviews")[1]["cases"]] == ["o-7"]
+    page = api_event("GET", "/console")
+    page["requestContext"].pop("authorizer", None)
+    context = lambda_context(console.function("ConsoleFunction"), console.env_for("ConsoleFunction"))
+    assert api.lambda_handler(page, context)["statusCode"] == 200
+    assert feedback_messages(console) == []
+
+    # a reviewer's token with the scope (in its claim, or as API Gateway lists it) is recorded by name
+    status, case = call(console, *verdict, jwt=reviewer)  # type: ignore[arg-type]
+    assert (status, case["verdict_by"]) == (202, "jwt:rita")
+    scoped = {"claims": {"sub": "u-3"}, "scopes": ["dozor/console"]}
+    assert call(console, "GET", "/v1/console/reviews", jwt=scoped)[0] == 200

@@ -59,7 +59,13 @@ def test_every_route_but_the_docs_is_authorized(parameters: dict[str, str], sche
         "get /v1/orders/{order_id}/decision",
         "x-amazon-apigateway-any-method $default",
     }
-    assert all(required == [{scheme: []}] for required in guarded.values())
+    # In JWT mode the console's data routes also require its scope: a merchant's token (the same
+    # issuer and audience) must not settle reviews or change lists.
+    console_scope = [{"Ref": "ConsoleScope"}] if scheme == "DozorJwt" else []
+    for route, required in guarded.items():
+        wanted = console_scope if route.split(" ", 1)[1].startswith("/v1/console/") else []
+        assert required == [{scheme: wanted}], route
+    assert sum(route.split(" ", 1)[1].startswith("/v1/console/") for route in guarded) == 11
 
 
 def test_the_jwt_authorizer_takes_the_issuer_and_audiences() -> None:

@@ -20,9 +20,9 @@ from dozor.domain.parcels.alerts import AlertType, Severity
 from dozor.domain.parcels.handling import HandledAlert
 from dozor.domain.parcels.timeline import Timeline, timeline
 from dozor.domain.parcels.tracking import AlertEvent, outbox_entry
-from dozor.handlers.console.identity import actor
+from dozor.handlers.console.identity import CONSOLE_RESPONSES, actor
 from dozor.handlers.console.wiring import console_dependencies
-from dozor.handlers.http_errors import ERROR_RESPONSES, documented
+from dozor.handlers.http_errors import documented
 
 router = Router()  # type: ignore[no-untyped-call]  # powertools leaves its __init__ untyped
 
@@ -51,7 +51,7 @@ class OpsNote(BaseModel):
 @router.get(
     "/v1/console/alerts",
     summary="Open parcel alerts, newest first, filtered by type, carrier, region and severity",
-    responses={200: documented("The open alerts", AlertsPage), **ERROR_RESPONSES},
+    responses={200: documented("The open alerts", AlertsPage), **CONSOLE_RESPONSES},
 )
 def open_alerts(
     type: Annotated[AlertType | None, Query()] = None,
@@ -80,7 +80,7 @@ def open_alerts(
 @router.get(
     "/v1/console/parcels/<parcel_id>",
     summary="A parcel's scans against its lane's deadlines, and its alerts",
-    responses={200: documented("The parcel", ParcelView), **ERROR_RESPONSES},
+    responses={200: documented("The parcel", ParcelView), **CONSOLE_RESPONSES},
 )
 def parcel(parcel_id: ParcelId) -> ParcelView:
     deps = console_dependencies()
@@ -97,7 +97,7 @@ def parcel(parcel_id: ParcelId) -> ParcelView:
     responses={
         200: documented("The alert", HandledAlert),
         409: documented("The alert is resolved already"),
-        **ERROR_RESPONSES,
+        **CONSOLE_RESPONSES,
     },
 )
 def acknowledge(parcel_id: ParcelId, alert_type: AlertType, request: OpsNote) -> HandledAlert:
@@ -112,7 +112,7 @@ def acknowledge(parcel_id: ParcelId, alert_type: AlertType, request: OpsNote) ->
     responses={
         200: documented("The resolved alert", HandledAlert),
         409: documented("The alert is resolved already"),
-        **ERROR_RESPONSES,
+        **CONSOLE_RESPONSES,
     },
 )
 def resolve(parcel_id: ParcelId, alert_type: AlertType, request: OpsNote) -> HandledAlert:

@@ -23,7 +23,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dozor.domain.errors import DozorError, StoreUnavailableError
 from dozor.handlers.console import alerts, lists, model, reviews, static
-from dozor.handlers.http_errors import domain_error_response, not_found_response, validation_response
+from dozor.handlers.console.identity import principal
+from dozor.handlers.console.wiring import console_dependencies
+from dozor.handlers.http_errors import (
+    domain_error_response,
+    not_found_response,
+    proxy_error,
+    validation_response,
+)
 from dozor.handlers.http_guards import unreadable_body
 from dozor.handlers.wiring import logger, tracer
 
@@ -62,8 +69,25 @@ def reject_unreadable(handler: Any, event: dict[str, Any], context: LambdaContex
     return unreadable_body(event, MAX_BODY_BYTES) or handler(event, context)
 
 
+@lambda_handler_decorator
+def refuse_unauthorized(handler: Any, event: dict[str, Any], context: LambdaContext) -> Any:
+    """403 to a /v1/console request without a console principal (`identity.principal`).
+
+    The page's files stay open; its data routes are the console's own, so a JWT the gateway
+    admitted for another route (a merchant's) is refused here even if a route scope was missed.
+    """
+    if not str(event.get("rawPath") or "").startswith("/v1/console"):
+        return handler(event, context)
+    settings = console_dependencies().settings
+    if principal(event, settings.console_scope, settings.seller_claim) is None:
+        logger.warning("console request refused: no console principal")
+        return proxy_error(403, "forbidden", "this caller may not use the console")
+    return handler(event, context)
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
+@refuse_unauthorized
 @reject_unreadable
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

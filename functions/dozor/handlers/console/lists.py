@@ -29,9 +29,9 @@ from dozor.domain.fraud.lists import (
     entity_of,
     parse_entity,
 )
-from dozor.handlers.console.identity import actor
+from dozor.handlers.console.identity import CONSOLE_RESPONSES, actor
 from dozor.handlers.console.wiring import console_dependencies
-from dozor.handlers.http_errors import ERROR_RESPONSES, documented
+from dozor.handlers.http_errors import documented
 
 router = Router()  # type: ignore[no-untyped-call]  # powertools leaves its __init__ untyped
 
@@ -108,7 +108,7 @@ def _entity(request: ListChangeRequest) -> Entity:
 @router.get(
     "/v1/console/lists",
     summary="The entities on the allow, block and review lists",
-    responses={200: documented("The entries, newest first", ListsPage), **ERROR_RESPONSES},
+    responses={200: documented("The entries, newest first", ListsPage), **CONSOLE_RESPONSES},
 )
 def lists(name: Annotated[ListName | None, Query(alias="list")] = None) -> ListsPage:
     records = console_dependencies().lists
@@ -122,7 +122,7 @@ def lists(name: Annotated[ListName | None, Query(alias="list")] = None) -> Lists
     responses={
         200: documented("The entity's entry now", EntryView),
         409: documented("Someone changed the same entity at the same moment; retry"),
-        **ERROR_RESPONSES,
+        **CONSOLE_RESPONSES,
     },
 )
 def change(request: ListChangeRequest) -> EntryView:
@@ -142,7 +142,7 @@ def change(request: ListChangeRequest) -> EntryView:
 @router.get(
     "/v1/console/lists/history",
     summary="One entity's list changes, newest first",
-    responses={200: documented("The changes", ListHistory), **ERROR_RESPONSES},
+    responses={200: documented("The changes", ListHistory), **CONSOLE_RESPONSES},
 )
 def history(
     entity: Annotated[str, Query(min_length=3, max_length=200, pattern=r"^[a-z]+#.+$")],

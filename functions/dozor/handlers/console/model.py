@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field
 
 from dozor.domain.fraud.model import PACKAGED_MODEL_DIR
 from dozor.domain.fraud.registry import NO_SHADOW, PACKAGED, ModelRole
+from dozor.handlers.console.identity import CONSOLE_RESPONSES
 from dozor.handlers.console.wiring import ConsoleDependencies, console_dependencies
-from dozor.handlers.http_errors import ERROR_RESPONSES, documented
+from dozor.handlers.http_errors import documented
 
 router = Router()  # type: ignore[no-untyped-call]  # powertools leaves its __init__ untyped
 
@@ -65,7 +66,7 @@ def _card(deps: ConsoleDependencies, role: ModelRole, version: str) -> ModelCard
 @router.get(
     "/v1/console/model",
     summary="The active and shadow model versions, their evaluation, and the shadow's disagreement rate",
-    responses={200: documented("The models", ModelPage), **ERROR_RESPONSES},
+    responses={200: documented("The models", ModelPage), **CONSOLE_RESPONSES},
 )
 def models(hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24) -> ModelPage:
     deps = console_dependencies()

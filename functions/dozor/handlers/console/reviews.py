@@ -26,9 +26,9 @@ from dozor.domain.fraud.reviews import (
     feedback_for,
     history_of,
 )
-from dozor.handlers.console.identity import actor
+from dozor.handlers.console.identity import CONSOLE_RESPONSES, actor
 from dozor.handlers.console.wiring import ConsoleDependencies, console_dependencies
-from dozor.handlers.http_errors import ERROR_RESPONSES, documented
+from dozor.handlers.http_errors import documented
 
 router = Router()  # type: ignore[no-untyped-call]  # powertools leaves its __init__ untyped
 
@@ -80,7 +80,7 @@ def _histories(deps: ConsoleDependencies, entities: Iterable[agg.Entity]) -> dic
 @router.get(
     "/v1/console/reviews",
     summary="Open review cases, oldest first",
-    responses={200: documented("The open cases", ReviewQueue), **ERROR_RESPONSES},
+    responses={200: documented("The open cases", ReviewQueue), **CONSOLE_RESPONSES},
 )
 def review_queue(limit: Annotated[int, Query(ge=1, le=100)] = 50) -> ReviewQueue:
     deps = console_dependencies()
@@ -104,7 +104,7 @@ def review_queue(limit: Annotated[int, Query(ge=1, le=100)] = 50) -> ReviewQueue
 @router.get(
     "/v1/console/orders/<order_id>",
     summary="An order's decision with its explanation, review case and history",
-    responses={200: documented("The order", OrderDetail), **ERROR_RESPONSES},
+    responses={200: documented("The order", OrderDetail), **CONSOLE_RESPONSES},
 )
 def order_detail(order_id: OrderId) -> OrderDetail:
     deps = console_dependencies()
@@ -136,7 +136,7 @@ def order_detail(order_id: OrderId) -> OrderDetail:
     responses={
         202: documented("Settled; the Feedback is on its way to the labels", ReviewCase),
         409: documented("The case was already settled (by someone else, or otherwise)"),
-        **ERROR_RESPONSES,
+        **CONSOLE_RESPONSES,
     },
 )
 def give_verdict(order_id: OrderId, request: VerdictRequest) -> ReviewCase:
