@@ -24,7 +24,8 @@ case "$pass" in
       "src/dozor/handlers/parcels/shipment_events.py", "src/dozor/handlers/records.py"'
     tests='"tests/integration/fraud/test_order_events_queue.py", "tests/integration/fraud/test_feedback.py",
       "tests/integration/parcels/test_shipment_events.py", "tests/integration/fraud/test_queue_parity.py",
-      "tests/integration/fraud/test_order_scoring.py::test_batch_sees_earlier_orders_of_the_same_batch"' ;;
+      "tests/integration/fraud/test_order_scoring.py::test_batch_sees_earlier_orders_of_the_same_batch",
+      "tests/unit/shared/test_records.py"' ;;
   *) echo "unknown pass $pass (domain or handlers)" >&2; exit 2 ;;
 esac
 
