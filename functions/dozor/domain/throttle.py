@@ -72,7 +72,7 @@ class _Silent:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Admission:
     """Whether a request may go on; if not, in how many seconds it may be tried again."""
 
     allowed: bool
@@ -113,7 +113,7 @@ class CallerLimiter:
     def limit(self, caller: str) -> CallerLimit:
         return self.overrides.get(caller, self.default)
 
-    def admit(self, caller: str, fits: Callable[[], bool] = lambda: True) -> Verdict:
+    def admit(self, caller: str, fits: Callable[[], bool] = lambda: True) -> Admission:
         """One request of ``caller``: allowed or not. ``fits``: may a shared-count write be made now."""
         limit = self.limit(caller)
         now, wall = self.monotonic(), self.wall()
@@ -131,11 +131,11 @@ class CallerLimiter:
             return self._refuse(caller, shared_wait, f"over {limit.rate:g} requests/s across the API", wrote)
         state.tokens -= 1
         state.unreported += 1
-        return Verdict(True, wrote=wrote)
+        return Admission(True, wrote=wrote)
 
-    def _refuse(self, caller: str, wait: float, reason: str, wrote: bool) -> Verdict:
+    def _refuse(self, caller: str, wait: float, reason: str, wrote: bool) -> Admission:
         self.monitor.throttled(caller, wait, reason)
-        return Verdict(False, wait, reason, wrote)
+        return Admission(False, wait, reason, wrote)
 
     @staticmethod
     def _refill(state: _CallerState, limit: CallerLimit, now: float) -> None:
