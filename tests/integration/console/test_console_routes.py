@@ -25,6 +25,7 @@ from dozor.handlers.console.wiring import console_dependencies
 from dozor_local.invoke import lambda_context
 from dozor_local.stack import LocalStack
 from tests.helpers.aws_stack import TEMPLATE, api_event, sqs_event
+from tests.helpers.faults import Faults, code
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
 BOB = "arn:aws:iam::123456789012:user/bob"
@@ -327,3 +328,53 @@ def test_only_a_console_principal_reads_or_changes_anything_and_the_page_stays_o
     assert (status, case["verdict_by"]) == (202, "jwt:rita")
     scoped = {"claims": {"sub": "u-3"}, "scopes": ["dozor/console"]}
     assert call(console, "GET", "/v1/console/reviews", jwt=scoped)[0] == 200
+
+
+def stored_case(local: LocalStack, order_id: str) -> dict[str, Any]:
+    table = local.physical_id("ReviewCasesTable")
+    return dict(boto3.client("dynamodb").get_item(TableName=table, Key={"order_id": {"S": order_id}})["Item"])
+
+
+def test_anyones_retry_of_the_verdict_resends_its_pending_feedback_as_first_given(
+    console: LocalStack,
+) -> None:
+    faults = Faults()  # before the console's clients are built: they copy the session's hooks
+    intake(console, [review_message("o-3"), review_message("o-4")])
+    verdict = (
+        "POST",
+        "/v1/console/reviews/o-3/verdict",
+        {"verdict": "fraud", "note": "stolen"},
+        {"order_id": "o-3"},
+    )
+    # Given alice's verdict stored but its Feedback refused by the queue
+    with faults.on("before-call.sqs.SendMessage", code("ServiceUnavailable")):
+        assert call(console, *verdict)[0] == 503  # type: ignore[arg-type]
+    first_at = stored_case(console, "o-3")["verdict_at"]["S"]
+    # When bob gives the other verdict, it conflicts; when he repeats hers, it is sent
+    other = ("POST", "/v1/console/reviews/o-3/verdict", {"verdict": "legit"}, {"order_id": "o-3"})
+    assert call(console, *other, who=BOB)[0] == 409  # type: ignore[arg-type]
+    status, case = call(console, *verdict, who=BOB)  # type: ignore[arg-type]
+    # Then the case keeps her name, note and time, and the Feedback carries that time
+    assert status == 202 and (case["verdict_by"], case["note"]) == (ALICE, "stolen")
+    assert datetime.fromisoformat(case["verdict_at"]) == datetime.fromisoformat(first_at)
+    sent = feedback_messages(console)
+    assert [(m["kind"], datetime.fromisoformat(m["reported_at"])) for m in sent] == [
+        ("fraud_confirmed", datetime.fromisoformat(first_at))
+    ]
+    # and once sent, nobody sends it again
+    assert call(console, *verdict)[0] == 409  # type: ignore[arg-type]
+
+
+def test_a_retried_verdict_whose_answer_was_lost_sends_the_same_feedback_again(console: LocalStack) -> None:
+    faults = Faults()
+    intake(console, [review_message("o-5")])
+    verdict = ("POST", "/v1/console/reviews/o-5/verdict", {"verdict": "legit"}, {"order_id": "o-5"})
+    updates = iter([None, code("ServiceUnavailable")()])  # the verdict lands, "feedback sent" does not
+
+    with faults.on("before-call.dynamodb.UpdateItem", lambda **_: next(updates)):
+        assert call(console, *verdict)[0] == 503  # type: ignore[arg-type]
+    assert call(console, *verdict)[0] == 202  # type: ignore[arg-type]
+    first, again = feedback_messages(console)
+    # the same Feedback twice (the labels store it once), not a second, later verdict
+    assert first == again and first["kind"] == "legit_confirmed"
+    assert "feedback_pending" not in stored_case(console, "o-5")

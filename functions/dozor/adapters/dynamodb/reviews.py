@@ -2,9 +2,12 @@
 
 Open cases carry ``open_queue`` ("open"), so the sparse OpenReviewsIndex lists what reviewers
 still have to look at, oldest first; a verdict removes it. The verdict is written before the
-Feedback it sends, with ``feedback_pending`` set: if the send fails, the same reviewer's retry of
-the same verdict passes the condition again and sends it, while any other verdict on a settled case
-is a conflict. Reviews are a few percent of orders, so one index partition is plenty.
+Feedback it sends, with ``feedback_pending`` set: while it is set (the send failed, or its answer
+was lost), any retry of the same verdict (by anyone: the first reviewer may be gone, and the
+verdict is the case's, not the person's) passes the condition again and re-sends it, with who,
+when and why kept as first stored, so the Feedback's `reported_at` is the first one and the
+labels see the same Feedback again rather than a second, later one. Any other verdict on a
+settled case is a conflict. Reviews are a few percent of orders, so one index partition is plenty.
 """
 
 from __future__ import annotations
@@ -67,7 +70,11 @@ class DynamoReviewCases:
         return _case(item) if item else None
 
     def settle(self, order_id: str, verdict: Verdict, by: str, note: str | None, at: datetime) -> ReviewCase:
-        """Record the verdict (feedback still to send); the settled case."""
+        """Record the verdict (feedback still to send); the settled case, as first stored.
+
+        A retry of the same verdict while its Feedback is pending keeps the first reviewer, time
+        and note (`if_not_exists`): the caller re-sends the Feedback with the stored time.
+        """
         values: dict[str, Any] = {
             ":state": {"S": CaseState(verdict.value).value},
             ":open": {"S": CaseState.OPEN.value},
@@ -75,18 +82,20 @@ class DynamoReviewCases:
             ":at": {"S": at.isoformat()},
             ":true": {"BOOL": True},
         }
-        sets = "#s = :state, verdict_by = :by, verdict_at = :at, feedback_pending = :true"
+        sets = (
+            "#s = :state, verdict_by = if_not_exists(verdict_by, :by), "
+            "verdict_at = if_not_exists(verdict_at, :at), feedback_pending = :true"
+        )
         if note:
             values[":note"] = {"S": note}
-            sets += ", #note = :note"
+            sets += ", #note = if_not_exists(#note, :note)"
         try:
             with translated(DYNAMODB, f"verdict on {order_id} not stored"):
                 response = self._client.update_item(
                     TableName=self._table,
                     Key={"order_id": {"S": order_id}},
                     UpdateExpression=f"SET {sets} REMOVE open_queue",
-                    ConditionExpression="#s = :open OR (#s = :state AND verdict_by = :by "
-                    "AND attribute_exists(feedback_pending))",
+                    ConditionExpression="#s = :open OR (#s = :state AND attribute_exists(feedback_pending))",
                     ExpressionAttributeNames={"#s": "state", **({"#note": "note"} if note else {})},
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",

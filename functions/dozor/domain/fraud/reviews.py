@@ -4,7 +4,8 @@ A case is opened from the review queue's message (the decision and the order's i
 no personal data) and stays open until a reviewer gives a verdict. The verdict is told to the rest
 of Dozor as Feedback (`fraud_confirmed` / `legit_confirmed`), so it becomes a label exactly as a
 chargeback does; the case keeps who settled it, when and why. A verdict is given once: a second
-one on a settled case is a conflict, not a silent overwrite of the first reviewer's word.
+one on a settled case is a conflict, not a silent overwrite of the first reviewer's word; the same
+verdict again while its Feedback is unsent (by anyone) re-sends that Feedback, as first given.
 """
 
 from __future__ import annotations

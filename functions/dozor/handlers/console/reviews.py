@@ -135,7 +135,10 @@ def order_detail(order_id: OrderId) -> OrderDetail:
     status_code=202,
     responses={
         202: documented("Settled; the Feedback is on its way to the labels", ReviewCase),
-        409: documented("The case was already settled (by someone else, or otherwise)"),
+        409: documented(
+            "The case was settled already: with the other verdict, or with this one and its "
+            "Feedback sent (a retry of the same verdict while it is pending sends it again)"
+        ),
         **CONSOLE_RESPONSES,
     },
 )
@@ -145,6 +148,8 @@ def give_verdict(order_id: OrderId, request: VerdictRequest) -> ReviewCase:
     case = deps.reviews.settle(
         order_id, request.verdict, actor(router.current_event.raw_event), request.note, at
     )
+    # `case` is as first stored: a retry (anyone's) while the Feedback is pending re-sends the same
+    # Feedback, first reviewer's time as its reported_at, so the labels get no second, later one.
     deps.feedback.report(feedback_for(order_id, request.verdict, case.verdict_at or at))
     deps.reviews.feedback_sent(order_id)
     return case
