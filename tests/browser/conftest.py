@@ -62,6 +62,13 @@ def console(chromium: Any, local: LocalServer) -> Iterator[Any]:
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(local.api_url + "/console/")
     page.get_by_label("Access key ID").fill("testing")
+    # keys and tokens are never offered to the browser's password store (a stale secret refilled)
+    autocomplete = "inputs => inputs.map(i => [i.name, i.getAttribute('autocomplete')])"
+    assert page.locator("form input").evaluate_all(autocomplete) == [
+        ["accessKeyId", "off"],
+        ["secretAccessKey", "off"],
+        ["sessionToken", "off"],
+    ]
     page.keyboard.press("Tab")
     page.keyboard.type("testing")  # the secret, typed where the Tab key took the focus
     page.keyboard.press("Enter")

@@ -131,16 +131,18 @@ async function guarded(work) {
 
 function signIn(next) {
   const iam = config.auth !== "JWT";
+  // autocomplete "off": these are short-lived keys and tokens, not a password the browser should
+  // offer to save (or fill in later, stale, from its password store).
   const inputs = iam
     ? [
-        field("Access key ID", h("input", { name: "accessKeyId", autocomplete: "username", required: true })),
-        field("Secret access key", h("input", { name: "secretAccessKey", type: "password", autocomplete: "current-password", required: true })),
-        field("Session token (temporary credentials)", h("input", { name: "sessionToken", type: "password" })),
+        field("Access key ID", h("input", { name: "accessKeyId", autocomplete: "off", required: true })),
+        field("Secret access key", h("input", { name: "secretAccessKey", type: "password", autocomplete: "off", required: true })),
+        field("Session token (temporary credentials)", h("input", { name: "sessionToken", type: "password", autocomplete: "off" })),
       ]
-    : [field("Bearer token (JWT)", h("input", { name: "bearer", type: "password", required: true }))];
+    : [field("Bearer token (JWT)", h("input", { name: "bearer", type: "password", autocomplete: "off", required: true }))];
   const form = h(
     "form",
-    { class: "panel", onsubmit: async (event) => {
+    { class: "panel", autocomplete: "off", onsubmit: async (event) => {
       event.preventDefault();
       const data = Object.fromEntries(new FormData(form).entries());
       if (!data.sessionToken) delete data.sessionToken;
