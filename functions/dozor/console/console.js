@@ -343,7 +343,7 @@ async function opsPage(params) {
       h("td", { text: handling.acknowledged_by ? `${handling.acknowledged_by}` : "—" }),
     ),
   );
-  show("Open parcel alerts", filters, table(`${page.alerts.length} open alerts, newest first`, ["Type", "Severity", "Parcel", "Carrier", "Region", "Status", "What", "Raised", "Acknowledged by"], rows));
+  show("Open parcel alerts", filters, table(page.truncated ? `Showing the first ${page.alerts.length} open alerts found, newest first: there are more, narrow the filters to see them` : `${page.alerts.length} open alerts, newest first`, ["Type", "Severity", "Parcel", "Carrier", "Region", "Status", "What", "Raised", "Acknowledged by"], rows));
 }
 
 function timelineSvg(t) {

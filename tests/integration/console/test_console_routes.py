@@ -20,6 +20,7 @@ from dozor.domain.parcels.alerts import AlertType, assess
 from dozor.domain.parcels.lanes import LaneDeadlines
 from dozor.domain.parcels.shipments import ShipmentEvent, apply_scans
 from dozor.domain.parcels.tracking import AlertEvent, outbox_entry
+from dozor.handlers.console import alerts as alerts_routes
 from dozor.handlers.console import api, review_intake
 from dozor.handlers.console.wiring import console_dependencies
 from dozor_local.invoke import lambda_context
@@ -218,7 +219,8 @@ def test_a_list_change_is_audited_applied_to_the_profile_and_undone(console: Loc
     assert call(console, "POST", "/v1/console/lists/changes", both)[0] == 422
 
 
-def open_alert(local: LocalStack, parcel_id: str) -> None:
+def open_alert(local: LocalStack, parcel_id: str, carrier: str = "CAINIAO", at: datetime = NOW) -> None:
+    """A STALLED alert on a parcel of `carrier`, raised `at`."""
     ddb = boto3.client("dynamodb")
     parcels = DynamoParcelStore(ddb, local.physical_id("ShipmentsTable"))
     alerts = DynamoAlertStore(ddb, local.physical_id("AlertsTable"), local.physical_id("ShipmentsTable"))
@@ -228,7 +230,7 @@ def open_alert(local: LocalStack, parcel_id: str) -> None:
             "event_id": f"{parcel_id}-1",
             "parcel_id": parcel_id,
             "order_id": f"o-{parcel_id}",
-            "carrier": "CAINIAO",
+            "carrier": carrier,
             "status": "IN_TRANSIT",
             "occurred_at": (NOW - timedelta(days=10)).isoformat(),
             "origin_country": "CN",
@@ -236,7 +238,7 @@ def open_alert(local: LocalStack, parcel_id: str) -> None:
         }
     )
     parcel = parcels.save(apply_scans(None, [event], deadlines), None, frozenset()).parcel
-    assert alerts.open(parcel, assess(parcel, NOW, None, deadlines, 0.5), None)
+    assert alerts.open(parcel, assess(parcel, at, None, deadlines, 0.5), None)
 
 
 def test_ops_acknowledge_then_resolve_an_alert_and_the_parcel_can_be_alerted_again(
@@ -378,3 +380,24 @@ def test_a_retried_verdict_whose_answer_was_lost_sends_the_same_feedback_again(c
     # the same Feedback twice (the labels store it once), not a second, later verdict
     assert first == again and first["kind"] == "legit_confirmed"
     assert "feedback_pending" not in stored_case(console, "o-5")
+
+
+def test_the_alerts_page_says_when_it_shows_only_the_first_matches(
+    console: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three stalled parcels, the oldest alert a YUNEXPRESS one
+    for n, carrier in enumerate(["YUNEXPRESS", "CAINIAO", "CAINIAO"]):
+        open_alert(console, f"LP-T{n}", carrier, NOW - timedelta(minutes=3 - n))
+
+    def page(**query: str) -> tuple[list[str], bool]:
+        status, body = call(console, "GET", "/v1/console/alerts", query=query)
+        assert status == 200
+        return [a["alert"]["parcel_id"] for a in body["alerts"]], body["truncated"]
+
+    assert page() == (["LP-T2", "LP-T1", "LP-T0"], False)
+    assert page(limit="2") == (["LP-T2", "LP-T1"], True)
+    assert page(carrier="YUNEXPRESS") == (["LP-T0"], False)
+    # When fewer are read per type than are open, a match beyond the cut is not lost silently
+    monkeypatch.setattr(alerts_routes, "PER_TYPE", 2)
+    assert page(carrier="YUNEXPRESS") == ([], True)
+    assert page(type="STALLED") == (["LP-T2", "LP-T1"], True)

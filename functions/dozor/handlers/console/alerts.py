@@ -28,11 +28,17 @@ router = Router()  # type: ignore[no-untyped-call]  # powertools leaves its __in
 
 ParcelId = Annotated[str, Path(min_length=1, max_length=128)]
 Filter = Annotated[str | None, Query(min_length=1, max_length=64)]
-PER_TYPE = 200  # newest open alerts read per type before filtering
+PER_TYPE = 200  # newest open alerts read per type before filtering (the filters are in memory)
 
 
 class AlertsPage(BaseModel):
     alerts: list[HandledAlert]
+    truncated: bool = Field(
+        description="True when `alerts` may not be every open alert that matches: more than `limit` "
+        f"matched (the newest `limit` are shown), or a type has more than {PER_TYPE} open alerts and "
+        f"the filters saw only its newest {PER_TYPE}. The page says it shows the first ones; narrow "
+        "the filters (by type first) to see the rest"
+    )
     carriers: list[str] = Field(description="carriers with open alerts (for the filter)")
     regions: list[str] = Field(description="destination regions with open alerts (for the filter)")
 
@@ -61,7 +67,12 @@ def open_alerts(
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
 ) -> AlertsPage:
     alerts = console_dependencies().alerts
-    found = [a for t in ([type] if type else list(AlertType)) for a in alerts.open_handled(t, PER_TYPE)]
+    found: list[HandledAlert] = []
+    cut = False  # a type had more open alerts than were read: a match among them is not seen
+    for alert_type in [type] if type else list(AlertType):
+        newest = alerts.open_handled(alert_type, PER_TYPE + 1)  # one more, to know there are more
+        cut = cut or len(newest) > PER_TYPE
+        found += newest[:PER_TYPE]
     chosen = [
         a
         for a in found
@@ -72,6 +83,7 @@ def open_alerts(
     chosen.sort(key=lambda a: a.alert.raised_at, reverse=True)
     return AlertsPage(
         alerts=chosen[:limit],
+        truncated=cut or len(chosen) > limit,
         carriers=sorted({a.alert.carrier for a in found}),
         regions=sorted({a.alert.destination_region for a in found if a.alert.destination_region}),
     )
