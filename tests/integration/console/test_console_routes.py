@@ -16,6 +16,7 @@ from moto import mock_aws
 from dozor.adapters.dynamodb.parcels import DynamoAlertStore, DynamoParcelStore
 from dozor.adapters.dynamodb.shadow_tally import ShadowTally
 from dozor.domain.contracts import Decision
+from dozor.domain.errors import ConflictError
 from dozor.domain.parcels.alerts import AlertType, assess
 from dozor.domain.parcels.lanes import LaneDeadlines
 from dozor.domain.parcels.shipments import ShipmentEvent, apply_scans
@@ -401,3 +402,33 @@ def test_the_alerts_page_says_when_it_shows_only_the_first_matches(
     monkeypatch.setattr(alerts_routes, "PER_TYPE", 2)
     assert page(carrier="YUNEXPRESS") == ([], True)
     assert page(type="STALLED") == (["LP-T2", "LP-T1"], True)
+
+
+def test_a_list_change_whose_profile_write_lands_after_a_later_ones_is_dropped(
+    console: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = console_dependencies().decisions
+    real = store.set_list_status
+    late: list[tuple[Any, ...]] = []
+
+    def first_write_late(*args: Any) -> None:  # the first change's write is still on its way
+        if not late:
+            late.append(args)
+            return
+        real(*args)
+
+    monkeypatch.setattr(store, "set_list_status", first_write_late)
+    block = {"kind": "device", "value": "fp-late-1", "list": "block", "reason": "chargebacks"}
+    _, first = call(console, "POST", "/v1/console/lists/changes", block)
+    removal = {"kind": "device", "entity": first["entity"], "list": None, "reason": "bank cleared it"}
+    status, second = call(console, "POST", "/v1/console/lists/changes", removal, who=BOB)
+    assert status == 200 and second["applied"] and "list" not in profile(console, first["entity"])
+
+    # When the first change's write arrives now, the later change is already there: it is refused
+    with pytest.raises(ConflictError):
+        real(*late[0])
+    assert "list" not in profile(console, first["entity"])
+    # and a change after both still applies
+    monkeypatch.setattr(store, "set_list_status", real)
+    status, third = call(console, "POST", "/v1/console/lists/changes", {**block, "reason": "again"})
+    assert status == 200 and third["applied"] and profile(console, first["entity"])["list"] == {"S": "block"}

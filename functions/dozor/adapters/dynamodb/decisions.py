@@ -309,25 +309,35 @@ class DynamoDecisionStore:
         found: dict[str, Any] | None = response.get("Item")
         return found
 
-    def set_list_status(self, pk: str, status: str | None) -> None:
-        """Put an entity on the allow/block/review list (``None`` takes it off); for ops tooling."""
-        key = {"pk": {"S": pk}, "sk": {"S": "P"}}
+    def set_list_status(self, pk: str, status: str | None, change: int | None = None) -> None:
+        """Put an entity on the allow/block/review list (``None`` takes it off); for ops tooling.
+
+        With ``change`` (the list change's number, `ListKeeper`), only if no later change landed
+        first: two changes applied concurrently cannot leave the older one on the profile
+        (ConflictError when a later one is there).
+        """
+        names = {"#l": "list"}
+        values: dict[str, Any] = {} if status is None else {":s": {"S": status}}
+        sets = [] if status is None else ["#l = :s"]
+        ordered: dict[str, Any] = {}
+        if change is not None:
+            names["#c"] = "list_change"
+            values[":c"] = {"N": str(change)}
+            sets.append("#c = :c")
+            ordered["ConditionExpression"] = "attribute_not_exists(#c) OR #c < :c"
+        parts = [f"SET {', '.join(sets)}"] if sets else []
+        if status is None:
+            parts.append("REMOVE #l")
+        if values:
+            ordered["ExpressionAttributeValues"] = values
         with translated(DYNAMODB, f"list status of {pk} not set"):
-            if status is None:
-                self._client.update_item(
-                    TableName=self._features,
-                    Key=key,
-                    UpdateExpression="REMOVE #l",
-                    ExpressionAttributeNames={"#l": "list"},
-                )
-            else:
-                self._client.update_item(
-                    TableName=self._features,
-                    Key=key,
-                    UpdateExpression="SET #l = :s",
-                    ExpressionAttributeNames={"#l": "list"},
-                    ExpressionAttributeValues={":s": {"S": status}},
-                )
+            self._client.update_item(
+                TableName=self._features,
+                Key={"pk": {"S": pk}, "sk": {"S": "P"}},
+                UpdateExpression=" ".join(parts),
+                ExpressionAttributeNames=names,
+                **ordered,
+            )
 
     def get_decision(self, order_id: str) -> Decision | None:
         prior = self.get_prior(order_id)

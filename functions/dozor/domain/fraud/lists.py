@@ -21,7 +21,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict
 
 from dozor.domain.aggregates import Entity
-from dozor.domain.errors import InvalidInputError
+from dozor.domain.errors import ConflictError, InvalidInputError
 from dozor.domain.fraud.features import PERSONAL_KINDS
 from dozor.domain.privacy import PiiHasher, normalise
 
@@ -111,14 +111,17 @@ class ListRecords(Protocol):
 class ProfileLists(Protocol):
     """Where scoring reads list membership: the entity's profile (`DynamoDecisionStore`)."""
 
-    def set_list_status(self, pk: str, status: str | None) -> None: ...
+    def set_list_status(self, pk: str, status: str | None, change: int | None = None) -> None:
+        """Set the status, unless a change numbered above `change` is there (ConflictError)."""
+        ...
 
 
 class ListKeeper:
     """Changes an entity's list membership: recorded (who, why) first, then applied to scoring.
 
     Recorded first, so nothing takes effect without its audit record; if applying fails the entry
-    stays ``applied: false`` and the same change made again applies it.
+    stays ``applied: false`` and the same change made again applies it. The profile write carries
+    the change's number, so a change whose write arrives after a later one's is dropped there.
     """
 
     def __init__(self, records: ListRecords, profiles: ProfileLists) -> None:
@@ -148,6 +151,11 @@ class ListKeeper:
             order_id=order_id,
         )
         entry = self._records.record(change, current.changes if current else 0)
-        self._profiles.set_list_status(entity.pk, target.value if target else None)
+        try:
+            # Numbered: of two changes applied at once, the later one stays on the profile even
+            # if the earlier one's write lands last.
+            self._profiles.set_list_status(entity.pk, target.value if target else None, entry.changes)
+        except ConflictError:
+            return entry  # superseded by a later change, already on the profile (not applied)
         self._records.applied(entity.pk, entry.changes)
         return replace(entry, applied=True)
