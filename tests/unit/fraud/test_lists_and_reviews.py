@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dozor.domain.aggregates import Entity
-from dozor.domain.errors import InvalidInputError, StoreUnavailableError
+from dozor.domain.errors import ConflictError, InvalidInputError, StoreUnavailableError
 from dozor.domain.feedback import FeedbackKind, label_of
 from dozor.domain.fraud.features import identify
 from dozor.domain.fraud.lists import (
@@ -110,13 +110,20 @@ class Records:
 
 
 class Profiles:
+    """The profiles port as the Features table keeps it: a later change number wins."""
+
     def __init__(self, fail: bool = False) -> None:
         self.status: dict[str, str | None] = {}
+        self.change: dict[str, int] = {}
         self.fail = fail
 
-    def set_list_status(self, pk: str, status: str | None) -> None:
+    def set_list_status(self, pk: str, status: str | None, change: int | None = None) -> None:
         if self.fail:
             raise StoreUnavailableError("features table throttled")
+        if change is not None:
+            if self.change.get(pk, -1) >= change:
+                raise ConflictError(f"a later list change of {pk} is on its profile")
+            self.change[pk] = change
         self.status[pk] = status
 
 
