@@ -4,6 +4,7 @@ carries it in ``detail`` (a bus rule delivering to the queue); anything else nam
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,25 @@ def test_anything_else_is_an_invalid_record_naming_what_is_wrong(body: dict[str,
 def test_a_body_that_is_not_json_says_where_it_breaks() -> None:
     with pytest.raises(InvalidRecordError, match=r"body is not JSON: .* at 1"):
         parse_record('{"order_id"', Order, NOW)
+
+
+def test_instants_are_judged_against_the_delivery_clock_not_the_machines() -> None:
+    # An order five days ahead of the clock the record was delivered by (here: NOW, a week
+    # before this order) is refused, whatever the machine's own clock says.
+    early = datetime(2026, 11, 20, tzinfo=UTC)
+    with pytest.raises(InvalidRecordError, match=r"^invalid order: created_at \(.+\)"):
+        parse_record(json.dumps(ORDER), Order, early)
+
+
+def test_an_invalid_record_names_each_field_by_its_path() -> None:
+    bad = ORDER | {"amount": -5, "buyer": ORDER["buyer"] | {"id": ""}}
+    with pytest.raises(InvalidRecordError) as raised:
+        parse_record(json.dumps(bad), Order, NOW)
+    assert re.fullmatch(r"invalid order: buyer\.id \([^)]+\), amount \([^)]+\)", str(raised.value)), (
+        raised.value
+    )
+
+
+def test_a_body_too_deep_to_read_says_so_by_its_kind() -> None:
+    with pytest.raises(InvalidRecordError, match=r"^body not readable as order: RecursionError$"):
+        parse_record("[" * 100_000 + "]" * 100_000, Order, NOW)
