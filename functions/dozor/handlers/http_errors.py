@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +25,7 @@ from dozor.domain.errors import (
     NotFoundError,
     StoreUnavailableError,
 )
+from dozor.handlers.wiring import logger
 
 ErrorCode = Literal[
     "forbidden",
@@ -165,3 +167,22 @@ def domain_error_response(error: DozorError) -> Response[str]:
             fields = [FieldError(field=f, message=str(error), type="value_error") for f in named]
             return error_response(status, code, detail, fields, headers=headers)
     return error_response(500, "internal", "internal error")
+
+
+def install_error_handlers(app: APIGatewayHttpResolver, store: str) -> None:
+    """The one error body for a resolver's invalid requests, unknown routes and domain errors;
+    a store outage is logged as ``"<store> unavailable"`` (what the function's alarms look for)."""
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(error: RequestValidationError) -> Response[str]:
+        return validation_response(error.errors())
+
+    @app.not_found
+    def no_such_route(error: Exception) -> Response[str]:
+        return not_found_response()
+
+    @app.exception_handler(DozorError)
+    def domain_error(error: DozorError) -> Response[str]:
+        if isinstance(error, StoreUnavailableError):
+            logger.warning(f"{store} unavailable", extra={"error": str(error)})
+        return domain_error_response(error)

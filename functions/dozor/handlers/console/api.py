@@ -15,21 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dozor.domain.errors import DozorError, StoreUnavailableError
 from dozor.handlers.console import alerts, lists, model, reviews, static
 from dozor.handlers.console.identity import principal
 from dozor.handlers.console.wiring import console_dependencies
 from dozor.handlers.http_errors import (
-    domain_error_response,
-    not_found_response,
+    install_error_handlers,
     proxy_error,
-    validation_response,
 )
 from dozor.handlers.http_guards import unreadable_body
 from dozor.handlers.wiring import logger, tracer
@@ -46,21 +42,7 @@ def openapi_app() -> APIGatewayHttpResolver:
     return app
 
 
-@app.exception_handler(RequestValidationError)
-def invalid_request(error: RequestValidationError) -> Response[str]:
-    return validation_response(error.errors())
-
-
-@app.not_found
-def no_such_route(error: Exception) -> Response[str]:
-    return not_found_response()
-
-
-@app.exception_handler(DozorError)
-def domain_error(error: DozorError) -> Response[str]:
-    if isinstance(error, StoreUnavailableError):
-        logger.warning("console store unavailable", extra={"error": str(error)})
-    return domain_error_response(error)
+install_error_handlers(app, "console store")
 
 
 @lambda_handler_decorator

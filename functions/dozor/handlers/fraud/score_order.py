@@ -15,7 +15,6 @@ time to validate requests and build the OpenAPI document.
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -23,15 +22,13 @@ from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dozor.domain.contracts import Decision, Order
-from dozor.domain.errors import DozorError, NotFoundError, StoreUnavailableError
+from dozor.domain.errors import NotFoundError
 from dozor.handlers.fraud.wiring import dependencies, report_shadow, scoring
 from dozor.handlers.http_errors import (
     ERROR_RESPONSES,
     ORDER_RESPONSES,
     documented,
-    domain_error_response,
-    not_found_response,
-    validation_response,
+    install_error_handlers,
 )
 from dozor.handlers.http_guards import unreadable_body
 from dozor.handlers.http_throttle import CallerThrottledError, per_caller_limit, throttled_response
@@ -108,26 +105,12 @@ def openapi_document() -> Response[str]:
     return Response(200, content_types.APPLICATION_JSON, merged(app, openapi_app()))
 
 
-@app.exception_handler(RequestValidationError)
-def invalid_request(error: RequestValidationError) -> Response[str]:
-    return validation_response(error.errors())
-
-
-@app.not_found
-def no_such_route(error: Exception) -> Response[str]:
-    return not_found_response()
+install_error_handlers(app, "decision store")
 
 
 @app.exception_handler(CallerThrottledError)
 def caller_throttled(error: CallerThrottledError) -> Response[str]:
     return throttled_response(error)
-
-
-@app.exception_handler(DozorError)
-def domain_error(error: DozorError) -> Response[str]:
-    if isinstance(error, StoreUnavailableError):
-        logger.warning("decision store unavailable", extra={"error": str(error)})
-    return domain_error_response(error)
 
 
 @lambda_handler_decorator
