@@ -313,21 +313,16 @@ class DynamoAlertStore:
 
     def open_alerts(self, alert_type: AlertType, limit: int = 100) -> list[Alert]:
         """The newest open alerts of a type (OpenAlertsIndex), for ops tooling and tests."""
-        with translated(DYNAMODB, f"open {alert_type} alerts not read"):
-            response = self._client.query(
-                TableName=self._alerts,
-                IndexName="OpenAlertsIndex",
-                KeyConditionExpression="open_type = :t",
-                ExpressionAttributeValues={":t": {"S": alert_type.value}},
-                ScanIndexForward=False,
-                Limit=limit,
-            )
-        return [Alert.model_validate_json(item["alert"]["S"]) for item in response.get("Items", [])]
+        return [Alert.model_validate_json(item["alert"]["S"]) for item in self._open_items(alert_type, limit)]
 
     # --- what ops does with alerts (the console) ------------------------------------------------
 
     def open_handled(self, alert_type: AlertType, limit: int) -> list[HandledAlert]:
         """The newest open alerts of a type with what ops did with them (acknowledgements)."""
+        return [_handled(item) for item in self._open_items(alert_type, limit)]
+
+    def _open_items(self, alert_type: AlertType, limit: int) -> list[dict[str, Any]]:
+        """The newest open alert items of a type, from OpenAlertsIndex."""
         with translated(DYNAMODB, f"open {alert_type} alerts not read"):
             response = self._client.query(
                 TableName=self._alerts,
@@ -337,7 +332,7 @@ class DynamoAlertStore:
                 ScanIndexForward=False,
                 Limit=limit,
             )
-        return [_handled(item) for item in response.get("Items", [])]
+        return list(response.get("Items", []))
 
     def handled(self, parcel_id: str, alert_type: AlertType) -> HandledAlert | None:
         with translated(DYNAMODB, f"alert {parcel_id}#{alert_type} not read"):
