@@ -91,6 +91,13 @@ def translate(service: Service, what: str, error: ClientError | BotoCoreError) -
     return StoreUnavailableError(message)  # throttling, 5xx, access, transaction conflicts, ...
 
 
+def held_by_a_transaction(error: DozorError) -> bool:
+    """Whether `error` came from DynamoDB refusing a write because a transaction held the item
+    (TransactionConflictException): a short wait and a retry of the same write is what it asks."""
+    cause = error.__cause__
+    return isinstance(cause, ClientError) and error_code(cause) == "TransactionConflictException"
+
+
 @contextmanager
 def translated(service: Service, what: str) -> Iterator[None]:
     """Run AWS calls; any botocore failure leaves as the domain error `translate` names."""

@@ -13,7 +13,16 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from dozor.adapters.aws_errors import DYNAMODB, S3, SQS, SSM, Service, translate, translated
+from dozor.adapters.aws_errors import (
+    DYNAMODB,
+    S3,
+    SQS,
+    SSM,
+    Service,
+    held_by_a_transaction,
+    translate,
+    translated,
+)
 from dozor.domain.errors import (
     ConflictError,
     DozorError,
@@ -74,6 +83,30 @@ def test_a_transaction_cancelled_by_contention_is_transient(reason: str) -> None
         DYNAMODB, "w", client_error("TransactionCanceledException", ["ConditionalCheckFailed", reason])
     )
     assert type(error) is StoreUnavailableError
+
+
+@pytest.mark.parametrize(
+    ("code", "held"),
+    [
+        ("TransactionConflictException", True),
+        ("ThrottlingException", False),
+        ("TransactionCanceledException", False),
+        ("ConditionalCheckFailedException", False),
+    ],
+)
+def test_only_a_write_refused_for_a_transaction_holding_the_item_is_worth_an_immediate_retry(
+    code: str, held: bool
+) -> None:
+    def raised() -> DozorError:
+        try:
+            with translated(DYNAMODB, "counters not updated"):
+                raise client_error(code)
+        except DozorError as error:
+            return error
+        raise AssertionError("translated let the error through")
+
+    assert held_by_a_transaction(raised()) is held
+    assert held_by_a_transaction(StoreUnavailableError("no cause")) is False
 
 
 @pytest.mark.parametrize(

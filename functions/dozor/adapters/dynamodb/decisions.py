@@ -56,7 +56,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from dozor.adapters.aws_errors import DYNAMODB, translated
+from dozor.adapters.aws_errors import DYNAMODB, held_by_a_transaction, translated
 from dozor.adapters.dynamodb.codec import chunked_batch_get, item, number, update_request
 from dozor.domain import aggregates as agg
 from dozor.domain.aggregates import ContainerUpdate, Key
@@ -140,7 +140,7 @@ class DynamoDecisionStore:
             self._count(self.writer, marker, updates, int(at.timestamp()), fits)
         except AlreadyDecidedError:
             raise
-        except BaseException:
+        except Exception:
             self._rename()  # this writer's slots must keep saying what it had counted
             raise
         if updates:
@@ -247,7 +247,7 @@ class DynamoDecisionStore:
             except StoreUnavailableError as error:
                 # The item is in a transaction (a label being counted): DynamoDB asks to retry.
                 conflicts += 1
-                if _code(error) != "TransactionConflictException" or conflicts > CONFLICT_RETRIES:
+                if not held_by_a_transaction(error) or conflicts > CONFLICT_RETRIES:
                     raise
                 time.sleep(random.uniform(0, 0.005 * 2**conflicts))
 
@@ -371,11 +371,6 @@ def _old_item(error: ConflictError) -> dict[str, Any] | None:
     response = getattr(cause, "response", None) or {}
     found: dict[str, Any] | None = response.get("Item")
     return found
-
-
-def _code(error: Exception) -> str:
-    response = getattr(error.__cause__, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def _older(marker: str, oldest_hour: str) -> bool:
