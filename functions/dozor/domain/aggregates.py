@@ -89,7 +89,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, NamedTuple
 
 from dozor.domain import buckets
@@ -142,7 +142,7 @@ class Entity:
     kind: str
     value: str
 
-    @property
+    @cached_property  # read several times per order (its keys, its summary, its update)
     def pk(self) -> str:
         return f"{self.kind}#{self.value}"
 
@@ -269,11 +269,15 @@ def summarise(
     ``link_kinds`` are the linked entity kinds whose distinct counts are wanted. ``epoch``:
     ``at`` in whole epoch seconds, when the caller has it (an order's seven entities share it).
     """
-    base = snapshot.get((entity.pk, PROFILE))
+    get = snapshot.get
+    pk = entity.pk
+    base = get((pk, PROFILE))
     if entity.kind in SHARDS:
-        items = [item for k in _shard_keys(entity.pk, entity.kind) if (item := snapshot.get(k))]
+        items = [item for k in _shard_keys(pk, entity.kind) if (item := get(k))]
+    elif base:
+        items = [base]
     else:
-        items = [base] if base else []
+        items = []
     if not items:
         # Every order and label writes the item, and items never expire: without one the entity
         # has no history at all. Most cards, devices and addresses are seen for the first time,
@@ -292,6 +296,38 @@ def summarise(
         n1h, n24h, n7d, n30d = n1h + s[0], n24h + s[1], n7d + s[2], n30d + s[3]
         a1h, a24h, a7d, a30d = a1h + s[4], a24h + s[5], a7d + s[6], a30d + s[7]
         f7d, f30d, l7d, l30d = f7d + s[8], f30d + s[9], l7d + s[10], l30d + s[11]
+    status = base.get("list") if base else None  # ops lists are kept on the entity's own item, not a shard
+    return EntityAggregates(
+        {"1h": n1h, "24h": n24h, "7d": n7d, "30d": n30d},
+        {"1h": a1h, "24h": a24h, "7d": a7d, "30d": a30d},
+        *_lifetime(items),
+        _links(items, slot, link_kinds) if link_kinds else {},
+        str(status) if status else None,
+        {"7d": f7d, "30d": f30d},
+        {"7d": l7d, "30d": l30d},
+        *_lifetime_labels(items),
+    )
+
+
+def _lifetime(items: list[Item]) -> tuple[float | None, float]:
+    """The earliest order stored of an entity (epoch seconds) and its lifetime orders."""
+    if len(items) == 1:
+        one: Mapping[str, Any] = items[0]
+        seen = one.get("first_seen")
+        return None if seen is None else float(seen), float(one.get("orders") or 0.0)
+    held = [float(v) for item in items if (v := item.get("first_seen")) is not None]  # type: ignore[arg-type]
+    return min(held) if held else None, _num(items, "orders")
+
+
+def _lifetime_labels(items: list[Item]) -> tuple[float, float]:
+    if len(items) == 1:
+        one: Mapping[str, Any] = items[0]
+        return float(one.get("fraud_labels") or 0.0), float(one.get("losses") or 0.0)
+    return _num(items, _LABEL_TOTAL[FRAUD]), _num(items, _LABEL_TOTAL[LOSS])
+
+
+def _links(items: list[Item], slot: int, link_kinds: tuple[str, ...]) -> dict[str, int]:
+    """Per linked kind, the distinct members over the months read, at most LINK_CAP."""
     links: dict[str, int] = {}
     for kind in link_kinds:
         values: set[str] = set()
@@ -301,51 +337,32 @@ def summarise(
                 if members:
                     values.update(members)  # type: ignore[arg-type]
         links[kind] = min(len(values), LINK_CAP)
-    if len(items) == 1:
-        one: Mapping[str, Any] = items[0]
-        seen = one.get("first_seen")
-        first_seen = None if seen is None else float(seen)
-        lifetime = (
-            float(one.get("orders") or 0.0),
-            float(one.get("fraud_labels") or 0.0),
-            float(one.get("losses") or 0.0),
-        )
-    else:
-        held = [float(v) for item in items if (v := item.get("first_seen")) is not None]  # type: ignore[arg-type]
-        first_seen = min(held) if held else None
-        lifetime = (_num(items, "orders"), _num(items, _LABEL_TOTAL[FRAUD]), _num(items, _LABEL_TOTAL[LOSS]))
-    status = base.get("list") if base else None  # ops lists are kept on the entity's own item, not a shard
-    return EntityAggregates(
-        counts={"1h": n1h, "24h": n24h, "7d": n7d, "30d": n30d},
-        amounts={"1h": a1h, "24h": a24h, "7d": a7d, "30d": a30d},
-        first_seen=first_seen,
-        lifetime_orders=lifetime[0],
-        links=links,
-        list_status=str(status) if status else None,
-        fraud_labels={"7d": f7d, "30d": f30d},
-        losses={"7d": l7d, "30d": l30d},
-        lifetime_fraud_labels=lifetime[1],
-        lifetime_losses=lifetime[2],
-    )
+    return links
 
 
 _NO_WINDOWS = {w.name: 0.0 for w in WINDOWS}
 _NO_LABELS = dict.fromkeys(LABEL_WINDOWS, 0.0)
+_UNSEEN: dict[tuple[str, ...], EntityAggregates] = {}
 
 
 def _unseen(link_kinds: tuple[str, ...]) -> EntityAggregates:
-    return EntityAggregates(
-        counts=dict(_NO_WINDOWS),
-        amounts=dict(_NO_WINDOWS),
-        first_seen=None,
-        lifetime_orders=0.0,
-        links=dict.fromkeys(link_kinds, 0),
-        list_status=None,
-        fraud_labels=dict(_NO_LABELS),
-        losses=dict(_NO_LABELS),
-        lifetime_fraud_labels=0.0,
-        lifetime_losses=0.0,
-    )
+    """The aggregates of an entity with no item: one shared instance per link kinds, since most
+    entities of an order are new and every reader of `EntityAggregates` only reads it."""
+    found = _UNSEEN.get(link_kinds)
+    if found is None:
+        found = _UNSEEN[link_kinds] = EntityAggregates(
+            counts=dict(_NO_WINDOWS),
+            amounts=dict(_NO_WINDOWS),
+            first_seen=None,
+            lifetime_orders=0.0,
+            links=dict.fromkeys(link_kinds, 0),
+            list_status=None,
+            fraud_labels=dict(_NO_LABELS),
+            losses=dict(_NO_LABELS),
+            lifetime_fraud_labels=0.0,
+            lifetime_losses=0.0,
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -381,30 +398,43 @@ def updates_for(
 ) -> list[ContainerUpdate]:
     """The atomic update that counts one order of ``amount_rub`` at ``at`` (``epoch``: the same
     in whole epoch seconds, when the caller has it) for ``entity``."""
-    if epoch is None:
-        epoch = int(at.timestamp())
-    slot = epoch // FIVE_MINUTES
-    s = _slot_names(slot)
-    return [
-        ContainerUpdate(
-            key=(entity.pk, PROFILE),
-            add={
-                "orders": 1,
-                "amount": amount_rub,
-                s.count_5m: 1,
-                s.amount_5m: amount_rub,
-                s.count_hour: 1,
-                s.amount_hour: amount_rub,
-                s.count_day: 1,
-                s.amount_day: amount_rub,
-            },
-            add_to_set={
-                _LINK + LINK_CODE[kind] + s.month: {link_member(value)}
-                for kind, value in (links or {}).items()
-            },
-            set_min={"first_seen": epoch},
+    return order_updates([(entity, links)], amount_rub, int(at.timestamp()) if epoch is None else epoch)
+
+
+def order_updates(
+    entities: Iterable[tuple[Entity, Mapping[str, str] | None]], amount_rub: float, epoch: int
+) -> list[ContainerUpdate]:
+    """`updates_for` each of an order's entities (with the values it links), in one pass: the
+    slot's bucket names are looked up once for all of them (every order scored and replayed)."""
+    s = _slot_names(epoch // FIVE_MINUTES)
+    c5, a5, ch, ah, cd, ad, month = (
+        s.count_5m,
+        s.amount_5m,
+        s.count_hour,
+        s.amount_hour,
+        s.count_day,
+        s.amount_day,
+        s.month,
+    )
+    result = []
+    for entity, links in entities:
+        add = {
+            "orders": 1,
+            "amount": amount_rub,
+            c5: 1,
+            a5: amount_rub,
+            ch: 1,
+            ah: amount_rub,
+            cd: 1,
+            ad: amount_rub,
+        }
+        linked = (
+            {_LINK + LINK_CODE[kind] + month: {link_member(value)} for kind, value in links.items()}
+            if links
+            else {}
         )
-    ]
+        result.append(ContainerUpdate((entity.pk, PROFILE), add, linked, {"first_seen": epoch}))
+    return result
 
 
 def label_updates_for(entity: Entity, reported_at: datetime, label: str) -> list[ContainerUpdate]:
@@ -474,7 +504,8 @@ def fitted_to_stored(updates: Iterable[ContainerUpdate], snapshot: Snapshot) -> 
         kind = pk.partition("#")[0]
         set_min = {}
         if kind in SHARDS:
-            readable = [i for p in shard_pks(pk, kind) if (i := get((p, sk)))]
+            shards = _shard_keys(pk, kind) if sk == PROFILE else [(p, sk) for p in shard_pks(pk, kind)]
+            readable = [i for k in shards if (i := get(k))]
             if item is None and not readable:
                 result.append(update)
                 continue

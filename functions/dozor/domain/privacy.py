@@ -17,10 +17,15 @@ with the feature code in mind:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+from collections.abc import Mapping
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from dozor.domain.contracts import Order
+
+M = TypeVar("M", bound=BaseModel)
 
 _LETTERS = "abcdefghijklmnop"  # one per hex digit of the hash
 _AS_LETTER = {f"{n:x}": _LETTERS[n] for n in range(16)}
@@ -45,8 +50,9 @@ class PiiHasher:
         if hashed is None:
             if len(known) >= _REMEMBERED:
                 known.clear()
-            digest = hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256)
-            hashed = known[kind, value] = digest.hexdigest()[:32]
+            # One-shot HMAC in C: the `hmac.new` object costs more than the hash for short values.
+            digest = hmac.digest(self._key, f"{kind}:{value}".encode(), "sha256")
+            hashed = known[kind, value] = digest.hex()[:32]
         return hashed
 
 
@@ -70,23 +76,40 @@ def address_key(order: Order) -> str | None:
 def pseudonymise(order: Order, hasher: PiiHasher) -> Order:
     """The order with card fingerprint, email, phone, ip and street address replaced by keyed hashes."""
     buyer_changes: dict[str, str] = {}
-    if order.buyer.email:
-        buyer_changes["email"] = _email_pseudonym(order.buyer.email, hasher)
-    if order.buyer.phone:
-        buyer_changes["phone"] = hasher("phone", order.buyer.phone)
+    buyer = order.buyer
+    if buyer.email:
+        buyer_changes["email"] = _email_pseudonym(buyer.email, hasher)
+    if buyer.phone:
+        buyer_changes["phone"] = hasher("phone", buyer.phone)
     changes: dict[str, object] = {}
     if buyer_changes:
-        changes["buyer"] = order.buyer.model_copy(update=buyer_changes)
+        changes["buyer"] = _replaced(buyer, buyer_changes)
     if order.ip:
         changes["ip"] = hasher("ip", order.ip)
-    if order.payment and order.payment.card_fingerprint:
-        changes["payment"] = order.payment.model_copy(
-            update={"card_fingerprint": hasher("card", order.payment.card_fingerprint)}
+    payment = order.payment
+    if payment and payment.card_fingerprint:
+        changes["payment"] = _replaced(
+            payment, {"card_fingerprint": hasher("card", payment.card_fingerprint)}
         )
     address = address_key(order)
     if order.shipping and address:
-        changes["shipping"] = order.shipping.model_copy(update={"address": hasher("address", address)})
-    return order.model_copy(update=changes) if changes else order
+        changes["shipping"] = _replaced(order.shipping, {"address": hasher("address", address)})
+    return _replaced(order, changes) if changes else order
+
+
+_set = object.__setattr__
+
+
+def _replaced(model: M, changes: Mapping[str, object]) -> M:
+    """``model.model_copy(update=changes)`` for a model without extras or private attributes,
+    at half its cost (up to four copies per order scored): the values are ours, already valid."""
+    cls = type(model)
+    copy = cls.__new__(cls)
+    _set(copy, "__dict__", {**model.__dict__, **changes})
+    _set(copy, "__pydantic_fields_set__", model.__pydantic_fields_set__ | changes.keys())
+    _set(copy, "__pydantic_extra__", None)
+    _set(copy, "__pydantic_private__", None)
+    return copy
 
 
 def _email_pseudonym(email: str, hasher: PiiHasher) -> str:

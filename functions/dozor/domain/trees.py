@@ -83,6 +83,11 @@ class TreeEnsemble:
     _path_delta: np.ndarray = field(init=False, repr=False)  # per leaf: the mean's change at each
     _root_mean: np.ndarray = field(init=False, repr=False)
     _base32: np.float32 = field(init=False, repr=False)
+    _base_row: np.ndarray = field(init=False, repr=False)  # (1,) float32: the base margin
+    # The children and roots as intp: a single row's walk then needs no conversion at the end.
+    _left_p: np.ndarray = field(init=False, repr=False)
+    _right_p: np.ndarray = field(init=False, repr=False)
+    _roots_p: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.feature)
@@ -103,6 +108,10 @@ class TreeEnsemble:
         set_(self, "_path_delta", path_delta)
         set_(self, "_root_mean", self.mean.take(self.roots).astype(np.float32))
         set_(self, "_base32", np.float32(self.base_margin))
+        set_(self, "_base_row", np.array([self.base_margin], dtype=np.float32))
+        set_(self, "_left_p", self.left.astype(np.intp))
+        set_(self, "_right_p", self.right.astype(np.intp))
+        set_(self, "_roots_p", self.roots.astype(np.intp))
 
     @property
     def num_trees(self) -> int:
@@ -151,13 +160,13 @@ class TreeEnsemble:
         """`leaves` of a single row (every checkout call): the same steps with fewer arrays, since
         numpy's cost per call, not per element, is what one row pays."""
         value = row.take(self.feature)
-        right = value >= self.threshold  # NaN compares False: it goes left...
-        right |= np.isnan(value) & self._nan_right  # ...unless its node sends it right
-        step = np.where(right, self.right, self.left)
-        node = self.roots
+        # A NaN goes where its node sends it; any other value right when at or above the threshold.
+        right = np.where(np.isnan(value), self._nan_right, value >= self.threshold)
+        step = np.where(right, self._right_p, self._left_p)
+        node = self._roots_p
         for _ in range(self.depth):
             node = step.take(node)
-        return node.astype(np.intp).reshape(1, -1)
+        return node.reshape(1, -1)
 
     def evaluate(self, rows: np.ndarray) -> Evaluation:
         """Margins and Saabas contributions (bias last) of a 2-D float32 matrix, in one walk."""
@@ -186,6 +195,9 @@ class TreeEnsemble:
     def _margin(self, leaves: np.ndarray) -> np.ndarray:
         # Tree after tree in float32, from the base margin: the order and precision XGBoost adds in
         # (a float64 sum differs from it by up to ~1e-6 on a margin of 10). cumsum is sequential.
+        if leaves.shape[0] == 1:  # one row: the same sum in fewer calls
+            one = np.concatenate((self._base_row, self.value.take(leaves[0])))
+            return one.cumsum(dtype=np.float32)[-1:].astype(np.float64)
         values = np.empty((leaves.shape[0], leaves.shape[1] + 1), dtype=np.float32)
         values[:, 0] = self._base32
         values[:, 1:] = self.value.take(leaves)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from dozor.domain.contracts import Decision, DecisionKind, Reason, RiskLevel
@@ -55,14 +56,20 @@ def decide(
     # The risk level says how risky the order is, so rules can raise it but an allow list
     # does not lower it: a reviewer still sees that the model found it risky.
     risk = max(by_score, by_decision, key=_RISK_RANK.__getitem__)
-    return Decision(
-        order_id=order_id,
-        decision=kind,
-        score=round(score, 6),
-        risk_level=risk,
-        reasons=reasons,
-        rules=[h.rule_id for h in hits],
-        model_version=model_version,
-        degraded=degraded,
-        decided_at=decided_at,
+    return _decision(
+        {
+            "order_id": order_id,
+            "decision": kind,
+            "score": round(score, 6),
+            "risk_level": risk,
+            "reasons": reasons,
+            "rules": [h.rule_id for h in hits],
+            "model_version": model_version,
+            "degraded": degraded,
+            "decided_at": decided_at,
+        }
     )
+
+
+# The model's own validator, without `BaseModel.__init__`'s Python around it (every order).
+_decision: Callable[[dict[str, object]], Decision] = Decision.__pydantic_validator__.validate_python

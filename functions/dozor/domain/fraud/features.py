@@ -156,15 +156,12 @@ def updates(
     order: Order, entities: Mapping[str, agg.Entity], kinds: Container[str] | None = None
 ) -> list[agg.ContainerUpdate]:
     """The counter updates that record this order for every entity it touches (or those of ``kinds``)."""
-    result: list[agg.ContainerUpdate] = []
-    amount, at = order.amount_rub, order.created_at
-    epoch = int(at.timestamp())
-    for kind, entity in entities.items():
-        if kinds is not None and kind not in kinds:
-            continue
-        links = {other: entities[other].value for other in LINKS.get(kind, ()) if other in entities}
-        result += agg.updates_for(entity, at, amount, links, epoch=epoch)
-    return result
+    counted = [
+        (entity, {other: entities[other].value for other in LINKS.get(kind, ()) if other in entities})
+        for kind, entity in entities.items()
+        if kinds is None or kind in kinds
+    ]
+    return agg.order_updates(counted, order.amount_rub, int(order.created_at.timestamp()))
 
 
 def label_updates(
