@@ -5,9 +5,12 @@
    feature row (what serving called before the NumPy evaluator); and where the path goes, its steps
    timed one by one as `prepare` makes them (``path_steps_us``).
 2. The same path for a batch of 10 (the order-events function), per order, against the single path.
-3. Cold start: a fresh interpreter importing the ScoreOrder handler and loading the packaged model,
-   against one importing boto3; both in Lambda's environment (powertools' X-Ray tracer on), and
-   again with POWERTOOLS_TRACE_DISABLED, interleaved, medians.
+3. Cold start: the CPU time of a fresh interpreter importing the ScoreOrder handler and loading
+   the packaged model, against one importing boto3; both in Lambda's environment (powertools'
+   X-Ray tracer on), and again with POWERTOOLS_TRACE_DISABLED, interleaved, medians; and the
+   libraries' floor: one importing only the third-party modules the Lambda package's code
+   imports. With bytecode, and once more with the Lambda package's own modules compiled at
+   import, as SAM ships them.
 4. DynamoDB writes of a scored order on moto: items and billed write units, typical and a top
    seller (`bench_writes`).
 5. Training replay: feature rows per order through the in-memory store.
@@ -21,17 +24,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
 
+import dozor
 from dozor.adapters.memory import CollectingReviewQueue, InMemoryDecisionStore
 from dozor.domain import aggregates as agg
 from dozor.domain.contracts import Order
@@ -53,6 +60,28 @@ COLD_HANDLER = (
 )
 LAMBDA_ENV = {"LAMBDA_TASK_ROOT": "/var/task", "AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1"}
 TRAINING_ONLY = ("xgboost", "scipy", "sklearn", "matplotlib", "pyarrow", "moto")
+# Runs COLD_HANDLER and prints the import statements the Lambda package's own modules ran for
+# third-party modules (`import x.y`, `from x.y import z`), whatever imported those modules first.
+# Running exactly those statements is the libraries' floor under the handler's cold start.
+COLD_FLOOR_PROBE = """
+import builtins, collections, json, sys
+real, names = builtins.__import__, collections.defaultdict(set)
+
+def recording(name, globals=None, locals=None, fromlist=(), level=0):
+    module = real(name, globals, locals, fromlist, level)
+    importer = str((globals or {}).get("__name__", ""))
+    if level == 0 and importer.partition(".")[0] == "dozor" and name.partition(".")[0] != "dozor":
+        names[name].update(fromlist or ())
+    return module
+
+builtins.__import__ = recording
+"""
+COLD_FLOOR_PROBE += COLD_HANDLER
+COLD_FLOOR_PROBE += """
+builtins.__import__ = real
+third = sorted((n, sorted(i)) for n, i in names.items() if n.partition(".")[0] not in sys.stdlib_module_names)
+print(json.dumps([f"from {n} import {', '.join(i)}" if i else f"import {n}" for n, i in third]))
+"""
 
 
 def _cpu(fn: Callable[[], object]) -> float:
@@ -168,11 +197,16 @@ def path_steps(
 
 
 def _seconds(code: str, env: dict[str, str]) -> tuple[float, list[str]]:
-    """Wall time of `code` in a fresh interpreter, and the top-level modules it left loaded."""
+    """CPU time of `code` in a fresh interpreter, and the top-level modules it left loaded.
+
+    CPU, not wall time: on a shared machine the wall time of the same import swings by a third
+    from run to run (other processes' turns on the cores), its CPU time by a few per cent; an
+    import is one thread that never waits but for files, so on an idle core the two agree.
+    """
     program = (
-        "import sys, time\nstarted = time.perf_counter()\n"
+        "import sys, time\nstarted = time.process_time()\n"
         + code
-        + "\nelapsed = time.perf_counter() - started\n"
+        + "\nelapsed = time.process_time() - started\n"
         "print(elapsed, *sorted({m.partition('.')[0] for m in sys.modules}))"
     )
     done = subprocess.run(
@@ -182,24 +216,64 @@ def _seconds(code: str, env: dict[str, str]) -> tuple[float, list[str]]:
     return float(first), modules
 
 
+def _floor_imports(env: dict[str, str]) -> list[str]:
+    probe = [sys.executable, "-c", COLD_FLOOR_PROBE]
+    done = subprocess.run(probe, capture_output=True, text=True, env={**os.environ, **env}, check=True)
+    statements: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return statements
+
+
+def _bytecode_envs(cache: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Lambda's environment with bytecode for everything, and with bytecode for all but the
+    Lambda package's own modules (compiled at every import: SAM ships `functions/` as source,
+    where the layer is precompiled by infra/build_layer.sh and the runtime's boto3 comes compiled).
+
+    Their own caches (``cache``/all, ``cache``/libraries), so the figures depend neither on
+    PYTHONDONTWRITEBYTECODE nor on what happens to be compiled in the venv.
+    """
+    everything, libraries = cache / "all", cache / "libraries"
+    env = LAMBDA_ENV | {"PYTHONPYCACHEPREFIX": str(everything), "PYTHONDONTWRITEBYTECODE": ""}
+    for code in (COLD_BASE, COLD_HANDLER):  # fills the cache
+        _seconds(code, env)
+    shutil.copytree(everything, libraries)
+    shutil.rmtree(libraries / Path(dozor.__file__).resolve().parent.relative_to("/"))
+    return env, LAMBDA_ENV | {"PYTHONPYCACHEPREFIX": str(libraries), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def cold_start(repeats: int) -> dict[str, Any]:
-    traced: list[float] = []
-    untraced: list[float] = []
-    base: list[float] = []
+    runs: dict[str, list[float]] = {"boto3": [], "init": [], "untraced": [], "source": [], "floor": []}
     loaded: set[str] = set()
-    for _ in range(repeats):  # interleaved: machine noise hits all three alike
-        base.append(_seconds(COLD_BASE, LAMBDA_ENV)[0])
-        seconds, modules = _seconds(COLD_HANDLER, LAMBDA_ENV)
-        traced.append(seconds)
-        loaded |= set(modules)
-        untraced.append(_seconds(COLD_HANDLER, LAMBDA_ENV | {"POWERTOOLS_TRACE_DISABLED": "true"})[0])
-    boto3_s = statistics.median(base)
+    with tempfile.TemporaryDirectory(prefix="dozor-bytecode-") as cache:
+        env, source_env = _bytecode_envs(Path(cache))
+        untraced_env = env | {"POWERTOOLS_TRACE_DISABLED": "true"}
+        libraries = _floor_imports(env)
+        floor_code = "\n".join(libraries)
+        _seconds(floor_code, env)
+        for _ in range(repeats):  # interleaved: machine noise hits all of them alike
+            runs["boto3"].append(_seconds(COLD_BASE, env)[0])
+            seconds, modules = _seconds(COLD_HANDLER, env)
+            runs["init"].append(seconds)
+            loaded |= set(modules)
+            runs["untraced"].append(_seconds(COLD_HANDLER, untraced_env)[0])
+            runs["source"].append(_seconds(COLD_HANDLER, source_env)[0])
+            runs["floor"].append(_seconds(floor_code, env)[0])
+    median = {name: statistics.median(seconds) for name, seconds in runs.items()}
+    boto3_s = median["boto3"]
     return {
         "cold_import_boto3_ms": round(boto3_s * 1e3),
-        "cold_init_ms": round(statistics.median(traced) * 1e3),
-        "cold_init_ratio_to_boto3": round(statistics.median(traced) / boto3_s, 2),
-        "cold_init_trace_disabled_ms": round(statistics.median(untraced) * 1e3),
-        "cold_init_trace_disabled_ratio_to_boto3": round(statistics.median(untraced) / boto3_s, 2),
+        "cold_init_ms": round(median["init"] * 1e3),
+        "cold_init_ratio_to_boto3": round(median["init"] / boto3_s, 2),
+        "cold_init_trace_disabled_ms": round(median["untraced"] * 1e3),
+        "cold_init_trace_disabled_ratio_to_boto3": round(median["untraced"] / boto3_s, 2),
+        # The Lambda package compiled at import, as SAM deploys it today (`_bytecode_envs`).
+        "cold_init_own_code_uncompiled_ms": round(median["source"] * 1e3),
+        "cold_init_own_code_uncompiled_ratio_to_boto3": round(median["source"] / boto3_s, 2),
+        # Only the third-party imports the handler's own code makes (boto3 among them), the same
+        # statements: what the cold start would cost if the Lambda package itself cost nothing.
+        "cold_libraries_floor_ms": round(median["floor"] * 1e3),
+        "cold_libraries_floor_ratio_to_boto3": round(median["floor"] / boto3_s, 2),
+        "cold_init_over_floor_ratio_to_boto3": round((median["init"] - median["floor"]) / boto3_s, 2),
+        "cold_libraries_floor_imports": libraries,
         "cold_training_only_modules_loaded": sorted(loaded & set(TRAINING_ONLY)),
     }
 
