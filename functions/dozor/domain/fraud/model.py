@@ -88,6 +88,10 @@ class FraudModel:
         """`scores` and `contributions` of the same rows from one walk of the trees (what scoring
         calls: no cache to key, since nobody asks for these rows again)."""
         evaluation = self.trees.evaluate(rows)
+        if len(evaluation.margin) == 1:  # one order (checkout): the same numbers, in Python floats
+            raw = self.trees.output_one(float(evaluation.margin[0]))
+            score = min(max(float(np.interp(raw, self._cal_x, self._cal_y)), 0.0), 1.0)  # as `calibrate`
+            return np.array([score]), evaluation.contributions[:, :-1]
         return self.calibrate(self.trees.output(evaluation.margin)), evaluation.contributions[:, :-1]
 
     def _evaluate(self, rows: np.ndarray) -> Evaluation:
