@@ -89,7 +89,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from dozor.domain import buckets
@@ -142,7 +142,7 @@ class Entity:
     kind: str
     value: str
 
-    @cached_property  # read several times per order (its keys, its summary, its update)
+    @property
     def pk(self) -> str:
         return f"{self.kind}#{self.value}"
 

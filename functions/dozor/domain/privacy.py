@@ -61,7 +61,12 @@ _REMEMBERED = 512
 
 def normalise(value: str) -> str:
     """Case and spacing folded, so the same email or address is the same entity."""
-    return " ".join(value.lower().split())  # split() cuts at the whitespace r"\s+" matches
+    lowered = value.lower()
+    # Most values have nothing to fold: only single ASCII spaces inside (a printable string holds
+    # no other whitespace), which split() and join() would give back unchanged.
+    if lowered.isprintable() and "  " not in lowered and lowered[:1] != " " and lowered[-1:] != " ":
+        return lowered
+    return " ".join(lowered.split())  # split() cuts at the whitespace r"\s+" matches
 
 
 def address_key(order: Order) -> str | None:
@@ -123,6 +128,6 @@ def _email_pseudonym(email: str, hasher: PiiHasher) -> str:
         stream += hasher("email", f"{normalised}#{block}")
         block += 1
     pseudonym = "".join(
-        _AS_DIGIT[h] if c.isdigit() else _AS_LETTER[h] for c, h in zip(local, stream, strict=False)
+        [_AS_DIGIT[h] if c.isdigit() else _AS_LETTER[h] for c, h in zip(local, stream, strict=False)]
     )
     return f"{pseudonym}@{domain.lower()}" if at else pseudonym

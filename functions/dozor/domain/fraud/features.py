@@ -138,17 +138,20 @@ class OrderView:
 
     order: Order
     aggregates: dict[str, agg.EntityAggregates]
+    created: float | None = None  # ``order.created_at.timestamp()``, when `view` took it
 
 
 def view(order: Order, entities: dict[str, agg.Entity], snapshot: agg.Snapshot) -> OrderView:
     at = order.created_at
-    epoch = int(at.timestamp())  # once: an aware datetime's timestamp() is not cheap
+    created = at.timestamp()  # once: an aware datetime's timestamp() is not cheap
+    epoch = int(created)
     return OrderView(
-        order=order,
-        aggregates={
+        order,
+        {
             kind: agg.summarise(e, at, snapshot, LINKS.get(kind, ()), epoch=epoch)
             for kind, e in entities.items()
         },
+        created,
     )
 
 
@@ -219,7 +222,7 @@ def compute(v: OrderView) -> np.ndarray:
     values = _order_values(v)
     values += [NAN] * (_WIDTH - _ORDER_WIDTH)
     aggregates = v.aggregates
-    created = v.order.created_at.timestamp()
+    created = v.order.created_at.timestamp() if v.created is None else v.created
     for kind, a in aggregates.items():  # an entity absent from the order keeps NaN features
         c = _COLUMNS[kind]
         counts = a.counts
@@ -323,7 +326,7 @@ def _order_values(v: OrderView) -> list[float]:
         _mismatch(card_country, ip_country),
         float(known.tier) if known else NAN,
         float(domain.lower() in DISPOSABLE_EMAIL_DOMAINS) if domain else NAN,
-        sum(c.isdigit() for c in local_part) / len(local_part) if local_part else NAN,
+        sum(map(str.isdigit, local_part)) / len(local_part) if local_part else NAN,
         _ratio(amount, buyer.amounts["30d"], buyer.counts["30d"]) if buyer else NAN,
         _ratio(amount, seller.amounts["30d"], seller.counts["30d"]) if seller else NAN,
         seller.counts["24h"] / max(1.0, seller.counts["30d"] / 30.0) if seller else NAN,

@@ -183,12 +183,15 @@ class _Overlay:
     def __init__(self, snapshot: agg.Snapshot, reads: list[list[agg.Key]]) -> None:
         self.items: dict[agg.Key, dict[str, object]] = dict(snapshot)  # type: ignore[arg-type]
         self._reads = reads
-        self._readers = Counter(k for read in reads for k in set(read))
+        # An order's entity keys are distinct (one entity per kind): no set needed.
+        self._readers = Counter(k for read in reads for k in read)
         self._copied: set[agg.Key] = set()
 
     def reading(self, position: int) -> None:
         """The order at ``position`` is next: what it reads no longer waits for it."""
-        self._readers.subtract(set(self._reads[position]))
+        readers = self._readers
+        for key in self._reads[position]:
+            readers[key] -= 1
 
     def apply(self, updates: list[agg.ContainerUpdate]) -> None:
         wanted = [u for u in updates if self._readers[u.key] > 0]
@@ -285,7 +288,8 @@ class OrderScoring:
         prints = [fingerprint(o) for o in stored_orders]
         entities = [features.identify(o, self._hasher) for o in orders]
         reads = [agg.keys_for(e.values(), o.created_at) for o, e in zip(orders, entities, strict=True)]
-        keys = {k for read in reads for k in read}
+        # One order's keys are distinct already (one kind per entity, distinct shards): no set.
+        keys = reads[0] if len(reads) == 1 else {k for read in reads for k in read}
         order_ids = [o.order_id for o in orders]
         degraded_reason: str | None = None
         if deadline is None:
@@ -305,7 +309,13 @@ class OrderScoring:
                 existing[oid] = self._recent[oid]
         # Later orders of a batch must see earlier ones: overlay their updates on a copy of the
         # snapshot. A single order (every API call) needs neither the copy nor the overlay.
-        overlay = _Overlay(snapshot, reads) if len(orders) > 1 else None
+        # What a batch-mate's updates can change is the items keyed by its entities (an update
+        # never writes a shard's key): the overlay follows those, not every shard read.
+        overlay = (
+            _Overlay(snapshot, [[(e.pk, agg.PROFILE) for e in ents.values()] for ents in entities])
+            if len(orders) > 1
+            else None
+        )
         working = overlay.items if overlay is not None else snapshot
 
         results: dict[int, ScoredOrder] = {}
