@@ -29,6 +29,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from dozor.adapters.dynamodb.throttle import DynamoCallerCounts
 from dozor.domain.budget import Budget, Deadline
 from dozor.domain.throttle import CallerLimit, CallerLimiter
+from dozor.handlers.authorizer import authorized
 from dozor.handlers.http_errors import error_response
 from dozor.handlers.wiring import aws_client, logger, metrics, side_call_config
 from dozor.settings import ThrottleSettings
@@ -51,19 +52,17 @@ class CallerThrottledError(Exception):
 
 def caller_of(event: Mapping[str, Any]) -> str:
     """Who API Gateway authorized for this request, as the throttle counts callers."""
-    context = event.get("requestContext") or {}
-    authorizer = context.get("authorizer") or {}
-    iam = authorizer.get("iam") or {}
-    arn = str(iam.get("userArn") or "")
-    if arn:
-        role = _ASSUMED_ROLE.match(arn)
-        return f"arn:{role['partition']}:iam::{role['account']}:role/{role['role']}" if role else arn
-    claims = (authorizer.get("jwt") or {}).get("claims") or {}
-    for claim in ("client_id", "azp", "sub"):
-        if claims.get(claim):
-            return f"jwt:{claims[claim]}"
+    caller = authorized(event)
+    if caller.iam_arn:
+        role = _ASSUMED_ROLE.match(caller.iam_arn)
+        if role is None:
+            return caller.iam_arn
+        return f"arn:{role['partition']}:iam::{role['account']}:role/{role['role']}"
+    client = caller.first_claim(("client_id", "azp", "sub"))
+    if client:
+        return f"jwt:{client}"
     # Only an unauthorized route gets here (the docs are not throttled) or a test event.
-    return f"ip:{(context.get('http') or {}).get('sourceIp', 'unknown')}"
+    return f"ip:{caller.source_ip}"
 
 
 class LoggedThrottleMonitor:

@@ -13,21 +13,11 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
+from dozor.handlers.authorizer import authorized
 from dozor.handlers.http_errors import ERROR_RESPONSES, ErrorBody, GatewayError, documented
 
 # Claims that name a person rather than a client, most readable first.
 _PERSON_CLAIMS = ("username", "cognito:username", "email", "sub")
-
-
-def _authorizer(event: Mapping[str, Any]) -> Mapping[str, Any]:
-    return (event.get("requestContext") or {}).get("authorizer") or {}
-
-
-def _scopes(jwt: Mapping[str, Any]) -> set[str]:
-    """The token's scopes: as API Gateway lists them, and the `scope` claim (space-separated)."""
-    listed = {str(s) for s in (jwt.get("scopes") or ())}
-    claim = (jwt.get("claims") or {}).get("scope") or ""
-    return listed | set(str(claim).split())
 
 
 def principal(event: Mapping[str, Any], scope: str, seller_claim: str) -> str | None:
@@ -35,18 +25,13 @@ def principal(event: Mapping[str, Any], scope: str, seller_claim: str) -> str | 
 
     A JWT must carry `scope` and no `seller_claim` (a merchant's token), and name a user.
     """
-    authorizer = _authorizer(event)
-    arn = str((authorizer.get("iam") or {}).get("userArn") or "")
-    if arn:
-        return arn
-    jwt = authorizer.get("jwt") or {}
-    claims = jwt.get("claims") or {}
-    if not claims or claims.get(seller_claim) or scope not in _scopes(jwt):
+    caller = authorized(event)
+    if caller.iam_arn:
+        return caller.iam_arn
+    if not caller.claims or caller.claims.get(seller_claim) or scope not in caller.scopes:
         return None
-    for claim in _PERSON_CLAIMS:
-        if claims.get(claim):
-            return f"jwt:{claims[claim]}"
-    return None
+    user = caller.first_claim(_PERSON_CLAIMS)
+    return f"jwt:{user}" if user else None
 
 
 def actor(event: Mapping[str, Any]) -> str:
@@ -55,14 +40,12 @@ def actor(event: Mapping[str, Any]) -> str:
     Never taken from the request body: what an audit trail records must be what the gateway checked.
     Only called behind `api.refuse_unauthorized`, which answered 403 to a request without one.
     """
-    authorizer = _authorizer(event)
-    arn = str((authorizer.get("iam") or {}).get("userArn") or "")
-    if arn:
-        return arn
-    claims = (authorizer.get("jwt") or {}).get("claims") or {}
-    for claim in _PERSON_CLAIMS:
-        if claims.get(claim):
-            return f"jwt:{claims[claim]}"
+    caller = authorized(event)
+    if caller.iam_arn:
+        return caller.iam_arn
+    user = caller.first_claim(_PERSON_CLAIMS)
+    if user:
+        return f"jwt:{user}"
     raise PermissionError("no authorized principal")  # unreachable behind refuse_unauthorized
 
 

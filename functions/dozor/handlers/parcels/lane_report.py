@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dozor.adapters.s3_reports import S3LaneReports
 from dozor.domain.errors import DozorError, InvalidInputError
 from dozor.domain.parcels.lane_report import marketplace_view, seller_view
+from dozor.handlers.authorizer import authorized
 from dozor.handlers.http_errors import domain_error_response, not_found_response
 from dozor.handlers.wiring import aws_client, logger, tracer
 from dozor.settings import LaneReportSettings
@@ -44,10 +45,7 @@ def lane_reports() -> S3LaneReports:
 
 def caller_seller() -> str | None:
     """The seller a JWT caller is scoped to, if its token names one (IAM callers are unscoped)."""
-    context = app.current_event.raw_event.get("requestContext") or {}
-    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
-    seller = claims.get(settings().seller_claim)
-    return str(seller) if seller else None
+    return authorized(app.current_event.raw_event).first_claim((settings().seller_claim,))
 
 
 @app.get("/v1/lanes")
