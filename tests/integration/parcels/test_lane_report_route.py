@@ -148,6 +148,16 @@ def test_a_broken_report_is_a_422_not_a_crash(s3: Any) -> None:
     assert status == 422
 
 
+def test_an_unreachable_bucket_is_a_503_logged_as_the_lane_report_unavailable(
+    s3: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    s3.delete_bucket(Bucket=BUCKET)  # what a deleted or unreadable bucket answers: NoSuchBucket
+    status, body = get("/v1/lanes")
+    assert status == 503 and body["error"]["code"] == "unavailable"
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["lane report unavailable"]
+
+
 def test_the_function_reads_only_the_published_reports_behind_the_apis_authorization() -> None:
     template = load_template(ROOT / "template.yaml")
     function = template["Resources"]["LaneReportFunction"]["Properties"]

@@ -14,15 +14,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dozor.adapters.s3_reports import S3LaneReports
-from dozor.domain.errors import DozorError, InvalidInputError
+from dozor.domain.errors import InvalidInputError
 from dozor.domain.parcels.lane_report import marketplace_view, seller_view
 from dozor.handlers.authorizer import authorized
-from dozor.handlers.http_errors import domain_error_response, not_found_response
+from dozor.handlers.http_errors import install_error_handlers
 from dozor.handlers.wiring import aws_client, logger, tracer
 from dozor.settings import LaneReportSettings
 
@@ -60,15 +60,7 @@ def seller(seller_id: str) -> dict[str, Any]:
     return seller_view(lane_reports(), seller_id, caller_seller())
 
 
-@app.not_found
-def no_such_route(error: Exception) -> Response[str]:
-    return not_found_response()
-
-
-@app.exception_handler(DozorError)
-def domain_error(error: DozorError) -> Response[str]:
-    logger.warning("lane report unavailable", extra={"error": str(error)})
-    return domain_error_response(error)
+install_error_handlers(app, "lane report")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
