@@ -11,31 +11,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-
-from dozor.domain.errors import StoreUnavailableError
+from dozor.adapters.aws_errors import SECRETS_MANAGER, translated
+from dozor.domain.errors import DozorError, StoreUnavailableError
 from dozor.domain.privacy import PiiHasher
 
-# The key rotates rarely and a rotation needs a backfill anyway; an hour of caching keeps the
-# secret off the hot path.
-_CACHE_SECONDS = 3600
 
+def hash_key(secret_id: str, client: Any) -> bytes:
+    """The hashing key; `StoreUnavailableError` when Secrets Manager cannot give it.
 
-def hash_key(secret_id: str, client: Any | None = None) -> bytes:
-    """The hashing key (cached); `StoreUnavailableError` when Secrets Manager cannot give it.
-
-    ``client``: a Secrets Manager client with the caller's timeouts (checkout's budget); without
-    it powertools' default provider and its default timeouts.
+    ``client``: a Secrets Manager client with the caller's timeouts (checkout's budget). The
+    caller keeps the key (`SecretKeyedHasher`, the console's hasher). One GetSecretValue, not
+    powertools' parameters utility: that package imports every provider it has (AppConfig,
+    DynamoDB, SSM) with any one of them, on every cold start of the scoring function.
     """
-    value: Any
     try:
-        if client is None:
-            value = parameters.get_secret(secret_id, max_age=_CACHE_SECONDS)
-        else:
-            value = parameters.SecretsProvider(boto3_client=client).get(secret_id, max_age=_CACHE_SECONDS)
-    except GetParameterError as error:  # powertools wraps every failure of the read in it
-        raise StoreUnavailableError(f"hash key secret not read: {error}") from error
+        with translated(SECRETS_MANAGER, f"hash key secret {secret_id} not read"):
+            secret = client.get_secret_value(SecretId=secret_id)
+    except DozorError as error:  # missing or refused alike: no key, no pseudonyms; retry later
+        raise StoreUnavailableError(str(error)) from error
+    value = secret["SecretString"] if "SecretString" in secret else secret.get("SecretBinary")
     if value is None:
         raise StoreUnavailableError(f"hash key secret {secret_id} is empty")
     return value.encode() if isinstance(value, str) else bytes(value)

@@ -4,14 +4,16 @@ pending-commits queue (decisions checkout got that the store could not take in t
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dozor.adapters.aws_errors import SQS, translated
 from dozor.domain.aggregates import ContainerUpdate
 from dozor.domain.contracts import Decision, Order
 from dozor.domain.errors import InvalidRecordError
-from dozor.domain.feedback import Feedback
 from dozor.domain.fraud.scoring import PendingCommit
+
+if TYPE_CHECKING:  # the scoring functions send no feedback; only the parcel functions build one
+    from dozor.domain.feedback import Feedback
 
 
 class SqsReviewQueue:

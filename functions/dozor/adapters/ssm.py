@@ -1,8 +1,10 @@
 """SSM Parameter Store: the pointers naming which model version is active and which one shadows.
 
-Reads go through powertools parameters with a cache (``max_age``), so a function asks SSM at most
-once per refresh interval and picks up a newly published version within that interval, with no
-redeploy. Writes keep SSM's own parameter history, which is the registry's history.
+Reads are cached for ``max_age``, so a function asks SSM at most once per refresh interval and
+picks up a newly published version within that interval, with no redeploy. Writes keep SSM's own
+parameter history, which is the registry's history. The cache is this class's own two dicts, not
+powertools' parameters utility: that package imports every provider it has (AppConfig, DynamoDB,
+Secrets Manager) with any one of them, on every cold start of the scoring function.
 
 Checkout reads inside its latency budget: a read that would call SSM (the cached value is stale)
 is made only when ``fits()`` says the call's worst case still leaves the decision what it needs;
@@ -15,11 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.utilities.parameters import SSMProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-
 from dozor.adapters.aws_errors import SSM, translated
-from dozor.domain.errors import NotFoundError, StoreUnavailableError
+from dozor.domain.errors import DozorError, NotFoundError, StoreUnavailableError
 from dozor.domain.fraud.registry import ModelRole, PointerChange
 
 
@@ -30,13 +29,13 @@ class SsmModelPointers:
         self, client: Any, active_parameter: str, shadow_parameter: str | None, max_age: int
     ) -> None:
         self._client = client
-        self._provider = SSMProvider(boto3_client=client)
         self._names = {ModelRole.ACTIVE: active_parameter}
         if shadow_parameter:
             self._names[ModelRole.SHADOW] = shadow_parameter
         self._max_age = max_age
-        # When each role was last fetched (taken before the call, so it goes stale no later than
-        # powertools' copy: while this says fresh, a read costs no call).
+        # What each role last read, and when it was fetched (taken before the call, so a value
+        # goes stale no later than max_age after SSM gave it: while fresh, a read costs no call).
+        self._values: dict[ModelRole, str] = {}
         self._fetched_at: dict[ModelRole, float] = {}
 
     def has(self, role: ModelRole) -> bool:
@@ -59,17 +58,19 @@ class SsmModelPointers:
         ``fits``: whether a call to SSM may be made now (checkout's budget), asked only when the
         cached value is stale; when it says no, `StoreUnavailableError` at once.
         """
-        fresh = self.fresh(role)
-        if not fresh and fits is not None and not fits():
+        if self.fresh(role):
+            return self._values[role]
+        if fits is not None and not fits():
             raise StoreUnavailableError(f"no time left in the decision budget to read the {role} pointer")
+        name = self.name(role)
         started = time.monotonic()
         try:
-            value = self._provider.get(self.name(role), max_age=self._max_age, force_fetch=not fresh)
-        except GetParameterError as error:  # powertools wraps every failure of the read in it
-            raise StoreUnavailableError(f"cannot read the {role} model parameter: {error}") from error
-        if not fresh:
-            self._fetched_at[role] = started
-        return str(value).strip()
+            with translated(SSM, f"cannot read the {role} model parameter"):
+                value = str(self._client.get_parameter(Name=name)["Parameter"]["Value"]).strip()
+        except DozorError as error:  # missing or refused alike: the registry keeps the models it has
+            raise StoreUnavailableError(str(error)) from error
+        self._values[role], self._fetched_at[role] = value, started
+        return value
 
     def point(self, role: ModelRole, version: str) -> int:
         """Point the role at `version`; returns the parameter's new revision."""

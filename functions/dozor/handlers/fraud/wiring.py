@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from dozor.adapters.dynamodb.decisions import DynamoDecisionStore
-from dozor.adapters.dynamodb.labels import DynamoLabelStore
 from dozor.adapters.events import EventBridgeDecisionEvents
 from dozor.adapters.registry import RegistryModelSource
 from dozor.adapters.s3 import S3ModelArtifacts
@@ -26,12 +26,14 @@ from dozor.adapters.sqs import SqsPendingCommits, SqsReviewQueue
 from dozor.adapters.ssm import SsmModelPointers
 from dozor.domain.budget import Budget, Deadline
 from dozor.domain.contracts import Decision
-from dozor.domain.fraud.labels import FeedbackRecorder
 from dozor.domain.fraud.model import PACKAGED_MODEL_DIR, FraudModel
 from dozor.domain.fraud.scoring import OrderScoring, ScoredOrder
 from dozor.handlers.fraud.shadow import count_shadow
 from dozor.handlers.wiring import aws_client, logger, metrics, side_call_config
 from dozor.settings import FeedbackSettings, Settings
+
+if TYPE_CHECKING:
+    from dozor.domain.fraud.labels import FeedbackRecorder
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,13 @@ def report_shadow(scored: ScoredOrder, decision: Decision) -> None:
 
 @lru_cache(maxsize=1)
 def feedback_recorder() -> FeedbackRecorder:
-    """The feedback function's service: no model, no secret, just the three tables."""
+    """The feedback function's service: no model, no secret, just the three tables.
+
+    Its modules (and the Feedback contract's model) are imported here, not with this module:
+    the scoring functions import this module and never record feedback."""
+    from dozor.adapters.dynamodb.labels import DynamoLabelStore  # noqa: PLC0415
+    from dozor.domain.fraud.labels import FeedbackRecorder  # noqa: PLC0415
+
     settings = FeedbackSettings()  # filled from the environment
     store = DynamoLabelStore(
         aws_client("dynamodb"),
