@@ -5,11 +5,11 @@
    feature row (what serving called before the NumPy evaluator); and where the path goes, its steps
    timed one by one as `prepare` makes them (``path_steps_us``).
 2. The same path for a batch of 10 (the order-events function), per order, against the single path.
-3. Cold start: the CPU time of a fresh interpreter importing the ScoreOrder handler and loading
-   the packaged model, against one importing boto3; both in Lambda's environment (powertools'
-   X-Ray tracer on), and again with POWERTOOLS_TRACE_DISABLED, interleaved, medians; and the
-   libraries' floor: one importing only the third-party modules the Lambda package's code
-   imports. With bytecode, and once more with the Lambda package's own modules compiled at
+3. Cold start: the main thread's CPU time in a fresh interpreter importing the ScoreOrder handler
+   and loading the packaged model, against one importing boto3; both in Lambda's environment
+   (powertools' X-Ray tracer on), and again with POWERTOOLS_TRACE_DISABLED, interleaved, medians;
+   and the libraries' floor: one importing only the third-party modules the Lambda package's
+   code imports. With bytecode, and once more with the Lambda package's own modules compiled at
    import, as SAM ships them.
 4. DynamoDB writes of a scored order on moto: items and billed write units, typical and a top
    seller (`bench_writes`).
@@ -197,16 +197,18 @@ def path_steps(
 
 
 def _seconds(code: str, env: dict[str, str]) -> tuple[float, list[str]]:
-    """CPU time of `code` in a fresh interpreter, and the top-level modules it left loaded.
+    """The main thread's CPU time running `code` in a fresh interpreter, and the top-level modules
+    it left loaded.
 
     CPU, not wall time: on a shared machine the wall time of the same import swings by a third
     from run to run (other processes' turns on the cores), its CPU time by a few per cent; an
-    import is one thread that never waits but for files, so on an idle core the two agree.
+    import is one thread that never waits but for files, so on an idle core the two agree. The
+    main thread's alone: numpy's BLAS threads spin on start, which is no work of the import.
     """
     program = (
-        "import sys, time\nstarted = time.process_time()\n"
+        "import sys, time\nstarted = time.thread_time()\n"
         + code
-        + "\nelapsed = time.process_time() - started\n"
+        + "\nelapsed = time.thread_time() - started\n"
         "print(elapsed, *sorted({m.partition('.')[0] for m in sys.modules}))"
     )
     done = subprocess.run(
