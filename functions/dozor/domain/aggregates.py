@@ -428,11 +428,10 @@ def order_updates(
             cd: 1,
             ad: amount_rub,
         }
-        linked = (
-            {_LINK + LINK_CODE[kind] + month: {link_member(value)} for kind, value in links.items()}
-            if links
-            else {}
-        )
+        linked: dict[str, set[str]] = {}
+        if links:
+            for kind, value in links.items():
+                linked[_LINK + LINK_CODE[kind] + month] = {link_member(value)}
         result.append(ContainerUpdate((entity.pk, PROFILE), add, linked, {"first_seen": epoch}))
     return result
 

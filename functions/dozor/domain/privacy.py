@@ -75,7 +75,7 @@ def address_key(order: Order) -> str | None:
     if s is None or not s.address:
         return None
     parts = (s.country, s.region, s.city, s.postal_code, s.address)
-    return "|".join(normalise(p) for p in parts if p)
+    return "|".join([normalise(p) for p in parts if p])
 
 
 def pseudonymise(order: Order, hasher: PiiHasher) -> Order:

@@ -15,6 +15,7 @@ from dozor.domain.contracts import DecisionKind, Order, RiskLevel
 from dozor.domain.fraud.decisions import combine, decide, model_decision
 from dozor.domain.fraud.features import FEATURE_INDEX, FEATURE_NAMES, OrderView
 from dozor.domain.fraud.model import Thresholds
+from dozor.domain.fraud.rules import _ROW_BY_ROW as ROW_BY_ROW
 from dozor.domain.fraud.rules import RULES, RuleHit, evaluate, evaluate_row, evaluate_rows, rules_only_score
 
 if TYPE_CHECKING:
@@ -458,4 +459,8 @@ _RULE_VALUES = st.sampled_from(
 )
 def test_property_a_batch_matches_the_rules_each_of_its_rows_matches(values: list[list[float]]) -> None:
     rows = np.array(values, dtype=np.float32)
-    assert evaluate_rows(rows) == [evaluate_row(row) for row in rows]
+    by_row = [evaluate_row(row) for row in rows]
+    assert evaluate_rows(rows) == by_row
+    # A batch past the row-by-row size tests each rule on its columns: the same rows, repeated.
+    repeats = ROW_BY_ROW // len(rows) + 1
+    assert evaluate_rows(np.tile(rows, (repeats, 1))) == by_row * repeats

@@ -61,7 +61,11 @@ EVENT = "event"
 
 def fingerprint(stored_order: Order) -> str:
     """What identifies an order's contents (of its pseudonymised form: no personal data in it)."""
-    return hashlib.sha256(stored_order.model_dump_json(exclude_none=True).encode()).hexdigest()[:32]
+    # The serializer's bytes: what model_dump_json(exclude_none=True) decodes and .encode() undid.
+    return hashlib.sha256(_to_json(stored_order, exclude_none=True)).hexdigest()[:32]
+
+
+_to_json = Order.__pydantic_serializer__.to_json
 
 
 @dataclass(frozen=True)
