@@ -48,7 +48,7 @@ from dozor.domain.fraud.explanations import explain_rows
 from dozor.domain.fraud.model import PACKAGED_MODEL_DIR, FraudModel
 from dozor.domain.fraud.scoring import OrderScoring, ScoredOrder, fingerprint
 from dozor.domain.privacy import PiiHasher, pseudonymise
-from dozor_training.fraud import bench_writes
+from dozor_training.fraud import bench_first_request, bench_writes
 from dozor_training.fraud.replay import ExpiringAggregates, replay
 from dozor_training.fraud.simulator import SimulationConfig, simulate
 
@@ -243,7 +243,8 @@ def _bytecode_envs(cache: Path) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def cold_start(repeats: int) -> dict[str, Any]:
-    runs: dict[str, list[float]] = {"boto3": [], "init": [], "untraced": [], "source": [], "floor": []}
+    runs: dict[str, list[float]] = {name: [] for name in ("boto3", "init", "untraced", "source", "floor")}
+    runs |= {"first": [], "warm": []}
     loaded: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="dozor-bytecode-") as cache:
         env, source_env = _bytecode_envs(Path(cache))
@@ -251,6 +252,12 @@ def cold_start(repeats: int) -> dict[str, Any]:
         libraries = _floor_imports(env)
         floor_code = "\n".join(libraries)
         _seconds(floor_code, env)
+        with bench_first_request.cold_requests(env) as requests:
+            requests()  # the emulator builds each service's backend on its first call
+            for _ in range(repeats):
+                first, warm = requests()
+                runs["first"].append(first)
+                runs["warm"].append(warm)
         for _ in range(repeats):  # interleaved: machine noise hits all of them alike
             runs["boto3"].append(_seconds(COLD_BASE, env)[0])
             seconds, modules = _seconds(COLD_HANDLER, env)
@@ -276,6 +283,11 @@ def cold_start(repeats: int) -> dict[str, Any]:
         "cold_libraries_floor_ratio_to_boto3": round(median["floor"] / boto3_s, 2),
         "cold_init_over_floor_ratio_to_boto3": round((median["init"] - median["floor"]) / boto3_s, 2),
         "cold_libraries_floor_imports": libraries,
+        # A cold container's first checkout request, after the init above, and a warm one (on the
+        # AWS emulator, its own process; `bench_first_request`).
+        "cold_first_request_ms": round(median["first"] * 1e3),
+        "cold_first_request_ratio_to_boto3": round(median["first"] / boto3_s, 2),
+        "cold_warm_request_ms": round(median["warm"] * 1e3, 1),
         "cold_training_only_modules_loaded": sorted(loaded & set(TRAINING_ONLY)),
     }
 
