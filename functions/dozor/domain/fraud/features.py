@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -61,6 +61,7 @@ DISPOSABLE_EMAIL_DOMAINS = frozenset(
 PAYMENT_METHODS = {"card": 1, "sbp": 2, "wallet": 3, "cod": 4, "installments": 5}
 CHANNELS = {"web": 1, "app": 2, "api": 3}
 MOSCOW = timedelta(hours=3)
+_MOSCOW_MINUTES = 180
 
 
 def _entity_feature_names() -> list[str]:
@@ -309,7 +310,11 @@ def _order_values(v: OrderView) -> list[float]:
     shipping = o.shipping
     region = normalise_region(shipping.region) if shipping else None
     known = REGIONS.get(region) if region else None
-    local = o.created_at.astimezone(UTC) + (timedelta(hours=known.utc_offset) if known else MOSCOW)
+    # The buyer's wall clock in whole minutes from the epoch (UTC counts no leap seconds): the
+    # hour, minute and weekday of UTC plus the region's offset, without building datetimes.
+    created = o.created_at.timestamp() if v.created is None else v.created
+    local = int(created) // 60 + (known.utc_offset * 60 if known else _MOSCOW_MINUTES)
+    hour, minute = divmod(local % 1440, 60)
     email = o.buyer.email or ""
     local_part, _, domain = email.rpartition("@")
     ship_country = shipping.country if shipping else None
@@ -324,8 +329,8 @@ def _order_values(v: OrderView) -> list[float]:
         *item_values,
         risky_share,
         _days((o.created_at - account_created).total_seconds()) if account_created else NAN,
-        local.hour + local.minute / 60.0,
-        float(local.weekday()),
+        hour + minute / 60.0,
+        float((local // 1440 + 3) % 7),  # 1970-01-01 was a Thursday (weekday 3)
         float(PAYMENT_METHODS[method]) if method else NAN,
         float(CHANNELS[o.channel]) if o.channel else NAN,
         float(card_country != "RU") if card_country else NAN,

@@ -133,10 +133,14 @@ def evaluate(view: OrderView, row: np.ndarray) -> list[RuleHit]:
 
 def list_hits(view: OrderView) -> list[RuleHit]:
     """The ops list entries this order's entities are on."""
-    listed = sorted(
-        (kind, status) for kind, a in view.aggregates.items() if (status := a.list_status) in _LIST_ACTIONS
-    )
-    return [RuleHit(f"LIST_{s.upper()}_{kind.upper()}", _LIST_ACTIONS[s]) for kind, s in listed]
+    listed = []
+    for kind, a in view.aggregates.items():  # a loop: nearly no order is listed
+        status = a.list_status
+        if status is not None and status in _LIST_ACTIONS:
+            listed.append((kind, status))
+    if not listed:
+        return []
+    return [RuleHit(f"LIST_{s.upper()}_{kind.upper()}", _LIST_ACTIONS[s]) for kind, s in sorted(listed)]
 
 
 def evaluate_row(row: np.ndarray) -> list[RuleHit]:
