@@ -1,4 +1,10 @@
-"""Function settings, read from the environment SAM sets (validated once, on first use)."""
+"""Function settings, read from the environment SAM sets (validated once, on first use).
+
+Every function imports this module. The classes the ScoreOrder function reads (`Settings`,
+`ThrottleSettings`, `ShadowTallySettings`) are built at import, as its first request, checkout's,
+needs them; the others are ``defer_build``: each is built when its own function first reads it,
+so the scoring function's cold start does not build the schemas of six classes it never reads.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +49,7 @@ class Settings(BaseSettings):
 class FeedbackSettings(BaseSettings):
     """Settings of the feedback function: the labels it stores and the counters it moves."""
 
-    model_config = SettingsConfigDict(frozen=True)
+    model_config = SettingsConfigDict(frozen=True, defer_build=True)
 
     labels_table_name: str
     decisions_table_name: str  # where a scored order's entities are kept
@@ -53,7 +59,7 @@ class FeedbackSettings(BaseSettings):
 class ShipmentSettings(BaseSettings):
     """Settings of the shipment-events and sweeper functions."""
 
-    model_config = SettingsConfigDict(frozen=True)
+    model_config = SettingsConfigDict(frozen=True, defer_build=True)
 
     shipments_table_name: str
     alerts_table_name: str
@@ -73,7 +79,7 @@ class ShipmentSettings(BaseSettings):
 class QuarantineSettings(BaseSettings):
     """Where the queue functions put masked copies of permanently invalid records."""
 
-    model_config = SettingsConfigDict(frozen=True)
+    model_config = SettingsConfigDict(frozen=True, defer_build=True)
 
     quarantine_queue_url: str | None = None
 
@@ -122,7 +128,7 @@ class ShadowTallySettings(BaseSettings):
 class ReviewIntakeSettings(BaseSettings):
     """The review-intake function: review-queue messages into review cases."""
 
-    model_config = SettingsConfigDict(frozen=True)
+    model_config = SettingsConfigDict(frozen=True, defer_build=True)
 
     review_cases_table_name: str
 
@@ -130,7 +136,7 @@ class ReviewIntakeSettings(BaseSettings):
 class ConsoleSettings(BaseSettings):
     """The console function: what reviewers and ops read and change (README § The console)."""
 
-    model_config = SettingsConfigDict(frozen=True)
+    model_config = SettingsConfigDict(frozen=True, defer_build=True)
 
     features_table_name: str
     decisions_table_name: str
@@ -157,7 +163,7 @@ class ConsoleSettings(BaseSettings):
 class LaneReportSettings(BaseSettings):
     """The lane report function: where the published report is, and whose a JWT caller is."""
 
-    model_config = SettingsConfigDict(frozen=True)
+    model_config = SettingsConfigDict(frozen=True, defer_build=True)
 
     model_bucket_name: str
     # The JWT claim naming the merchant a token belongs to (template: JwtSellerClaim): a token
