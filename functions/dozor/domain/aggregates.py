@@ -296,34 +296,39 @@ def summarise(
         n1h, n24h, n7d, n30d = n1h + s[0], n24h + s[1], n7d + s[2], n30d + s[3]
         a1h, a24h, a7d, a30d = a1h + s[4], a24h + s[5], a7d + s[6], a30d + s[7]
         f7d, f30d, l7d, l30d = f7d + s[8], f30d + s[9], l7d + s[10], l30d + s[11]
+    if len(items) == 1:  # inline: most entities are one item (every kind but the seller)
+        one: Mapping[str, Any] = items[0]
+        seen = one.get("first_seen")
+        first_seen = None if seen is None else float(seen)
+        lifetime = float(one.get("orders") or 0.0)
+        frauds, losses = float(one.get("fraud_labels") or 0.0), float(one.get("losses") or 0.0)
+    else:
+        first_seen, lifetime, frauds, losses = _lifetime(items)
     status = base.get("list") if base else None  # ops lists are kept on the entity's own item, not a shard
     return EntityAggregates(
         {"1h": n1h, "24h": n24h, "7d": n7d, "30d": n30d},
         {"1h": a1h, "24h": a24h, "7d": a7d, "30d": a30d},
-        *_lifetime(items),
+        first_seen,
+        lifetime,
         _links(items, slot, link_kinds) if link_kinds else {},
         str(status) if status else None,
         {"7d": f7d, "30d": f30d},
         {"7d": l7d, "30d": l30d},
-        *_lifetime_labels(items),
+        frauds,
+        losses,
     )
 
 
-def _lifetime(items: list[Item]) -> tuple[float | None, float]:
-    """The earliest order stored of an entity (epoch seconds) and its lifetime orders."""
-    if len(items) == 1:
-        one: Mapping[str, Any] = items[0]
-        seen = one.get("first_seen")
-        return None if seen is None else float(seen), float(one.get("orders") or 0.0)
+def _lifetime(items: list[Item]) -> tuple[float | None, float, float, float]:
+    """Over an entity's shards: its earliest order stored (epoch seconds), lifetime orders, fraud
+    labels and losses."""
     held = [float(v) for item in items if (v := item.get("first_seen")) is not None]  # type: ignore[arg-type]
-    return min(held) if held else None, _num(items, "orders")
-
-
-def _lifetime_labels(items: list[Item]) -> tuple[float, float]:
-    if len(items) == 1:
-        one: Mapping[str, Any] = items[0]
-        return float(one.get("fraud_labels") or 0.0), float(one.get("losses") or 0.0)
-    return _num(items, _LABEL_TOTAL[FRAUD]), _num(items, _LABEL_TOTAL[LOSS])
+    return (
+        min(held) if held else None,
+        _num(items, "orders"),
+        _num(items, _LABEL_TOTAL[FRAUD]),
+        _num(items, _LABEL_TOTAL[LOSS]),
+    )
 
 
 def _links(items: list[Item], slot: int, link_kinds: tuple[str, ...]) -> dict[str, int]:
