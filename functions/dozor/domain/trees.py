@@ -88,10 +88,8 @@ class TreeEnsemble:
     _root_mean: np.ndarray = field(init=False, repr=False)
     _base32: np.float32 = field(init=False, repr=False)
     _base_row: np.ndarray = field(init=False, repr=False)  # (1,) float32: the base margin
-    # The children and roots as intp: a single row's walk then needs no conversion at the end.
-    _left_p: np.ndarray = field(init=False, repr=False)
-    _right_p: np.ndarray = field(init=False, repr=False)
-    _roots_p: np.ndarray = field(init=False, repr=False)
+    # The split features as intp, the index type `take` wants (an int32 one is converted per call).
+    _feature_p: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.feature)
@@ -115,9 +113,7 @@ class TreeEnsemble:
         set_(self, "_root_mean", self.mean.take(self.roots).astype(np.float32))
         set_(self, "_base32", np.float32(self.base_margin))
         set_(self, "_base_row", np.array([self.base_margin], dtype=np.float32))
-        set_(self, "_left_p", self.left.astype(np.intp))
-        set_(self, "_right_p", self.right.astype(np.intp))
-        set_(self, "_roots_p", self.roots.astype(np.intp))
+        set_(self, "_feature_p", self.feature.astype(np.intp))
 
     @property
     def num_trees(self) -> int:
@@ -165,14 +161,14 @@ class TreeEnsemble:
     def _leaves_of_one(self, row: np.ndarray) -> np.ndarray:
         """`leaves` of a single row (every checkout call): the same steps with fewer arrays, since
         numpy's cost per call, not per element, is what one row pays."""
-        value = row.take(self.feature)
+        value = row.take(self._feature_p)
         # A NaN goes where its node sends it; any other value right when at or above the threshold.
         right = np.where(np.isnan(value), self._nan_right, value >= self.threshold)
-        step = np.where(right, self._right_p, self._left_p)
-        node = self._roots_p
+        step = np.where(right, self.right, self.left)  # int32: half the memory an intp step takes
+        node = self.roots
         for _ in range(self.depth):
             node = step.take(node)
-        return node.reshape(1, -1)
+        return node.astype(np.intp).reshape(1, -1)
 
     def evaluate(self, rows: np.ndarray) -> Evaluation:
         """Margins and Saabas contributions (bias last) of a 2-D float32 matrix, in one walk."""
