@@ -1,7 +1,9 @@
 """The API's one OpenAPI document, from every resolver that serves part of the HTTP API.
 
-Each function's resolver documents its own routes (scoring, the console); `GET /v1/openapi.json`
-serves them as one document: the first resolver's, with the others' paths and components added.
+Each function's resolver documents its own routes (scoring, the console, the lane report);
+`GET /v1/openapi.json` serves them as one document: the scoring resolver's, with the others' paths
+and components added. Here, outside both features' handlers, because the document is the whole
+API's: the fraud handlers may not import the parcels' (lint-imports).
 Component names are shared (the error body, the decision): the same model gives the same schema.
 """
 
@@ -24,3 +26,11 @@ def merged(first: APIGatewayHttpResolver, *others: APIGatewayHttpResolver) -> st
             if section != "securitySchemes":  # the first resolver's schemes cover every route
                 components.setdefault(section, {}).update(entries)
     return json.dumps(document)
+
+
+def whole_api(scoring: APIGatewayHttpResolver) -> str:
+    """The HTTP API's document: the scoring function's, the console's and the lane report's routes."""
+    from dozor.handlers.console.api import openapi_app  # noqa: PLC0415 - only the docs need them
+    from dozor.handlers.parcels.lane_report import app as lanes  # noqa: PLC0415
+
+    return merged(scoring, openapi_app(), lanes)

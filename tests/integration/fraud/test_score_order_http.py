@@ -185,6 +185,9 @@ def test_openapi_documents_every_status_with_its_body_and_the_security_scheme(st
     assert "a day ahead of now" in created["description"]
     error = doc["components"]["schemas"]["ErrorDetail"]
     assert set(error["required"]) == {"code", "message"} and "fields" in error["properties"]
+    # One API, one document: the console's and the lane report's routes are in it too
+    assert {"/v1/lanes", "/v1/lanes/sellers/{seller_id}", "/v1/console/reviews"} <= set(doc["paths"])
+    assert "404" in doc["paths"]["/v1/lanes"]["get"]["responses"]
 
 
 def test_swagger_ui_is_served_though_its_models_load_only_for_the_documentation(stack: Stack) -> None:

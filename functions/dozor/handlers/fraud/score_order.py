@@ -97,12 +97,11 @@ def get_decision(order_id: Annotated[str, Path(min_length=1, max_length=128)]) -
 
 @app.get("/v1/openapi.json", include_in_schema=False)
 def openapi_document() -> Response[str]:
-    # The console's routes (ConsoleFunction) belong to the same API and so to its one document.
-    from dozor.handlers.api_document import merged  # noqa: PLC0415 - only the docs need them
-    from dozor.handlers.console.api import openapi_app  # noqa: PLC0415
+    # The console's and the lane report's routes belong to the same API and so to its one document.
+    from dozor.handlers.api_document import whole_api  # noqa: PLC0415 - only the docs need it
 
     document_api()
-    return Response(200, content_types.APPLICATION_JSON, merged(app, openapi_app()))
+    return Response(200, content_types.APPLICATION_JSON, whole_api(app))
 
 
 install_error_handlers(app, "decision store")

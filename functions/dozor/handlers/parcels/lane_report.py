@@ -12,9 +12,11 @@ view only (`dozor.domain.parcels.lane_report`). Errors are the one body of `http
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -22,7 +24,7 @@ from dozor.adapters.s3_reports import S3LaneReports
 from dozor.domain.errors import InvalidInputError
 from dozor.domain.parcels.lane_report import marketplace_view, seller_view
 from dozor.handlers.authorizer import authorized
-from dozor.handlers.http_errors import install_error_handlers
+from dozor.handlers.http_errors import ERROR_RESPONSES, documented, install_error_handlers
 from dozor.handlers.wiring import aws_client, logger, tracer
 from dozor.settings import LaneReportSettings
 
@@ -48,13 +50,31 @@ def caller_seller() -> str | None:
     return authorized(app.current_event.raw_event).first_claim((settings().seller_claim,))
 
 
-@app.get("/v1/lanes")
+# The views are the published report's own JSON (README § Lane reliability), passed through.
+_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: documented("The lane report's view: areas, lanes, carriers, each with its sample", dict[str, Any]),
+    **ERROR_RESPONSES,
+    404: documented("No report published yet, or no such seller in it"),
+}
+
+
+@app.get(
+    "/v1/lanes",
+    summary="The marketplace's lane report (a seller-scoped token gets its seller's lanes)",
+    responses=_RESPONSES,
+)
 def marketplace() -> dict[str, Any]:
     return marketplace_view(lane_reports(), caller_seller())
 
 
-@app.get("/v1/lanes/sellers/<seller_id>")
-def seller(seller_id: str) -> dict[str, Any]:
+@app.get(
+    "/v1/lanes/sellers/<seller_id>",
+    summary="One seller's lanes beside the marketplace's",
+    responses=_RESPONSES,
+)
+def seller(seller_id: Annotated[str, Path(min_length=1, max_length=MAX_SELLER_ID)]) -> dict[str, Any]:
+    # Documented as a bound (so a client, and the contract fuzzing, know it); checked here, as this
+    # resolver does not validate requests against its document.
     if not 0 < len(seller_id) <= MAX_SELLER_ID:
         raise InvalidInputError("seller_id must be 1 to 128 characters")
     return seller_view(lane_reports(), seller_id, caller_seller())
