@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import time
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from dozor_local.emulator import REQUESTS_PATH
 from dozor_local.gateway import ApiContext, ApiGateway, Route
 from dozor_local.invoke import Invocation
 from dozor_local.server import LocalServer
@@ -60,12 +62,24 @@ def order(n: int, run: str) -> dict[str, Any]:
     }
 
 
-def measure(calls: list[HttpCall], client: ApiClient, clients: int) -> dict[str, Any]:
-    """p50 / p99 latency and requests per second for the calls, `clients` at a time."""
+def emulator_requests(local: LocalServer) -> dict[str, list[float]]:
+    """What the emulator has served so far: {operation: [requests, CPU ms]}."""
+    with urllib.request.urlopen(local.endpoint_url + REQUESTS_PATH, timeout=10) as answer:
+        served: dict[str, list[float]] = json.load(answer)
+    return served
+
+
+def measure(
+    calls: list[HttpCall], client: ApiClient, clients: int, local: LocalServer | None = None
+) -> dict[str, Any]:
+    """p50 / p99 latency and requests per second for the calls, `clients` at a time; with the
+    local stack, what each call cost the emulator and the functions (CPU) and its AWS requests."""
+    before = (emulator_requests(local), local.cpu_seconds()) if local is not None else None
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
         results = list(pool.map(client.call, calls))
     wall = time.perf_counter() - started
+    costs = _costs(local, before, len(calls)) if local is not None and before is not None else {}
     latencies = [r.latency_ms for r in results]
     statuses = sorted({r.status for r in results})
     return {
@@ -75,6 +89,38 @@ def measure(calls: list[HttpCall], client: ApiClient, clients: int) -> dict[str,
         "p50_ms": round(float(np.percentile(latencies, 50)), 2),
         "p99_ms": round(float(np.percentile(latencies, 99)), 2),
         "requests_per_second": round(len(results) / wall, 1),
+        **costs,
+    }
+
+
+def _costs(
+    local: LocalServer, before: tuple[dict[str, list[float]], dict[str, float]], calls: int
+) -> dict[str, Any]:
+    """Per call: emulator CPU (process, and in its request threads), function CPU, AWS requests."""
+    served, cpu = emulator_requests(local), local.cpu_seconds()
+    was_served, was_cpu = before
+    delta = {
+        name: (n - was_served.get(name, [0, 0.0])[0], ms - was_served.get(name, [0, 0.0])[1])
+        for name, (n, ms) in served.items()
+    }
+    delta = {name: d for name, d in delta.items() if d[0] > 0}
+    per_call = {
+        name: {"requests": round(n / calls, 2), "cpu_ms": round(ms / max(n, 1), 2)}
+        for name, (n, ms) in sorted(delta.items(), key=lambda kv: -kv[1][1])
+    }
+    functions = {
+        owner: round((seconds - was_cpu.get(owner, 0.0)) * 1000 / calls, 1)
+        for owner, seconds in cpu.items()
+        if owner != "emulator" and seconds - was_cpu.get(owner, 0.0) > 0
+    }
+    return {
+        "aws_requests_per_call": round(sum(n for n, _ in delta.values()) / calls, 2),
+        "emulator_cpu_ms_per_call": round(
+            (cpu.get("emulator", 0.0) - was_cpu.get("emulator", 0.0)) * 1000 / calls, 1
+        ),
+        "emulator_request_cpu_ms_per_call": round(sum(ms for _, ms in delta.values()) / calls, 1),
+        "function_cpu_ms_per_call": functions,
+        "aws_requests": per_call,
     }
 
 
@@ -111,14 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         client = ApiClient(local.api_url, region=local.stack.region)
         openapi = [HttpCall("GET", "/v1/openapi.json") for _ in range(args.orders)]
         measure(openapi[:20], client, 1)
-        report["gateway_and_worker_openapi"] = measure(openapi, client, 1)
+        report["gateway_and_worker_openapi"] = measure(openapi, client, 1, local)
         warmup: Callable[[int], HttpCall] = lambda n: HttpCall("POST", "/v1/orders/score", order(n, "warm"))  # noqa: E731
         measure([warmup(n) for n in range(30)], client, 1)
         for clients in args.clients:
             calls = [
                 HttpCall("POST", "/v1/orders/score", order(n, f"c{clients}")) for n in range(args.orders)
             ]
-            report[f"score_order_{clients}_clients"] = measure(calls, client, clients)
+            report[f"score_order_{clients}_clients"] = measure(calls, client, clients, local)
     report["load_average_1m_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(report, indent=2))
     return 0

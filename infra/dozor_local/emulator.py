@@ -6,36 +6,228 @@ Why a process of its own: moto does all of its work in Python under one GIL. Sha
 with the API gateway, the pollers and the demo's clients made every request wait for the
 others; in its own process the emulator gets a core to itself. It exits when its stdin closes,
 so it never outlives the stack that started it.
+
+Connections stay open between requests (`keep_alive_handler`): Werkzeug's development server
+closes each one after its response, which cost every botocore call a TCP connect.
+
+It counts what it serves: `GET /_dozor/requests` answers {operation: [requests, CPU ms]} (the
+CPU of the thread that served each request; `DELETE` starts the count afresh), which is how
+`make bench-gateway` reports AWS requests and emulator CPU per order. With
+DOZOR_EMULATOR_PROFILE=<file> every request also runs under cProfile, and the merged profile is
+written to that file (pstats) at exit or on `POST /_dozor/requests`:
+
+    DOZOR_EMULATOR_PROFILE=/tmp/emulator.prof make bench-gateway
+    python -c "import pstats; pstats.Stats('/tmp/emulator.prof').sort_stats('tottime').print_stats(30)"
 """
 
 from __future__ import annotations
 
+import cProfile
+import io
+import json
 import logging
+import os
+import pstats
+import socket
 import sys
 import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
 
 from dozor_local import moto_quirks
+
+PROFILE_ENV = "DOZOR_EMULATOR_PROFILE"
+REQUESTS_PATH = "/_dozor/requests"
+
+WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
+
+def operation(environ: dict[str, Any]) -> str:
+    """The AWS operation a request asks for: `service.Operation` from the JSON protocol's target
+    (DynamoDB, SQS), the query protocol's Action (SNS), or the method and first path part (S3)."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        service, _, action = target.partition(".")
+        return f"{service.split('_')[0]}.{action}"
+    if str(environ.get("CONTENT_TYPE", "")).startswith("application/x-www-form-urlencoded"):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+        if action:
+            return f"query.{action[0]}"
+    service = str(environ.get("HTTP_AUTHORIZATION", "")).split("/")[3:4]
+    return f"{service[0] if service else 'unsigned'}.{environ.get('REQUEST_METHOD', '?')}"
+
+
+class Meter:
+    """A WSGI middleware counting requests and their thread CPU per operation (and profiling them)."""
+
+    def __init__(self, app: WsgiApp, profile: bool = False) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.served: dict[str, list[float]] = {}
+        self.profile = profile
+        self._profilers: list[cProfile.Profile] = []  # one per request thread, merged at the end
+        self._local = threading.local()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == REQUESTS_PATH:
+            return self._report(environ, start_response)
+        name = operation(environ)
+        profiler = self._profiler() if self.profile else None
+        began = time.thread_time()
+        if profiler is not None:
+            profiler.enable()
+        try:
+            # The whole body now, so that its rendering is counted with the request.
+            return [b"".join(self.app(environ, start_response))]
+        finally:
+            if profiler is not None:
+                profiler.disable()
+            spent = (time.thread_time() - began) * 1000
+            with self.lock:
+                entry = self.served.setdefault(name, [0, 0.0])
+                entry[0] += 1
+                entry[1] += spent
+
+    def _report(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") == "POST" and self.profile:  # write the profile now
+            self.dump(os.environ[PROFILE_ENV])
+        with self.lock:
+            if environ.get("REQUEST_METHOD") == "DELETE":  # start counting (and profiling) afresh
+                self.served = {}
+                self._profilers = []
+                self._local = threading.local()
+            body = json.dumps({k: [int(n), round(ms, 2)] for k, (n, ms) in self.served.items()})
+        start_response("200 OK", [("content-type", "application/json")])
+        return [body.encode()]
+
+    def _profiler(self) -> cProfile.Profile:
+        profiler: cProfile.Profile | None = getattr(self._local, "profiler", None)
+        if profiler is None:
+            profiler = self._local.profiler = cProfile.Profile()
+            with self.lock:
+                self._profilers.append(profiler)
+        return profiler
+
+    def dump(self, path: str) -> None:
+        """The profile of every request so far (since the last DELETE), as one pstats file."""
+        with self.lock:
+            profilers = list(self._profilers)
+        if profilers:
+            stats = pstats.Stats(profilers[0])
+            for profiler in profilers[1:]:
+                stats.add(profiler)
+            stats.dump_stats(path)
+
+
+def _call(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run a WSGI app to the end: its status, headers and whole body."""
+    started: list[Any] = []
+    chunks: list[bytes] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started[:] = [status, headers]
+        return chunks.append
+
+    result = app(environ, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    return started[0], started[1], b"".join(chunks)
+
+
+def keep_alive_handler() -> type[Any]:
+    """moto's request handler on HTTP/1.1 connections that stay open.
+
+    Werkzeug's development server closes every connection after one response (`Connection: close`,
+    then a 10 ms wait for stray body bytes), so every botocore call paid a TCP connect and the
+    emulator a new thread. Here the body is read whole (by its Content-Length) before the app
+    sees it, so the next request line starts where it should; the response goes out in one write
+    with its Content-Length. A chunked request body, which cannot be delimited this way, is served
+    by Werkzeug's own code, which closes the connection after it as before.
+    """
+    from moto.moto_server.werkzeug_app import MotoRequestHandler  # noqa: PLC0415
+    from werkzeug.exceptions import InternalServerError  # noqa: PLC0415
+
+    class KeepAliveHandler(MotoRequestHandler):
+        def setup(self) -> None:
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def run_wsgi(self) -> None:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                super().run_wsgi()
+                self.close_connection = True
+                return
+            if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length > 0 else b""
+            self.environ = environ = self.make_environ()
+            environ["wsgi.input"] = io.BytesIO(body)
+            try:
+                status, headers, payload = _call(self.server.app, environ)
+            except Exception as error:  # what Werkzeug's server answers, and logs, for a crash
+                self.log_error("error on request: %r", error)
+                traceback.print_exc()
+                status, headers, payload = _call(InternalServerError(), environ)
+            code, _, reason = status.partition(" ")
+            self.send_response(int(code), reason)
+            declared = None
+            for name, value in headers:
+                lower = name.lower()
+                if lower == "content-length":
+                    declared = value
+                elif lower not in {"connection", "transfer-encoding"}:
+                    self.send_header(name, value)
+            # A HEAD answer states the length of the body it does not send.
+            head = self.command == "HEAD"
+            self.send_header("Content-Length", declared if head and declared else str(len(payload)))
+            # Headers and body in one write (http.server's header buffer, then end_headers' flush).
+            self._headers_buffer.append(b"\r\n" + (b"" if head else payload))
+            self.flush_headers()
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass  # the access log is off (its logger at WARNING); skip formatting each line for it
+
+    return KeepAliveHandler
+
+
+def make_emulator(host: str, port: int, *, profile: bool = False, keep_alive: bool = True) -> Any:
+    """moto's server app (every service) behind the meter, on a threaded Werkzeug server (not
+    started: `serve_forever`). `keep_alive=False`: Werkzeug's own handler, as moto ships it."""
+    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - heavy; only in the emulator process
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server  # noqa: PLC0415
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per request
+    moto_quirks.install()
+    meter = Meter(DomainDispatcherApplication(create_backend_app), profile=profile)
+    handler = keep_alive_handler() if keep_alive else MotoRequestHandler
+    return make_server(host, port, meter, threaded=True, request_handler=handler)
 
 
 def serve(host: str, port: int) -> None:
     """Run the emulator until stdin closes (the parent stopped or died)."""
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - heavy; only in the emulator process
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per request
-    moto_quirks.install()
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    bound_host, bound_port = server.get_host_and_port()
+    profile_path = os.environ.get(PROFILE_ENV)
+    server = make_emulator(host, port, profile=bool(profile_path))
+    threading.Thread(target=server.serve_forever, name="emulator", daemon=True).start()
+    bound_host, bound_port = server.server_address[:2]
     print(f"ready http://{bound_host}:{bound_port}", flush=True)
-    done = threading.Event()
-
-    def watch_parent() -> None:
-        sys.stdin.read()  # returns at EOF: the parent closed the pipe or exited
-        done.set()
-
-    threading.Thread(target=watch_parent, daemon=True).start()
-    done.wait()
-    server.stop()
+    sys.stdin.read()  # returns at EOF: the parent closed the pipe or exited
+    server.shutdown()
+    if profile_path:
+        server.app.dump(profile_path)
 
 
 if __name__ == "__main__":

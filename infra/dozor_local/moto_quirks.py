@@ -1,5 +1,8 @@
 """Workarounds for moto behaviour that makes a realistic local run impractically slow.
 
+(The patches to what moto's server spends on every request, whatever the service, are in
+`moto_requests`; `install` puts both on.)
+
 Each patch changes how fast moto's DynamoDB answers, never what it answers:
 `tests/integration/local/test_moto_quirks.py` runs the same operations on moto with and without
 each patch and compares every response and the tables left behind. What the profile of a scored
@@ -59,6 +62,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
+
+from dozor_local import moto_requests
 
 _touched: ContextVar[dict[str, set[Any]] | None] = ContextVar("dozor_touched_partitions", default=None)
 _clones: ContextVar[dict[str, Any] | None] = ContextVar("dozor_table_clones", default=None)
@@ -524,12 +529,14 @@ PATCHES: dict[str, Callable[[_Swaps], None]] = {
     "dispatch_method_names": _dispatch_method_names,
     "light_errors": _light_errors,
     "partition_queries": _partition_queries,
+    **moto_requests.PATCHES,  # the server's own per-request costs
 }
 _applied: dict[str, _Swaps] = {}
 
 
 def install(names: tuple[str, ...] | None = None) -> None:
-    """Patch moto's DynamoDB backend once per process (idempotent); by default with every patch."""
+    """Patch moto (its DynamoDB backend, its server's dispatch) once per process (idempotent);
+    by default with every patch."""
     for name in PATCHES if names is None else names:
         if name not in _applied:
             swaps = _Swaps()

@@ -21,6 +21,7 @@ Lambda does with a timed-out sandbox.
 from __future__ import annotations
 
 import contextlib
+import cProfile
 import json
 import os
 import queue
@@ -48,6 +49,8 @@ from dozor_local.invoke import (
 from dozor_local.stack import FunctionSpec
 
 _READY_TIMEOUT_S = 60.0
+# A directory: each worker profiles its invocations (cProfile) and writes <function>-<pid>.prof there at exit.
+PROFILE_ENV = "DOZOR_WORKER_PROFILE"
 
 
 def _worker_main(conn: Connection) -> None:
@@ -67,6 +70,18 @@ def _worker_main(conn: Connection) -> None:
         conn.send(("import-error", _error_document(error, "init", "Runtime.ImportModuleError")))
         return
     conn.send(("ready", (time.perf_counter() - started) * 1000))
+    profile_dir = os.environ.get(PROFILE_ENV)
+    profiler = cProfile.Profile() if profile_dir else None
+    try:
+        _serve_invocations(conn, spec, env, handler, profiler)
+    finally:
+        if profiler is not None and profile_dir:
+            profiler.dump_stats(str(Path(profile_dir) / f"{spec.logical_id}-{os.getpid()}.prof"))
+
+
+def _serve_invocations(
+    conn: Connection, spec: FunctionSpec, env: Mapping[str, str], handler: Any, profiler: Any
+) -> None:
     while True:
         try:
             message = conn.recv()
@@ -79,7 +94,13 @@ def _worker_main(conn: Connection) -> None:
         began = time.perf_counter()
         reply: tuple[str, Any]
         try:
-            result = handler(event, context)
+            if profiler is not None:
+                profiler.enable()
+            try:
+                result = handler(event, context)
+            finally:
+                if profiler is not None:
+                    profiler.disable()
         except Exception as error:
             reply = ("error", _error_document(error, request_id))
             # As the Lambda Python runtime does: the unhandled error goes to the function's log.

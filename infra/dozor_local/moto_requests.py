@@ -1,0 +1,52 @@
+"""Workarounds for what moto's server spends on every request before and after the service's work.
+
+Like `moto_quirks` (which installs these with its own), each patch changes how fast moto answers,
+never what it answers; `tests/integration/local/test_moto_quirks_requests.py` compares each with
+plain moto. What the emulator's profile under `make bench-gateway` showed, per request:
+
+- ``dispatch_hosts``: to find the service of a request, moto's server asks whether the host is a
+  moto module by listing moto's package directory (a ``listdir`` and a ``stat`` of each of its
+  ~150 entries) twice per request, then tries up to ~180 URL patterns. The module list does not
+  change while a server runs, and a host's backend is kept once found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+Swaps = Any  # moto_quirks._Swaps: set(owner, name, value) remembered so that it can be undone
+
+
+# --- dispatch_hosts ---------------------------------------------------------------------------------
+
+
+def dispatch_hosts(swaps: Swaps) -> None:
+    from moto import backends  # noqa: PLC0415 - moto is imported only when a stack is used
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: PLC0415
+
+    modules = tuple(backends.list_of_moto_modules())
+
+    def list_of_moto_modules() -> Iterator[str]:
+        return iter(modules)
+
+    original = DomainDispatcherApplication.get_backend_for_host
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host is None:
+            return None
+        known: dict[str, Any] = self.__dict__.setdefault("_dozor_backends", {})
+        found = known.get(host)
+        if found is None:
+            found = original(self, host)
+            if found is not None:  # an unknown host is asked again (and reported again) each time
+                known[host] = found
+        return found
+
+    swaps.set(backends, "list_of_moto_modules", list_of_moto_modules)
+    swaps.set(DomainDispatcherApplication, "get_backend_for_host", get_backend_for_host)
+
+
+PATCHES: dict[str, Callable[[Swaps], None]] = {
+    "dispatch_hosts": dispatch_hosts,
+}
