@@ -254,7 +254,7 @@ def cold_start(repeats: int) -> dict[str, Any]:
         _seconds(floor_code, env)
         with bench_first_request.cold_requests(env) as requests:
             requests()  # the emulator builds each service's backend on its first call
-            for _ in range(max(3, repeats // 2)):  # ~3 s each; ~10x the init's spread
+            for _ in range(max(3, repeats // 2)):  # ~3 s each, and ~220 ms CPU: noise matters less
                 first, warm = requests()
                 runs["first"].append(first)
                 runs["warm"].append(warm)
