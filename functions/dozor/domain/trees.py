@@ -48,7 +48,7 @@ class TreeFormatError(ValueError):
     """A booster this evaluator cannot represent (categorical splits, several outputs, ...)."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Evaluation:
     """Margins (R,) and contributions (R, F + 1; the last column is the bias) of R rows."""
 

@@ -133,7 +133,7 @@ def identify(order: Order, hasher: PiiHasher) -> dict[str, agg.Entity]:
     return entities
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderView:
     """An order with its entities' aggregates just before it."""
 
