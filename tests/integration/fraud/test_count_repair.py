@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from dozor.adapters.dynamodb import decisions as store_module
 from dozor.adapters.dynamodb.decisions import COUNT, DynamoDecisionStore
@@ -94,11 +95,11 @@ def test_a_writer_that_failed_finishes_its_own_count_at_once(stack: Stack) -> No
     def fail_the_fourth(**_: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 4:
-            raise Killed()
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
 
     store._client.meta.events.register("before-call.dynamodb.UpdateItem", fail_the_fourth)
     named = store.writer
-    with pytest.raises(Killed):
+    with pytest.raises(StoreUnavailableError):
         store.commit(pending)
     assert store.writer != named
     # When it meets the order again (the retry in the budget, a redelivery to the same container)
@@ -118,10 +119,10 @@ def test_a_repaired_count_writes_what_the_first_attempt_would_have(stack: Stack)
     def fail_the_first(**_: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
-            raise Killed()
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
 
     store._client.meta.events.register("before-call.dynamodb.UpdateItem", fail_the_first)
-    with pytest.raises(Killed):
+    with pytest.raises(StoreUnavailableError):
         store.commit(pending)
     # When it repairs the count from the stored decision (its entity keys carry the seller's shard)
     with pytest.raises(AlreadyDecidedError):

@@ -140,8 +140,12 @@ class DynamoDecisionStore:
             self._count(self.writer, marker, updates, int(at.timestamp()), fits)
         except AlreadyDecidedError:
             raise
-        except Exception:
-            self._rename()  # this writer's slots must keep saying what it had counted
+        except BaseException:
+            # Anything that stops the count halfway and leaves the process alive (a store error,
+            # or an interruption: a cancelled task, a test's simulated timeout) must retire this
+            # name: its slots must keep saying what it had counted, or a later count under the same
+            # name would hide this one's gaps from the repair. Re-raised, so nothing is swallowed.
+            self._rename()
             raise
         if updates:
             # Struck off with the first duty done, or (no time left) before this writer's next write
