@@ -273,7 +273,7 @@ def summarise(
     pk = entity.pk
     base = get((pk, PROFILE))
     if entity.kind in SHARDS:
-        items = [item for k in _shard_keys(pk, entity.kind) if (item := get(k))]
+        items = list(filter(None, map(get, _shard_keys(pk, entity.kind))))  # in C: 32 keys a seller
     elif base:
         items = [base]
     else:
@@ -509,7 +509,7 @@ def fitted_to_stored(updates: Iterable[ContainerUpdate], snapshot: Snapshot) -> 
         set_min = {}
         if kind in SHARDS:
             shards = _shard_keys(pk, kind) if sk == PROFILE else [(p, sk) for p in shard_pks(pk, kind)]
-            readable = [i for k in shards if (i := get(k))]
+            readable = list(filter(None, map(get, shards)))
             if item is None and not readable:
                 result.append(update)
                 continue
