@@ -168,7 +168,8 @@ def path_steps(
         fingerprint(pseudonymise(order, hasher))
         step("pseudonym_and_fingerprint")
         entities = features.identify(order, hasher)
-        _, snapshot = store.load([order.order_id], set(agg.keys_for(entities.values(), order.created_at)))
+        # As prepare reads for one order: its keys are distinct already, no set.
+        _, snapshot = store.load([order.order_id], agg.keys_for(entities.values(), order.created_at))
         step("entities_keys_and_store_read")
         view = features.view(order, entities, snapshot)
         step("aggregates_view")
@@ -238,7 +239,8 @@ def _bytecode_envs(cache: Path) -> tuple[dict[str, str], dict[str, str]]:
     for code in (COLD_BASE, COLD_HANDLER):  # fills the cache
         _seconds(code, env)
     shutil.copytree(everything, libraries)
-    shutil.rmtree(libraries / Path(dozor.__file__).resolve().parent.relative_to("/"))
+    # the cache mirrors each source directory's absolute path, as the interpreter writes it (not resolved)
+    shutil.rmtree(libraries / Path(os.path.abspath(dozor.__file__)).parent.relative_to("/"))
     return env, LAMBDA_ENV | {"PYTHONPYCACHEPREFIX": str(libraries), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
