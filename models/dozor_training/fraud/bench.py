@@ -254,8 +254,9 @@ def cold_start(repeats: int) -> dict[str, Any]:
         libraries = _floor_imports(env)
         floor_code = "\n".join(libraries)
         _seconds(floor_code, env)
+        # No warm-up run: the emulator's first calls are slow (it builds each service's backend),
+        # but in its own process, and the child's CPU is what is counted.
         with bench_first_request.cold_requests(env) as requests:
-            requests()  # the emulator builds each service's backend on its first call
             for _ in range(max(3, repeats // 2)):  # ~3 s each, and ~220 ms CPU: noise matters less
                 first, warm = requests()
                 runs["first"].append(first)
