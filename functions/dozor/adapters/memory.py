@@ -41,7 +41,7 @@ class InMemoryDecisionStore:
         self.outboxes: dict[str, frozenset[str]] = {}
 
     def load(
-        self, order_ids: Sequence[str], keys: Iterable[Key]
+        self, order_ids: Sequence[str], keys: Iterable[Key], fits: Callable[[], bool] | None = None
     ) -> tuple[dict[str, PriorDecision], dict[Key, dict[str, object]]]:
         found = {oid: self._prior(oid) for oid in order_ids if oid in self.decisions}
         return found, self.aggregates.read(keys)

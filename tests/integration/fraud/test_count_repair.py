@@ -132,3 +132,48 @@ def test_a_repaired_count_writes_what_the_first_attempt_would_have(stack: Stack)
         item = stack.feature_item(update.key[0], update.key[1])
         assert {n: item.get(n) for n in update.add} == update.add, update.key
         assert {n: item.get(n) for n in update.add_to_set} == update.add_to_set, update.key
+
+
+def test_checkout_meeting_a_count_owed_answers_the_stored_decision_and_leaves_the_count_when_it_fails(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an order whose writer died after three of its counter updates, long enough ago to repair
+    pending = _pending("o-repair-4")
+    first, updates = _store(stack), {"n": 0}
+
+    def die_on_the_fourth_update(**_: Any) -> None:
+        updates["n"] += 1
+        if updates["n"] == 4:
+            raise Killed()
+
+    first._client.meta.events.register("before-call.dynamodb.UpdateItem", die_on_the_fourth_update)
+    with pytest.raises(Killed):
+        first.commit(pending)
+    later = store_module.time.time() + store_module.REPAIR_GRACE.total_seconds() + 1
+    monkeypatch.setattr(store_module.time, "time", lambda: later)
+
+    # When checkout meets the order again while the Features table refuses every write
+    scoring = dependencies().scoring
+    client = scoring._store._client  # type: ignore[attr-defined]
+    refused = {"n": 0}
+
+    def refuse(**_: Any) -> None:
+        refused["n"] += 1
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+
+    client.meta.events.register("before-call.dynamodb.UpdateItem", refuse)
+    order = Order.model_validate(make_order("o-repair-4", buyer_id="b-repair"))
+    try:
+        scored = scoring.prepare([order])[0]
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.UpdateItem", refuse)
+
+    # Then it answers the stored decision, not a degraded re-score: the failed repair stays inside
+    # the read, which tried once (no retries of a read that had succeeded)
+    assert scored.replay and scored.decision == pending.decision
+    assert scored.degraded_reason is None
+    assert refused["n"] == 1
+    # And the next reader, with the table back, finishes the count exactly once
+    assert scoring.prepare([order])[0].replay
+    for pk in {u.key[0] for u in pending.updates}:
+        assert stack.feature_item(pk, "P")["orders"] == 1.0, pk

@@ -44,6 +44,7 @@ and the entity items it was counted in. Every failure leaves as a domain error
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import itertools
 import random
@@ -106,7 +107,7 @@ class DynamoDecisionStore:
         self.shard = zlib.crc32(self.writer.encode())
 
     def load(
-        self, order_ids: Sequence[str], keys: Iterable[Key]
+        self, order_ids: Sequence[str], keys: Iterable[Key], fits: Callable[[], bool] | None = None
     ) -> tuple[dict[str, PriorDecision], dict[Key, dict[str, object]]]:
         requests: list[tuple[str, dict[str, Any]]] = [
             (self._decisions, {"order_id": {"S": oid}}) for oid in dict.fromkeys(order_ids)
@@ -117,7 +118,7 @@ class DynamoDecisionStore:
         for table, raw in chunked_batch_get(self._client, requests, "features and decisions not read"):
             if table == self._decisions:
                 if COUNT in raw.get("outbox", {}).get("SS", ()):
-                    self._finish_counting(raw)
+                    self._finish_counting_on_read(raw, fits)
                 decisions[raw["order_id"]["S"]] = _prior(raw)
             else:
                 containers[(raw["pk"]["S"], raw["sk"]["S"])] = item(raw)
@@ -254,6 +255,18 @@ class DynamoDecisionStore:
                 if not held_by_a_transaction(error) or conflicts > CONFLICT_RETRIES:
                     raise
                 time.sleep(random.uniform(0, 0.005 * 2**conflicts))
+
+    def _finish_counting_on_read(self, raw: dict[str, Any], fits: Callable[[], bool] | None) -> None:
+        """A read that finds a count owed finishes it; checkout's (``fits``) only while it fits,
+        and without failing the read: the decision was found, and every count write is idempotent,
+        so what is left is finished by the next reader or the pending commits' drain."""
+        if fits is None:
+            self._finish_counting(raw)
+            return
+        if not fits():
+            return
+        with contextlib.suppress(StoreUnavailableError):
+            self._finish_counting(raw, fits=fits)
 
     def _finish_counting(
         self, raw: dict[str, Any], *, waiting: bool = False, fits: Callable[[], bool] | None = None

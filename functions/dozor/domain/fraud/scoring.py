@@ -90,9 +90,13 @@ class PendingCommit:
 
 class DecisionStore(Protocol):
     def load(
-        self, order_ids: Sequence[str], keys: Iterable[agg.Key]
+        self, order_ids: Sequence[str], keys: Iterable[agg.Key], fits: Callable[[], bool] | None = None
     ) -> tuple[dict[str, PriorDecision], dict[agg.Key, dict[str, object]]]:
-        """Decisions already made for these orders, and the aggregate containers: one batched read."""
+        """Decisions already made for these orders, and the aggregate containers: one batched read.
+        A decision found with work the store still owes it is finished by the read; ``fits``
+        (checkout): whether that work still fits the budget, asked before each call. What does
+        not fit, or fails, is left to the next reader or the pending commits' drain: checkout's
+        read answers with what it found either way."""
         ...
 
     def commit(self, pending: PendingCommit, fits: Callable[[], bool] | None = None) -> None:
@@ -302,7 +306,10 @@ class OrderScoring:
             cost = self._budget.attempt_cost
             try:
                 existing, snapshot = within(
-                    deadline, lambda: self._store.load(order_ids, keys), attempt_cost=cost, reserve=2 * cost
+                    deadline,
+                    lambda: self._store.load(order_ids, keys, fits=lambda: deadline.allows(2 * cost)),
+                    attempt_cost=cost,
+                    reserve=2 * cost,
                 )
             except StoreUnavailableError as error:
                 # Checkout must not stall on the feature store: decide from the order alone, say so.
