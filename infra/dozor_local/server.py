@@ -61,6 +61,7 @@ class LocalServer:
         parameters: Mapping[str, str] | None = None,
         env_overrides: Mapping[str, str] | None = None,
         concurrency: Mapping[str, int] | None = None,
+        api_workers: int = 1,
         log_dir: Path | None = None,
         poll_wait_seconds: int = 1,
     ) -> None:
@@ -73,6 +74,7 @@ class LocalServer:
         self.parameters = dict(parameters or {})
         self.env_overrides = dict(env_overrides or {})
         self.concurrency = dict(concurrency or {})
+        self.api_workers = api_workers  # containers of each function behind the HTTP API, unless named
         self.log_dir = log_dir
         self.poll_wait_seconds = poll_wait_seconds
         self.pools: dict[str, FunctionPool] = {}
@@ -119,7 +121,9 @@ class LocalServer:
                 env[simtime.HANDLER_ENV] = spec.handler
             runs = dataclasses.replace(spec, handler=simtime.WRAPPER) if simtime.HANDLER_ENV in env else spec
             log_path = self.log_dir / f"{logical_id}.log" if self.log_dir else None
-            pool = FunctionPool(runs, env, concurrency=self.concurrency.get(logical_id, 1), log_path=log_path)
+            serves_api = any(event.type == "HttpApi" for event in spec.events)
+            containers = self.concurrency.get(logical_id, self.api_workers if serves_api else 1)
+            pool = FunctionPool(runs, env, concurrency=containers, log_path=log_path)
             self.pools[logical_id] = pool
             pool.start()  # all spawn at once; imports run in parallel
         for pool in self.pools.values():
@@ -442,6 +446,13 @@ def configure(local: argparse.ArgumentParser) -> None:
         "--log-dir", type=Path, default=Path(".dozor-local/logs"), help="one log file per function"
     )
     up.add_argument("--parameter-overrides", nargs="*", default=[], metavar="Key=Value")
+    up.add_argument(
+        "--api-workers",
+        type=int,
+        default=2,
+        help="warm containers of each function behind the API, so that concurrent callers are not "
+        "queued behind one another (Lambda scales them; default 2, one per core here)",
+    )
     up.set_defaults(run=run_up)
 
 
@@ -462,6 +473,7 @@ def run_up(args: Any) -> int:
         api_port=args.port,
         emulator_port=args.emulator_port,
         parameters=parameters,
+        api_workers=args.api_workers,
         log_dir=args.log_dir,
     )
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
