@@ -295,29 +295,7 @@ class OrderScoring:
         stored_orders = [pseudonymise(o, self._hasher) for o in orders]
         prints = [fingerprint(o) for o in stored_orders]
         entities = [features.identify(o, self._hasher) for o in orders]
-        reads = [agg.keys_for(e.values(), o.created_at) for o, e in zip(orders, entities, strict=True)]
-        # One order's keys are distinct already (one kind per entity, distinct shards): no set.
-        keys = reads[0] if len(reads) == 1 else {k for read in reads for k in read}
-        order_ids = [o.order_id for o in orders]
-        degraded_reason: str | None = None
-        if deadline is None:
-            existing, snapshot = self._store.load(order_ids, keys)
-        else:
-            cost = self._budget.attempt_cost
-            try:
-                existing, snapshot = within(
-                    deadline,
-                    lambda: self._store.load(order_ids, keys, fits=lambda: deadline.allows(2 * cost)),
-                    attempt_cost=cost,
-                    reserve=2 * cost,
-                )
-            except StoreUnavailableError as error:
-                # Checkout must not stall on the feature store: decide from the order alone, say so.
-                existing, snapshot, degraded_reason = {}, {}, str(error)
-                self._monitor.degraded(order_ids, degraded_reason)
-        for oid in order_ids if deadline is not None else ():
-            if oid not in existing and oid in self._recent:  # decided here; not (readably) stored yet
-                existing[oid] = self._recent[oid]
+        existing, snapshot, degraded_reason = self._read(orders, entities, deadline)
         # Later orders of a batch must see earlier ones: overlay their updates on a copy of the
         # snapshot. A single order (every API call) needs neither the copy nor the overlay.
         # What a batch-mate's updates can change is the items keyed by its entities (an update
@@ -370,18 +348,39 @@ class OrderScoring:
 
         if fresh:
             self._decide(fresh, matrix[: len(fresh)], model, shadow, degraded_reason, results, deadline)
-        for i, order in enumerate(orders):
-            if i not in results:
-                first = results[first_index[order.order_id]]
-                results[i] = ScoredOrder(
-                    order,
-                    first.decision,
-                    replay=True,
-                    repeat=True,
-                    fingerprint=prints[i],
-                    conflict=_conflict(order.order_id, first.fingerprint, prints[i]),
+        return _in_input_order(orders, results, first_index, prints)
+
+    def _read(
+        self, orders: Sequence[Order], entities: list[dict[str, agg.Entity]], deadline: Deadline | None
+    ) -> tuple[dict[str, PriorDecision], agg.Snapshot, str | None]:
+        """The batch's one read: the decisions made before and the entities' items, and why the
+        read gave nothing when checkout could not wait for it (then the orders are degraded)."""
+        reads = [agg.keys_for(e.values(), o.created_at) for o, e in zip(orders, entities, strict=True)]
+        # One order's keys are distinct already (one kind per entity, distinct shards): no set.
+        keys = reads[0] if len(reads) == 1 else {k for read in reads for k in read}
+        order_ids = [o.order_id for o in orders]
+        degraded_reason: str | None = None
+        existing: dict[str, PriorDecision]
+        snapshot: agg.Snapshot
+        if deadline is None:
+            existing, snapshot = self._store.load(order_ids, keys)
+        else:
+            cost = self._budget.attempt_cost
+            try:
+                existing, snapshot = within(
+                    deadline,
+                    lambda: self._store.load(order_ids, keys, fits=lambda: deadline.allows(2 * cost)),
+                    attempt_cost=cost,
+                    reserve=2 * cost,
                 )
-        return [results[i] for i in range(len(orders))]
+            except StoreUnavailableError as error:
+                # Checkout must not stall on the feature store: decide from the order alone, say so.
+                existing, snapshot, degraded_reason = {}, {}, str(error)
+                self._monitor.degraded(order_ids, degraded_reason)
+        for oid in order_ids if deadline is not None else ():
+            if oid not in existing and oid in self._recent:  # decided here; not (readably) stored yet
+                existing[oid] = self._recent[oid]
+        return existing, snapshot, degraded_reason
 
     def _decide(
         self,
@@ -573,6 +572,24 @@ class OrderScoring:
         self._recent.move_to_end(order_id)
         while len(self._recent) > REMEMBERED:
             self._recent.popitem(last=False)
+
+
+def _in_input_order(
+    orders: Sequence[Order], results: dict[int, ScoredOrder], first_index: dict[str, int], prints: list[str]
+) -> list[ScoredOrder]:
+    """The batch's results in input order, a repeated order filled in from its first copy."""
+    for i, order in enumerate(orders):
+        if i not in results:
+            first = results[first_index[order.order_id]]
+            results[i] = ScoredOrder(
+                order,
+                first.decision,
+                replay=True,
+                repeat=True,
+                fingerprint=prints[i],
+                conflict=_conflict(order.order_id, first.fingerprint, prints[i]),
+            )
+    return [results[i] for i in range(len(orders))]
 
 
 def _conflict(order_id: str, first: str | None, again: str) -> ConflictError | None:
