@@ -273,9 +273,32 @@ class Scheduler:
         self.account_id = account_id
         self.rule_arn = f"arn:aws:events:{region}:{account_id}:rule/{function}-{event.name}"
         self.next_tick = start + self.period
+        self.start = start
         self.ticks = 0
         self.failures = 0
         self._lock = threading.Lock()
+
+    def every(self, period: timedelta) -> None:
+        """Tick every `period` instead of the template's rate, still counted from the start.
+
+        For a simulated run that cannot afford the deployed rate (the demo sweeps parcels every
+        few simulated hours, not every hour): the function sees the same events, fewer of them.
+        """
+        if period <= timedelta(0):
+            raise ValueError(f"a schedule's period must be positive, not {period}")
+        with self._lock:
+            elapsed = self.next_tick - self.period - self.start  # up to the last tick that fired
+            self.period = period
+            self.next_tick = self.start + (elapsed // period + 1) * period
+
+    def next_after(self, now: datetime) -> datetime | None:
+        """When the first tick after `now` is due (None: the schedule is disabled)."""
+        if not self.enabled:
+            return None
+        with self._lock:
+            if self.next_tick > now:
+                return self.next_tick
+            return self.next_tick + ((now - self.next_tick) // self.period + 1) * self.period
 
     def run_due(self, now: datetime) -> int:
         """Invoke once for every tick up to `now`, in order, each with its own time. Returns how many."""

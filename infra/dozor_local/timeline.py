@@ -17,10 +17,11 @@ import json
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -44,6 +45,8 @@ class QueueMessage:
 
     queue: str
     body: Any
+    # Who produces it (a carrier's integration, say): each producer batches its own messages.
+    producer: str | None = None
 
 
 Action = HttpCall | QueueMessage
@@ -154,64 +157,149 @@ def merge(feeds: Iterable[Feed]) -> Iterator[tuple[datetime, Action]]:
     return heapq.merge(*(feed.events() for feed in feeds), key=lambda event: event[0])
 
 
+Batch = tuple[str, str | None]  # (queue, producer)
+
+
+@dataclass
+class Outbox:
+    """Queue messages waiting to go out as SendMessageBatch calls: each producer batches its own,
+    up to ten, and sends a smaller batch rather than hold a message `hold` (simulated time) or
+    longer. Batches come out as (queue, bodies), each producer's messages in the order added."""
+
+    hold: timedelta
+    bodies: dict[Batch, list[Any]] = field(default_factory=dict)
+    since: dict[Batch, datetime] = field(default_factory=dict)
+
+    def add(self, message: QueueMessage, moment: datetime) -> tuple[str, list[Any]] | None:
+        """Buffer a message; its producer's batch when that is full (ten), else None."""
+        batch = (message.queue, message.producer)
+        bodies = self.bodies.setdefault(batch, [])
+        bodies.append(message.body)
+        self.since.setdefault(batch, moment)
+        return self._take(batch) if len(bodies) >= 10 else None
+
+    def due(self, moment: datetime) -> list[tuple[str, list[Any]]]:
+        """The batches whose oldest message has waited `hold` by `moment`."""
+        return [self._take(b) for b, since in list(self.since.items()) if moment - since >= self.hold]
+
+    def drain(self) -> list[tuple[str, list[Any]]]:
+        """Every batch still buffered."""
+        return [self._take(b) for b in list(self.bodies)]
+
+    def _take(self, batch: Batch) -> tuple[str, list[Any]]:
+        self.since.pop(batch, None)
+        return batch[0], self.bodies.pop(batch, [])
+
+
 def replay(
     local: LocalServer,
     feeds: Iterable[Feed],
     *,
     total: int,
     clients: int = 2,
-    pace: int = 40,
+    window: int = 60,
+    hold: timedelta = timedelta(hours=1),
     progress: Progress | None = None,
     on_http: Callable[[HttpResult], None] | None = None,
 ) -> ReplayStats:
     """Drive the stack with the merged feeds; returns what was sent and the API's answers.
 
-    `clients` concurrent checkout clients; every `pace` actions the queue batches are flushed and
-    the driver waits for the pollers to drain them, so no queue ever holds more than ~`pace`.
+    `clients` concurrent checkout clients (at most `4 * clients` calls in flight); queue messages
+    go out as each producer would send them, ten per SendMessageBatch, a smaller batch when its
+    oldest has waited `hold` simulated time (a carrier posting its scans hourly, say). The driver
+    keeps going while the functions work, as producers do, but never more than `window` messages
+    ahead of the pollers (moto's SQS slows down with queue depth; the simulated clock, which
+    stamps what the pollers receive, stays close to each message's time). Before a schedule's
+    tick everything sent is processed, so the tick sees it all; the tick then runs beside the
+    traffic that follows it.
     """
     stats = ReplayStats()
     api = ApiClient(local.api_url, region=local.stack.region)
-    buffers: dict[str, list[Any]] = {}
-    in_flight: list[Future[HttpResult]] = []
+    outbox = Outbox(hold)
+    in_flight: deque[Future[HttpResult]] = deque()
+    consumers: dict[str, list[Any]] = {}
+    for poller in local.pollers:
+        if poller.event.queue:
+            consumers.setdefault(poller.event.queue, []).append(poller)
     started = time.perf_counter()
 
-    def flush() -> None:
-        for queue, bodies in buffers.items():
-            if bodies:
-                local.send_batch(queue, bodies)
-                stats.sent[queue] = stats.sent.get(queue, 0) + len(bodies)
-        buffers.clear()
+    def send(queue: str, bodies: list[Any]) -> None:
+        if bodies:
+            local.send_batch(queue, bodies)
+            stats.sent[queue] = stats.sent.get(queue, 0) + len(bodies)
+
+    def collect(future: Future[HttpResult]) -> None:
+        result = future.result()
+        stats.http.append(result)
+        if on_http is not None:
+            on_http(result)
+
+    def ahead() -> int:
+        """Messages sent that no poller has received yet (counted here: the emulator is not asked)."""
+        return sum(
+            max(0, n - sum(p.stats.records for p in consumers[q]))
+            for q, n in stats.sent.items()
+            if q in consumers
+        )
+
+    def catch_up(limit: int) -> None:
+        deadline = time.monotonic() + 300
+        while ahead() > limit:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the pollers fell {ahead()} messages behind for 300 s")
+            time.sleep(0.005)
 
     def settle() -> None:
-        flush()
-        for future in in_flight:
-            result = future.result()
-            stats.http.append(result)
-            if on_http is not None:
-                on_http(result)
-        in_flight.clear()
-        local.wait_idle(timeout=300)
+        for queue, bodies in outbox.drain():
+            send(queue, bodies)
+        while in_flight:
+            collect(in_flight.popleft())
+        catch_up(0)
+        local.wait_idle(timeout=300)  # and whatever the functions queued in turn
 
-    next_tick = min((s.next_tick for s in local.schedulers), default=None)
-    with ThreadPoolExecutor(max_workers=clients, thread_name_prefix="checkout") as pool:
+    def first_tick_after(moment: datetime | None) -> datetime | None:
+        ticks = [
+            s.next_tick if moment is None else s.next_after(moment) for s in local.schedulers if s.enabled
+        ]
+        return min((t for t in ticks if t is not None), default=None)
+
+    next_tick = first_tick_after(None)
+    ticking: Future[int] | None = None  # the schedules' last ticks, running beside the traffic
+
+    def tick(moment: datetime) -> None:
+        nonlocal ticking, next_tick
+        settle()  # everything before the tick is processed when the schedule fires
+        if ticking is not None:
+            stats.schedule_ticks += ticking.result()
+        local.clock.advance_to(moment)  # type: ignore[attr-defined]
+        # As on AWS, the traffic does not wait for a scheduled function: the sweep runs while the
+        # next scans arrive (each tick carries its own time, so it judges as of then).
+        next_tick = first_tick_after(moment)  # before they run: the driver goes on meanwhile
+        ticking = schedules.submit(lambda: sum(s.run_due(moment) for s in local.schedulers))
+
+    with (
+        ThreadPoolExecutor(max_workers=clients, thread_name_prefix="checkout") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="schedules") as schedules,
+    ):
         for moment, action in merge(feeds):
             if next_tick is not None and moment >= next_tick:
-                settle()  # everything before the tick is processed when the schedule fires
-                stats.schedule_ticks += local.advance_clock(moment, settle=False)
-                next_tick = min(s.next_tick for s in local.schedulers)
+                tick(moment)
             else:
                 local.clock.advance_to(moment)  # type: ignore[attr-defined]
+            for queue, bodies in outbox.due(moment):
+                send(queue, bodies)
             if isinstance(action, HttpCall):
                 in_flight.append(pool.submit(api.call, action))
+                while len(in_flight) > 4 * clients or (in_flight and in_flight[0].done()):
+                    collect(in_flight.popleft())
             else:
-                buffers.setdefault(action.queue, []).append(action.body)
-                if len(buffers[action.queue]) >= 10:
-                    flush()
+                send(*(outbox.add(action, moment) or (action.queue, [])))
+                catch_up(window)
             stats.actions += 1
-            if stats.actions % pace == 0 or len(in_flight) >= 4 * clients:
-                settle()
             if progress is not None:
                 progress.update(stats.actions, f"sim {moment:%Y-%m-%d %H:%M}")
         settle()
+        if ticking is not None:
+            stats.schedule_ticks += ticking.result()
     stats.wall_seconds = time.perf_counter() - started
     return stats

@@ -72,3 +72,25 @@ def test_input_replaces_the_scheduled_event_and_disabled_schedules_stay_quiet() 
     assert received == [{"mode": "full"}]
     quiet = scheduler("rate(1 hour)", received := [], Enabled=False)
     assert quiet.run_due(START + timedelta(days=1)) == 0 and received == []
+
+
+def test_a_coarser_period_keeps_the_ticks_on_the_start_grid_and_fires_none_twice() -> None:
+    received: list[dict[str, Any]] = []
+    sweep = scheduler("rate(1 hour)", received)
+    assert sweep.run_due(START + timedelta(hours=2)) == 2
+    sweep.every(timedelta(hours=6))
+    assert sweep.next_after(START + timedelta(hours=2)) == START + timedelta(hours=6)
+    assert sweep.next_after(START + timedelta(hours=13)) == START + timedelta(hours=18)
+    assert sweep.run_due(START + timedelta(hours=13)) == 2
+    assert [e["time"] for e in received] == [
+        "2026-11-01T01:00:00Z",
+        "2026-11-01T02:00:00Z",
+        "2026-11-01T06:00:00Z",
+        "2026-11-01T12:00:00Z",
+    ]
+    with pytest.raises(ValueError, match="positive"):
+        sweep.every(timedelta(0))
+
+
+def test_a_disabled_schedule_has_no_next_tick() -> None:
+    assert scheduler("rate(1 hour)", [], Enabled=False).next_after(START) is None
