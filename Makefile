@@ -52,7 +52,7 @@ PY312      ?= $(shell for c in python3.12 $(HOME)/.pyenv/versions/3.12.*/bin/pyt
 VENV312    := .venv312
 STAMP312   := $(VENV312)/.installed-$(shell cat requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST312  ?= -n 2
-SERVING_TESTS := tests/unit/shared tests/unit/fraud tests/unit/parcels tests/unit/local tests/integration/fraud tests/integration/parcels
+SERVING_TESTS := tests/unit/shared tests/unit/fraud tests/unit/parcels tests/unit/local tests/unit/handlers tests/integration/fraud tests/integration/parcels
 
 $(STAMP312): requirements/dev.lock pyproject.toml | $(STAMP)
 	@test -n "$(PY312)" || { echo "no python3.12 on PATH or under ~/.pyenv/versions (set PY312=...)" >&2; exit 1; }

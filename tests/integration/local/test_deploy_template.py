@@ -175,6 +175,32 @@ def test_sam_build_of_the_layer_fails_loudly_when_it_was_not_built(tmp_path: Pat
     assert (artifacts / "python/numpy/__init__.py").exists()
 
 
+def test_every_function_ships_its_package_with_python_312_bytecode(tmp_path: Path) -> None:
+    # /var/task is read-only on Lambda: a package shipped as source is compiled at every cold start
+    functions = {
+        name: resource
+        for name, resource in load_template(TEMPLATE)["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert {name: r.get("Metadata", {}).get("BuildMethod") for name, r in functions.items()} == dict.fromkeys(
+        functions, "makefile"
+    )
+    artifacts = tmp_path / "ScoreOrderFunction"
+    command = ["make", "--no-print-directory", "-C", str(ROOT / "functions"), "build-ScoreOrderFunction"]
+    built = subprocess.run(
+        [*command, f"ARTIFACTS_DIR={artifacts}"], capture_output=True, text=True, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    if "no CPython 3.12 found" in built.stderr:
+        pytest.skip("no CPython 3.12 here to write the runtime's bytecode")
+    sources = sorted(p.relative_to(artifacts) for p in artifacts.rglob("*.py"))
+    assert Path("dozor/handlers/fraud/score_order.py") in sources
+    assert (artifacts / "dozor/model/trees.npz").exists()  # the package's data files come along
+    for source in sources:
+        cached = artifacts / source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        assert cached.exists(), source
+
+
 def test_samconfig_deploys_with_resolve_s3_and_the_capabilities_the_template_needs() -> None:
     config = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]
     deploy = config["deploy"]["parameters"]
