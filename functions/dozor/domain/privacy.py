@@ -17,7 +17,7 @@ with the feature code in mind:
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 from collections.abc import Mapping
 from typing import TypeVar
 
@@ -41,8 +41,13 @@ class PiiHasher:
     """
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
         self._known: dict[tuple[str, str], str] = {}
+        # HMAC (RFC 2104) with the key's two padded blocks hashed once, as the standard library's
+        # `hmac` does per call: a value then costs two copies and two short hashes (~0.8 us, where
+        # `hmac.digest` takes ~1.8; each new order brings five or six values).
+        block = (hashlib.sha256(key).digest() if len(key) > _BLOCK else key).ljust(_BLOCK, b"\0")
+        self._keyed_inner = hashlib.sha256(block.translate(_INNER_PAD))
+        self._keyed_outer = hashlib.sha256(block.translate(_OUTER_PAD))
 
     def __call__(self, kind: str, value: str) -> str:
         known = self._known
@@ -50,13 +55,18 @@ class PiiHasher:
         if hashed is None:
             if len(known) >= _REMEMBERED:
                 known.clear()
-            # One-shot HMAC in C: the `hmac.new` object costs more than the hash for short values.
-            digest = hmac.digest(self._key, f"{kind}:{value}".encode(), "sha256")
-            hashed = known[kind, value] = digest.hex()[:32]
+            inner = self._keyed_inner.copy()
+            inner.update(f"{kind}:{value}".encode())
+            outer = self._keyed_outer.copy()
+            outer.update(inner.digest())
+            hashed = known[kind, value] = outer.hexdigest()[:32]
         return hashed
 
 
 _REMEMBERED = 512
+_BLOCK = hashlib.sha256().block_size
+_INNER_PAD = bytes(x ^ 0x36 for x in range(256))
+_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
 
 
 def normalise(value: str) -> str:

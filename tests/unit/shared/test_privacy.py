@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
 from dozor.domain.contracts import Order
 from dozor.domain.fraud.features import FEATURE_INDEX, compute, identify, view
@@ -64,3 +67,21 @@ def test_given_a_pseudonymised_order_then_its_order_features_are_unchanged() -> 
     assert before[FEATURE_INDEX["email_digit_share"]] > 0 and before[FEATURE_INDEX["email_disposable"]] == 1
     # And the stored card is the card entity's key in the Features table
     assert stored.payment.card_fingerprint == identify(ORDER, HASHER)["card"].value
+
+
+@pytest.mark.parametrize(
+    "key", [b"", b"unit-test-pii-key", bytes(range(64)), b"k" * 65, "ключ".encode() * 40]
+)
+def test_the_hasher_is_hmac_sha256_of_kind_and_value_for_any_key(key: bytes) -> None:
+    # Its padded key blocks are hashed once; what it gives must stay the standard HMAC (the
+    # Features table's keys and the stored pseudonyms are made of it), for keys shorter and
+    # longer than SHA-256's block, and for values outside ASCII.
+    hasher = PiiHasher(key)
+    for kind, value in [
+        ("card", "fp-4f2a9c"),
+        ("address", "ru|ru-mow|москва|125009|ул. тверская 7"),
+        ("ip", ""),
+    ]:
+        expected = hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+        assert hasher(kind, value) == expected
+        assert hasher(kind, value) == expected  # remembered: the same answer
