@@ -27,6 +27,10 @@ scored order showed, and what each patch does about it:
 - ``condition_expression_cache``: a ConditionExpression is lexed again (six regular expressions tried
   at every character run) for every conditional write, twice per update. The tokens depend only on
   the text and are kept per text; resolving names and values runs as before.
+- ``condition_parse_memo``: the same condition, with the same names and values, is then parsed
+  two or three times in one request (once to check which names and values it uses, once to
+  evaluate it). The last few parsed trees are kept with what they were parsed from; moto only
+  evaluates a tree, never changes it.
 """
 
 from __future__ import annotations
@@ -339,10 +343,45 @@ def _condition_expression_cache(swaps: Swaps) -> None:
     swaps.set(ConditionExpressionParser, "_lex_condition_expression", cached_lex)
 
 
+# --- condition_parse_memo ----------------------------------------------------------------------
+
+_MEMO_SIZE = 8
+# (expression, names, values, op, names found, values found), the most recent first
+_conditions: deque[tuple[str, Any, Any, Any, list[str], list[str]]] = deque(maxlen=_MEMO_SIZE)
+
+
+def _condition_parse_memo(swaps: Swaps) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser  # noqa: PLC0415
+
+    parse = ConditionExpressionParser.parse
+
+    def remembered_parse(self: Any) -> Any:
+        # An update's condition is parsed two or three times per request (to check the names and
+        # values it uses, then to evaluate it), with the same text, names and values. The tree
+        # is only ever evaluated (Op.expr reads the item), so the same one serves each of them.
+        text, names = self.condition_expression, self.expression_attribute_names
+        values = self.expression_attribute_values
+        if not text:
+            return parse(self)
+        for seen, seen_names, seen_values, op, names_found, values_found in _conditions:
+            if seen == text and seen_names == names and seen_values == values:
+                self.expr_attr_names_found.extend(names_found)
+                self.expr_attr_values_found.extend(values_found)
+                return op
+        before = (len(self.expr_attr_names_found), len(self.expr_attr_values_found))
+        op = parse(self)  # an invalid condition raises and is not kept
+        found = (self.expr_attr_names_found[before[0] :], self.expr_attr_values_found[before[1] :])
+        _conditions.appendleft((text, copy.deepcopy(names), copy.deepcopy(values), op, *found))
+        return op
+
+    swaps.set(ConditionExpressionParser, "parse", remembered_parse)
+
+
 PATCHES: dict[str, Callable[[Swaps], None]] = {
     "update_expression_cache": _update_expression_cache,
     "update_expression_validation": _update_expression_validation,
     "condition_expression_cache": _condition_expression_cache,
+    "condition_parse_memo": _condition_parse_memo,
 }
 
 
@@ -351,3 +390,4 @@ def clear_caches() -> None:
     _checked.clear()
     _frozen.clear()
     _lexed.clear()
+    _conditions.clear()

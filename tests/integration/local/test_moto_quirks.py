@@ -170,6 +170,29 @@ def _operations(ddb: Any) -> Iterator[Any]:
         yield answer(ddb.update_item, **request)
         update = {k: v for k, v in request.items() if k != "ReturnValues"}
         yield answer(ddb.transact_write_items, TransactItems=[{"Update": update}])
+    # Conditional counter updates as checkout writes them (a first-seen minimum and a writer's
+    # guard), repeated (the same condition, names and values: refused the second time), with new
+    # values, and one moto must refuse (a value it does not use).
+    guarded = "(attribute_not_exists(#m0) OR #m0 > :m0) AND (attribute_not_exists(#g) OR #g <> :g)"
+    conditions = [
+        (guarded, {":m0": _n(50), ":g": {"S": "w1"}}),
+        (guarded, {":m0": _n(50), ":g": {"S": "w1"}}),
+        (guarded, {":m0": _n(40), ":g": {"S": "w2"}}),
+        (guarded, {":m0": _n(60), ":g": {"S": "w3"}}),
+        ("attribute_exists(orders) AND #m0 < :m0", {":m0": _n(1), ":g": {"S": "w4"}}),
+        ("attribute_not_exists(#g)", {":m0": _n(1), ":g": {"S": "w5"}, ":unused": _n(0)}),
+    ]
+    for n, (condition, values) in enumerate(conditions * 2):
+        yield answer(
+            ddb.update_item,
+            TableName="counters",
+            Key={"pk": {"S": f"card#{n % 2}"}, "sk": {"S": "P"}},
+            UpdateExpression="SET #m0 = :m0, #g = :g ADD orders :one",
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#m0": "first_seen", "#g": "writer"},
+            ExpressionAttributeValues={**values, ":one": _n(1)},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
     for n in range(60):  # parcels in transit carry a due shard; delivered ones leave the index
         item = {"pk": {"S": f"p{n:03d}"}, "due_at": _n(1000 - n * 7), "state": {"S": "moving"}}
         item |= {"due_shard": {"S": f"due#{n % 4}"}} if n % 5 else {}
