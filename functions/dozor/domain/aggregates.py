@@ -282,7 +282,7 @@ def summarise(
         # Every order and label writes the item, and items never expire: without one the entity
         # has no history at all. Most cards, devices and addresses are seen for the first time,
         # so this is the common case.
-        return _unseen(link_kinds)
+        return unseen(link_kinds)
     slot = (int(at.timestamp()) if epoch is None else epoch) // FIVE_MINUTES
     # The hot loop of scoring and replay. Values are floats (the DynamoDB adapter converts
     # numbers on read); absent buckets (and zeros) count for nothing. Shards' sums are added
@@ -350,9 +350,10 @@ _NO_LABELS = dict.fromkeys(LABEL_WINDOWS, 0.0)
 _UNSEEN: dict[tuple[str, ...], EntityAggregates] = {}
 
 
-def _unseen(link_kinds: tuple[str, ...]) -> EntityAggregates:
+def unseen(link_kinds: tuple[str, ...]) -> EntityAggregates:
     """The aggregates of an entity with no item: one shared instance per link kinds, since most
-    entities of an order are new and every reader of `EntityAggregates` only reads it."""
+    entities of an order are new and every reader of `EntityAggregates` only reads it (the
+    feature row tells it by identity and writes its zeros at once)."""
     found = _UNSEEN.get(link_kinds)
     if found is None:
         found = _UNSEEN[link_kinds] = EntityAggregates(

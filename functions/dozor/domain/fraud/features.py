@@ -193,19 +193,33 @@ class _KindColumns:
     age: int
     lifetime: int
     links: tuple[tuple[str, int], ...]  # (linked kind, column)
+    link_kinds: tuple[str, ...]
     fraud_30d: int
     fraud_lifetime: int | None
+    # An entity never seen writes zeros only: its window, age, lifetime and link features are one
+    # run of columns, ``start`` to ``start + len(zeros)`` (checked when the columns are built).
+    start: int
+    zeros: list[float]
 
 
 def _kind_columns(kind: str) -> _KindColumns:
     i = FEATURE_INDEX
+    run = [f"{kind}_orders_{w.name}" for w in agg.WINDOWS]
+    run += [f"{kind}_amount_24h", f"{kind}_amount_30d", f"{kind}_age_days", f"{kind}_lifetime_orders"]
+    run += [f"{kind}_distinct_{PLURAL[other]}_2mo" for other in LINKS.get(kind, ())]
+    start = i[run[0]]
+    if list(FEATURE_NAMES[start : start + len(run)]) != run:  # pragma: no cover - a layout change
+        raise AssertionError(f"{kind}'s entity features are not one run of columns")
     return _KindColumns(
+        start=start,
+        zeros=[0.0] * len(run),
         orders=tuple((w.name, i[f"{kind}_orders_{w.name}"]) for w in agg.WINDOWS),
         amount_24h=i[f"{kind}_amount_24h"],
         amount_30d=i[f"{kind}_amount_30d"],
         age=i[f"{kind}_age_days"],
         lifetime=i[f"{kind}_lifetime_orders"],
         links=tuple((other, i[f"{kind}_distinct_{PLURAL[other]}_2mo"]) for other in LINKS.get(kind, ())),
+        link_kinds=LINKS.get(kind, ()),
         fraud_30d=i[f"{kind}_fraud_labels_30d"],
         fraud_lifetime=i.get(f"{kind}_fraud_labels_lifetime"),
     )
@@ -234,6 +248,12 @@ def compute(v: OrderView) -> np.ndarray:
     created = v.order.created_at.timestamp() if v.created is None else v.created
     for kind, a in aggregates.items():  # an entity absent from the order keeps NaN features
         c = _COLUMNS[kind]
+        if a is agg.unseen(c.link_kinds):  # most entities of an order: zeros, in three writes
+            values[c.start : c.start + len(c.zeros)] = c.zeros
+            values[c.fraud_30d] = 0.0
+            if c.fraud_lifetime is not None:
+                values[c.fraud_lifetime] = 0.0
+            continue
         counts = a.counts
         for window, column in c.orders:
             values[column] = counts[window]
