@@ -5,7 +5,8 @@
 Starts the local stack (emulator process, function workers, API gateway on a free port) and
 measures, from an HTTP client on 127.0.0.1:
 - the gateway alone: a route answered by an in-process echo function (HTTP + event building);
-- the gateway and a function worker without AWS calls: GET /v1/openapi.json;
+- the gateway and a function worker without AWS calls: GET /v1/openapi.json (the function builds
+  the OpenAPI document on every call) and GET /console/favicon.svg (a packaged file: the hand-off);
 - a real checkout: POST /v1/orders/score of distinct orders, SigV4-signed as in AWS (DynamoDB read
   + transaction on moto), sequentially and from several concurrent clients (ScoreOrderFunction
   with as many workers).
@@ -158,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         openapi = [HttpCall("GET", "/v1/openapi.json") for _ in range(args.orders)]
         measure(openapi[:20], client, 1)
         report["gateway_and_worker_openapi"] = measure(openapi, client, 1, local)
+        # The hand-off alone: a packaged file from ConsoleFunction (no AWS call, little work).
+        static = [HttpCall("GET", "/console/favicon.svg") for _ in range(args.orders)]
+        measure(static[:20], client, 1)
+        report["gateway_and_worker_static_file"] = measure(static, client, 1, local)
         warmup: Callable[[int], HttpCall] = lambda n: HttpCall("POST", "/v1/orders/score", order(n, "warm"))  # noqa: E731
         measure([warmup(n) for n in range(30)], client, 1)
         for clients in args.clients:
