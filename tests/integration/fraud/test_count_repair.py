@@ -45,11 +45,8 @@ def _store(stack: Stack) -> DynamoDecisionStore:
     )
 
 
-def test_a_count_killed_halfway_is_finished_once_and_only_after_its_writer_is_gone(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pending = _pending("o-repair-1")
-    first, second = _store(stack), _store(stack)
+def _killed_at_the_fourth_update(store: DynamoDecisionStore, pending: PendingCommit) -> None:
+    """The store's invocation times out at its fourth counter update: three done, the rest owed."""
     updates = {"n": 0}
 
     def die_on_the_fourth_update(**_: Any) -> None:
@@ -57,10 +54,18 @@ def test_a_count_killed_halfway_is_finished_once_and_only_after_its_writer_is_go
         if updates["n"] == 4:
             raise Killed()
 
-    first._client.meta.events.register("before-call.dynamodb.UpdateItem", die_on_the_fourth_update)
-    # Given a writer killed after three of its seven counter updates
+    store._client.meta.events.register("before-call.dynamodb.UpdateItem", die_on_the_fourth_update)
     with pytest.raises(Killed):
-        first.commit(pending)
+        store.commit(pending)
+
+
+def test_a_count_killed_halfway_is_finished_once_and_only_after_its_writer_is_gone(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pending = _pending("o-repair-1")
+    first, second = _store(stack), _store(stack)
+    # Given a writer killed after three of its seven counter updates
+    _killed_at_the_fourth_update(first, pending)
     prior = second.get_prior("o-repair-1")
     assert prior is not None and COUNT not in prior.outbox  # the store's own duty stays inside it
     buyer = stack.feature_item("buyer#b-repair", "P")
@@ -139,16 +144,7 @@ def test_checkout_meeting_a_count_owed_answers_the_stored_decision_and_leaves_th
 ) -> None:
     # Given an order whose writer died after three of its counter updates, long enough ago to repair
     pending = _pending("o-repair-4")
-    first, updates = _store(stack), {"n": 0}
-
-    def die_on_the_fourth_update(**_: Any) -> None:
-        updates["n"] += 1
-        if updates["n"] == 4:
-            raise Killed()
-
-    first._client.meta.events.register("before-call.dynamodb.UpdateItem", die_on_the_fourth_update)
-    with pytest.raises(Killed):
-        first.commit(pending)
+    _killed_at_the_fourth_update(_store(stack), pending)
     later = store_module.time.time() + store_module.REPAIR_GRACE.total_seconds() + 1
     monkeypatch.setattr(store_module.time, "time", lambda: later)
 
