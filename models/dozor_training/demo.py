@@ -50,9 +50,11 @@ SCAN_POISON_EVERY = 2_000  # and a carrier integration sends a scan nobody can r
 PARCEL_TAIL = timedelta(days=30)
 # The default run is big enough for its figures to mean something: 2 days of 1,050 orders (seed 7:
 # 2,301 orders, 46 of them fraud; 2,223 parcels, 24 lost by the time the clock stops, 30 days on;
-# tests/unit/local/test_demo_size.py holds it to that). It costs per queue message (~23,000
-# carrier scans, about two DynamoDB writes each on moto), per order (~9 writes) and per simulated
-# hour (a sweep: 16 due-index queries; ~770 hours at any volume, so few days of many orders).
+# tests/unit/local/test_demo_size.py holds it to that). It costs per queue message (~23,300
+# carrier scans: a parcel save each, and per batch a read and the carrier's heartbeat), per order
+# (~9 writes) and per sweep (16 due-index queries and a write per overdue parcel; 128 on the
+# 32-day clock at any volume, so few days of many orders). All of it is moto's CPU: ~395 s of
+# emulator CPU for the default run, which is its floor on any machine.
 DAYS = 2
 ORDERS_PER_DAY = 1050
 # ParcelSweeperFunction sweeps hourly in template.yaml; the demo sweeps every 6 simulated hours.
@@ -320,9 +322,15 @@ def _alerts_by_type(notifications: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _drain_ops_alerts(local: LocalServer) -> list[dict[str, Any]]:
-    alerts: list[dict[str, Any]] = []
-    while batch := local.read_ops_alerts():
-        alerts += batch
+    """Every notification on the ops queue, ten per receive and ten per delete (the stack's
+    read_ops_alerts deletes them one by one: hundreds of requests at the end of a run)."""
+    sqs, alerts = local.client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=local.ops_queue_url, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        alerts += [json.loads(m["Body"]) for m in messages]
+        entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)]
+        sqs.delete_message_batch(QueueUrl=local.ops_queue_url, Entries=entries)
     return alerts
 
 
