@@ -53,8 +53,8 @@ PARCEL_TAIL = timedelta(days=30)
 # tests/unit/local/test_demo_size.py holds it to that). It costs per queue message (~23,300
 # carrier scans: a parcel save each, and per batch a read and the carrier's heartbeat), per order
 # (~9 writes) and per sweep (16 due-index queries and a write per overdue parcel; 128 on the
-# 32-day clock at any volume, so few days of many orders). All of it is moto's CPU: ~395 s of
-# emulator CPU for the default run, which is its floor on any machine.
+# 32-day clock at any volume, so few days of many orders). All of it is moto's CPU: 320-395 s of
+# emulator CPU for the default run, the floor under its wall time (6 min 52 s at load ~1).
 DAYS = 2
 ORDERS_PER_DAY = 1050
 # ParcelSweeperFunction sweeps hourly in template.yaml; the demo sweeps every 6 simulated hours.
