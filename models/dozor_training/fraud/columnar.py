@@ -113,6 +113,17 @@ class OrderColumns:
     values: dict[str, list[str]]  # kind -> the entity values the codes stand for (hashed if personal)
     labels: EntityLabels  # every label event, ``entity`` holding the labelled order's place
 
+    def result(self) -> ReplayResult:
+        """The replay's answer once every kind's features are filled in (both engines)."""
+        return ReplayResult(
+            order_ids=self.order_ids,
+            created_at=self.created,
+            amounts_rub=self.amounts,
+            buyer_ids=self.buyer_ids,
+            matrix=self.matrix,
+            rule_hits=[rules.evaluate_row(row) for row in self.matrix],
+        )
+
 
 def replay_columnar(
     orders: Orders,
@@ -132,14 +143,7 @@ def replay_columnar(
     columns = order_columns(orders, labels, losses, hasher, arrival=arrival, workers=workers)
     for kind, rows, orders_of_kind, aggregates in kind_aggregates(columns):
         fill(columns.matrix, kind, rows, orders_of_kind, aggregates)
-    return ReplayResult(
-        order_ids=columns.order_ids,
-        created_at=columns.created,
-        amounts_rub=columns.amounts,
-        buyer_ids=columns.buyer_ids,
-        matrix=columns.matrix,
-        rule_hits=[rules.evaluate_row(row) for row in columns.matrix],
-    )
+    return columns.result()
 
 
 def order_columns(

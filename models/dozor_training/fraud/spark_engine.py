@@ -30,7 +30,7 @@ from pyspark.sql import functions as sf
 from pyspark.sql.types import ArrayType, DoubleType, LongType, StructField, StructType
 
 from dozor.domain.feedback import Label, Loss
-from dozor.domain.fraud import features, rules
+from dozor.domain.fraud import features
 from dozor.domain.privacy import PiiHasher
 from dozor_training.fitting import EARLY_STOPPING_ROUNDS, MAX_ROUNDS
 from dozor_training.fraud.columnar import KINDS, Orders, kind_labels, kind_orders, order_columns
@@ -99,14 +99,7 @@ def replay_spark(
             kind = KINDS[int(number)]
             at = [features.FEATURE_INDEX[n] for n in names[kind]]
             columns.matrix[np.ix_(part["seq"].to_numpy(), at)] = np.stack(part["values"].to_numpy())
-    return ReplayResult(
-        order_ids=columns.order_ids,
-        created_at=columns.created,
-        amounts_rub=columns.amounts,
-        buyer_ids=columns.buyer_ids,
-        matrix=columns.matrix,
-        rule_hits=[rules.evaluate_row(row) for row in columns.matrix],
-    )
+    return columns.result()
 
 
 _LINK_SLOTS = max(len(v) for v in features.LINKS.values())  # link columns per row, -1 unused
