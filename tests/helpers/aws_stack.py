@@ -6,6 +6,7 @@ import base64
 import json
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,6 +52,28 @@ class Stack:
                 elif isinstance(v, float) and k != "expires_at":
                     merged[k] += v
         return merged
+
+    def decision_events(self, probe: str) -> Callable[[], list[dict[str, Any]]]:
+        """A reader of the decision events published on the bus from now on: a rule delivers them
+        to a probe queue named ``probe``; each call returns those not returned before."""
+        sqs, eb = boto3.client("sqs"), boto3.client("events")
+        bus = self.local.physical_id("DecisionBus")
+        url = sqs.create_queue(QueueName=probe)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        eb.put_rule(
+            Name=probe, EventBusName=bus, EventPattern=json.dumps({"detail-type": ["Dozor Decision"]})
+        )
+        eb.put_targets(Rule=probe, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+
+        def read() -> list[dict[str, Any]]:
+            seen = []
+            while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+                for m in messages:
+                    seen.append(json.loads(m["Body"]))
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            return seen
+
+        return read
 
     def drain(self, logical_id: str) -> list[dict[str, Any]]:
         sqs = boto3.client("sqs")

@@ -5,10 +5,8 @@ stored decision), so an idempotent consumer sees one decision per order."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import boto3
 import pytest
 
 from dozor.handlers.fraud import score_order
@@ -19,23 +17,8 @@ from tests.helpers.faults import Faults, code, sent
 
 @pytest.fixture
 def bus(stack: Stack) -> Any:
-    """The decision events on the bus so far (a rule delivering them to a probe queue)."""
-    name = stack.local.physical_id("DecisionBus")
-    sqs, eb = boto3.client("sqs"), boto3.client("events")
-    url = sqs.create_queue(QueueName="decision-ids-probe")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    eb.put_rule(Name="ids", EventBusName=name, EventPattern=json.dumps({"detail-type": ["Dozor Decision"]}))
-    eb.put_targets(Rule="ids", EventBusName=name, Targets=[{"Id": "q", "Arn": arn}])
-
-    def drain() -> list[dict[str, Any]]:
-        seen = []
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            for m in messages:
-                seen.append(json.loads(m["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        return seen
-
-    return drain
+    """The decision events on the bus since the last call (a rule delivering them to a probe queue)."""
+    return stack.decision_events("decision-ids-probe")
 
 
 def test_a_repeated_decision_event_carries_the_same_id_and_detail(stack: Stack, bus: Any) -> None:

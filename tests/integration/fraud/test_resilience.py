@@ -45,23 +45,8 @@ def faults(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Faults:
 
 @pytest.fixture
 def events(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
-    """The decision events published on the bus so far (a rule delivering them to a queue)."""
-    bus = stack.local.physical_id("DecisionBus")
-    sqs, eb = boto3.client("sqs"), boto3.client("events")
-    url = sqs.create_queue(QueueName="decision-events-probe")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    eb.put_rule(Name="probe", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["Dozor Decision"]}))
-    eb.put_targets(Rule="probe", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-    seen: list[dict[str, Any]] = []
-
-    def drain() -> list[dict[str, Any]]:
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            for m in messages:
-                seen.append(json.loads(m["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        return seen
-
-    return drain
+    """The decision events published on the bus (a rule delivering them to a queue)."""
+    return stack.decision_events("decision-events-probe")
 
 
 def drain_pending(stack: Stack) -> int:
