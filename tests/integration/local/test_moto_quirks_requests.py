@@ -60,3 +60,35 @@ def test_a_request_patch_dispatches_as_moto_does(name: str) -> None:
         got = _backends()
     assert got == expected
     assert len(set(expected)) >= 8
+
+
+def _receive_within_and_past_retention(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Bodies received from a queue with a 60 s retention, 30 s and then 61 s after sending."""
+    import boto3  # noqa: PLC0415
+    from moto import mock_aws  # noqa: PLC0415
+    from moto.sqs import models  # noqa: PLC0415
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    rounds = []
+    with mock_aws(), monkeypatch.context() as clock:
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="kept", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        sent = models.unix_time()
+        for n in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m-{n}")
+        for after in (30, 61):
+            clock.setattr(models, "unix_time", lambda after=after: sent + after)
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+            rounds.append(sorted(m["Body"] for m in got.get("Messages", [])))
+    return rounds
+
+
+def test_receiving_judges_retention_as_moto_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    with moto_quirks.only():
+        expected = _receive_within_and_past_retention(monkeypatch)
+    with moto_quirks.only("sqs_retention"):
+        got = _receive_within_and_past_retention(monkeypatch)
+    assert got == expected == [["m-0", "m-1", "m-2"], []]
