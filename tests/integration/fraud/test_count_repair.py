@@ -45,16 +45,21 @@ def _store(stack: Stack) -> DynamoDecisionStore:
     )
 
 
-def _killed_at_the_fourth_update(store: DynamoDecisionStore, pending: PendingCommit) -> None:
-    """The store's invocation times out at its fourth counter update: three done, the rest owed."""
+def _failing_update(store: DynamoDecisionStore, number: int, error: BaseException) -> None:
+    """The store's `number`-th counter update raises `error` (the ones before it are done)."""
     updates = {"n": 0}
 
-    def die_on_the_fourth_update(**_: Any) -> None:
+    def fail(**_: Any) -> None:
         updates["n"] += 1
-        if updates["n"] == 4:
-            raise Killed()
+        if updates["n"] == number:
+            raise error
 
-    store._client.meta.events.register("before-call.dynamodb.UpdateItem", die_on_the_fourth_update)
+    store._client.meta.events.register("before-call.dynamodb.UpdateItem", fail)
+
+
+def _killed_at_the_fourth_update(store: DynamoDecisionStore, pending: PendingCommit) -> None:
+    """The store's invocation times out at its fourth counter update: three done, the rest owed."""
+    _failing_update(store, 4, Killed())
     with pytest.raises(Killed):
         store.commit(pending)
 
@@ -95,14 +100,7 @@ def test_a_writer_that_failed_finishes_its_own_count_at_once(stack: Stack) -> No
     # Given a writer whose fourth update failed (it took a new name)
     pending = _pending("o-repair-2")
     store = _store(stack)
-    calls = {"n": 0}
-
-    def fail_the_fourth(**_: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
-
-    store._client.meta.events.register("before-call.dynamodb.UpdateItem", fail_the_fourth)
+    _failing_update(store, 4, EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
     named = store.writer
     with pytest.raises(StoreUnavailableError):
         store.commit(pending)
@@ -119,14 +117,7 @@ def test_a_repaired_count_writes_what_the_first_attempt_would_have(stack: Stack)
     # Given a writer (on some shard of the seller) that failed at its first counter update
     pending = _pending("o-repair-3")
     store = _store(stack)
-    calls = {"n": 0}
-
-    def fail_the_first(**_: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
-
-    store._client.meta.events.register("before-call.dynamodb.UpdateItem", fail_the_first)
+    _failing_update(store, 1, EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
     with pytest.raises(StoreUnavailableError):
         store.commit(pending)
     # When it repairs the count from the stored decision (its entity keys carry the seller's shard)
