@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from dozor_local.emulator import REQUESTS_PATH
 from dozor_local.gateway import ApiContext, ApiGateway, Route
 from dozor_local.invoke import Invocation
 from dozor_local.server import LocalServer
@@ -63,19 +61,12 @@ def order(n: int, run: str) -> dict[str, Any]:
     }
 
 
-def emulator_requests(local: LocalServer) -> dict[str, list[float]]:
-    """What the emulator has served so far: {operation: [requests, CPU ms]}."""
-    with urllib.request.urlopen(local.endpoint_url + REQUESTS_PATH, timeout=10) as answer:
-        served: dict[str, list[float]] = json.load(answer)
-    return served
-
-
 def measure(
     calls: list[HttpCall], client: ApiClient, clients: int, local: LocalServer | None = None
 ) -> dict[str, Any]:
     """p50 / p99 latency and requests per second for the calls, `clients` at a time; with the
     local stack, what each call cost the emulator and the functions (CPU) and its AWS requests."""
-    before = (emulator_requests(local), local.cpu_seconds()) if local is not None else None
+    before = (local.aws_requests(), local.cpu_seconds()) if local is not None else None
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
         results = list(pool.map(client.call, calls))
@@ -98,7 +89,7 @@ def _costs(
     local: LocalServer, before: tuple[dict[str, list[float]], dict[str, float]], calls: int
 ) -> dict[str, Any]:
     """Per call: emulator CPU (process, and in its request threads), function CPU, AWS requests."""
-    served, cpu = emulator_requests(local), local.cpu_seconds()
+    served, cpu = local.aws_requests(), local.cpu_seconds()
     was_served, was_cpu = before
     delta = {
         name: (n - was_served.get(name, [0, 0.0])[0], ms - was_served.get(name, [0, 0.0])[1])

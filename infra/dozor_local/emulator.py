@@ -12,12 +12,17 @@ closes each one after its response, which cost every botocore call a TCP connect
 
 It counts what it serves: `GET /_dozor/requests` answers {operation: [requests, CPU ms]} (the
 CPU of the thread that served each request; `DELETE` starts the count afresh), which is how
-`make bench-gateway` reports AWS requests and emulator CPU per order. With
+`make bench-gateway` reports AWS requests and emulator CPU per order. `?by=caller` answers
+{caller: {operation: [requests, CPU ms]}}: a function's workers name themselves in the SDK's
+user agent (`AWS_SDK_UA_APP_ID`), and every other client is "client". With
 DOZOR_EMULATOR_PROFILE=<file> every request also runs under cProfile, and the merged profile is
 written to that file (pstats) at exit or on `POST /_dozor/requests`:
 
     DOZOR_EMULATOR_PROFILE=/tmp/emulator.prof make bench-gateway
     python -c "import pstats; pstats.Stats('/tmp/emulator.prof').sort_stats('tottime').print_stats(30)"
+
+DOZOR_MOTO_QUIRKS=<names> installs only those quirks (comma-separated, "none" for plain moto): to
+measure what a quirk saves, or to tell whether a quirk is behind an answer that looks wrong.
 """
 
 from __future__ import annotations
@@ -40,9 +45,18 @@ from urllib.parse import parse_qs
 from dozor_local import moto_quirks
 
 PROFILE_ENV = "DOZOR_EMULATOR_PROFILE"
+QUIRKS_ENV = "DOZOR_MOTO_QUIRKS"
 REQUESTS_PATH = "/_dozor/requests"
 
 WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
+
+def caller(environ: dict[str, Any]) -> str:
+    """Who sent a request: the app id botocore puts in its user agent (`app/<id>`), else "client"."""
+    for part in str(environ.get("HTTP_USER_AGENT", "")).split():
+        if part.startswith("app/"):
+            return part[4:]
+    return "client"
 
 
 def operation(environ: dict[str, Any]) -> str:
@@ -69,7 +83,7 @@ class Meter:
     def __init__(self, app: WsgiApp, profile: bool = False) -> None:
         self.app = app
         self.lock = threading.Lock()
-        self.served: dict[str, list[float]] = {}
+        self.served: dict[str, dict[str, list[float]]] = {}  # caller -> operation -> [n, ms]
         self.profile = profile
         self._profilers: list[cProfile.Profile] = []  # one per request thread, merged at the end
         self._local = threading.local()
@@ -90,7 +104,7 @@ class Meter:
                 profiler.disable()
             spent = (time.thread_time() - began) * 1000
             with self.lock:
-                entry = self.served.setdefault(name, [0, 0.0])
+                entry = self.served.setdefault(caller(environ), {}).setdefault(name, [0, 0.0])
                 entry[0] += 1
                 entry[1] += spent
 
@@ -102,14 +116,17 @@ class Meter:
                 self.served = {}
                 self._profilers = []
                 self._local = threading.local()
-            body = json.dumps({k: [int(n), round(ms, 2)] for k, (n, ms) in self.served.items()})
+            by_caller = "by=caller" in str(environ.get("QUERY_STRING", ""))
+            body = json.dumps(_by_caller(self.served) if by_caller else _by_operation(self.served))
         start_response("200 OK", [("content-type", "application/json")])
         return [body.encode()]
 
     def _profiler(self) -> cProfile.Profile:
         profiler: cProfile.Profile | None = getattr(self._local, "profiler", None)
         if profiler is None:
-            profiler = self._local.profiler = cProfile.Profile()
+            # Thread CPU time, not wall time: a request thread waiting for the GIL (or a long
+            # poll waiting for messages) would otherwise charge the wait to whatever it was in.
+            profiler = self._local.profiler = cProfile.Profile(time.thread_time)
             with self.lock:
                 self._profilers.append(profiler)
         return profiler
@@ -123,6 +140,20 @@ class Meter:
             for profiler in profilers[1:]:
                 stats.add(profiler)
             stats.dump_stats(path)
+
+
+def _by_caller(served: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, list[float]]]:
+    return {who: {op: [int(n), round(ms, 2)] for op, (n, ms) in ops.items()} for who, ops in served.items()}
+
+
+def _by_operation(served: dict[str, dict[str, list[float]]]) -> dict[str, list[float]]:
+    merged: dict[str, list[float]] = {}
+    for ops in served.values():
+        for op, (n, ms) in ops.items():
+            entry = merged.setdefault(op, [0, 0.0])
+            entry[0] += n
+            entry[1] += ms
+    return {op: [int(n), round(ms, 2)] for op, (n, ms) in merged.items()}
 
 
 def _call(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -211,7 +242,8 @@ def make_emulator(host: str, port: int, *, profile: bool = False, keep_alive: bo
     from werkzeug.serving import make_server  # noqa: PLC0415
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per request
-    moto_quirks.install()
+    chosen = os.environ.get(QUIRKS_ENV)
+    moto_quirks.install(None if chosen is None else tuple(n for n in chosen.split(",") if n not in ("", "none")))
     meter = Meter(DomainDispatcherApplication(create_backend_app), profile=profile)
     handler = keep_alive_handler() if keep_alive else MotoRequestHandler
     return make_server(host, port, meter, threaded=True, request_handler=handler)

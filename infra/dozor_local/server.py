@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 
 from dozor_local import simtime
 from dozor_local.auth import LOCAL_CREDENTIALS, Authorization
+from dozor_local.emulator import REQUESTS_PATH
 from dozor_local.gateway import ApiContext, ApiGateway, routes_from
 from dozor_local.intrinsics import Resolver, UnresolvableError
 from dozor_local.invoke import Invocation, isolate_from_real_aws
@@ -324,6 +326,13 @@ class LocalServer:
         """Every process the stack started: the emulator and the function workers."""
         emulator = [self._moto.pid] if self._moto is not None else []
         return emulator + [pid for pool in self.pools.values() for pid in pool.pids()]
+
+    def aws_requests(self, by_caller: bool = False) -> Any:
+        """What the emulator has served so far: {operation: [requests, CPU ms]}, or with
+        `by_caller` {function logical id or "client": {operation: [requests, CPU ms]}}."""
+        url = self.endpoint_url + REQUESTS_PATH + ("?by=caller" if by_caller else "")
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return json.load(answer)
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time used so far by the emulator and each function's workers (Linux; {} elsewhere).

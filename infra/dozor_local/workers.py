@@ -127,7 +127,8 @@ class FunctionWorker:
 
     def __init__(self, spec: FunctionSpec, env: Mapping[str, str], log_path: Path | None = None) -> None:
         self.spec = spec
-        self.env = dict(env)
+        # The function's name in its SDK user agent, so the emulator can meter requests by caller.
+        self.env = {"AWS_SDK_UA_APP_ID": spec.logical_id, **env}
         self.log_path = log_path
         self.init_duration_ms = 0.0
         self._process: subprocess.Popen[bytes] | None = None

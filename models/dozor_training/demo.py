@@ -272,6 +272,7 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = ORDERS_PER_DAY) -
             "function_invocations": {i: p.invocations for i, p in local.pools.items()},
             "function_errors": {i: p.errors for i, p in local.pools.items()},
             "cpu_seconds": local.cpu_seconds(),
+            "aws_requests": local.aws_requests(by_caller=True),
         }
     elapsed = time.perf_counter() - started
     latencies = [r.latency_ms for r in stats.http]

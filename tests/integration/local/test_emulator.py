@@ -46,14 +46,14 @@ def _emulator(*, keep_alive: bool) -> Iterator[tuple[str, list[int]]]:
         thread.join(5)
 
 
-def _client(service: str, url: str) -> Any:
+def _client(service: str, url: str, app_id: str | None = None) -> Any:
     return boto3.client(
         service,
         endpoint_url=url,
         region_name=_REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1}),
+        config=Config(retries={"total_max_attempts": 1}, user_agent_appid=app_id),
     )
 
 
@@ -145,10 +145,11 @@ def test_connections_kept_open_answer_as_werkzeugs_server() -> None:
     assert connections <= 4 < len(expected)
 
 
-def _served(url: str, method: str = "GET") -> dict[str, list[float]]:
-    with urllib.request.urlopen(urllib.request.Request(url + emulator.REQUESTS_PATH, method=method)) as r:
-        served: dict[str, list[float]] = json.load(r)
-    return served
+def _served(url: str, method: str = "GET", query: str = "") -> Any:
+    with urllib.request.urlopen(
+        urllib.request.Request(url + emulator.REQUESTS_PATH + query, method=method)
+    ) as r:
+        return json.load(r)
 
 
 @pytest.mark.parametrize("keep_alive", [True, False])
@@ -165,6 +166,25 @@ def test_the_meter_counts_requests_per_operation(keep_alive: bool) -> None:
     assert served["AmazonSQS.SendMessage"][0] == 3
     assert served["query.CreateTopic"][0] == 1
     assert served["AmazonSQS.SendMessage"][1] > 0  # CPU ms
+
+
+def test_the_meter_names_each_caller_by_its_sdk_app_id() -> None:
+    with _emulator(keep_alive=True) as (url, _):
+        plain, scoring = _client("sqs", url), _client("sqs", url, app_id="ScoreOrderFunction")
+        queue = plain.create_queue(QueueName="q")["QueueUrl"]
+        _served(url, "DELETE")
+        scoring.send_message(QueueUrl=queue, MessageBody="a")
+        scoring.send_message(QueueUrl=queue, MessageBody="b")
+        plain.receive_message(QueueUrl=queue)
+        by_caller, merged = _served(url, query="?by=caller"), _served(url)
+    assert {who: {op: n for op, (n, _) in ops.items()} for who, ops in by_caller.items()} == {
+        "ScoreOrderFunction": {"AmazonSQS.SendMessage": 2},
+        "client": {"AmazonSQS.ReceiveMessage": 1},
+    }
+    assert {op: n for op, (n, _) in merged.items()} == {
+        "AmazonSQS.SendMessage": 2,
+        "AmazonSQS.ReceiveMessage": 1,
+    }
 
 
 def test_operation_names_the_protocols() -> None:

@@ -92,3 +92,121 @@ def test_receiving_judges_retention_as_moto_does(monkeypatch: pytest.MonkeyPatch
     with moto_quirks.only("sqs_retention"):
         got = _receive_within_and_past_retention(monkeypatch)
     assert got == expected == [["m-0", "m-1", "m-2"], []]
+
+
+# What moto draws at random in an answer, and its timestamps: the rest must match byte for byte.
+_DRAWN = {"MessageId", "ReceiptHandle", "SenderId", "EventId", "Version", "LastModifiedDate"}
+_DRAWN |= {"SentTimestamp", "ApproximateFirstReceiveTimestamp", "CreatedTimestamp", "ARN", "Id"}
+_DRAWN |= {"LastModifiedTimestamp", "VersionId", "CreatedDate", "RequestId", "EventBusArn", "SequenceNumber"}
+
+
+def _masked(answer: Any) -> Any:
+    if isinstance(answer, dict):
+        return {k: "<drawn>" if k in _DRAWN else _masked(v) for k, v in answer.items()}
+    if isinstance(answer, list):
+        return [_masked(v) for v in answer]
+    return answer
+
+
+def _service_answers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The answers of SQS, SNS, EventBridge, SSM and Secrets Manager to what the stack asks of
+    them, as botocore parses them (without what moto draws)."""
+    import boto3  # noqa: PLC0415
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+    from moto import mock_aws  # noqa: PLC0415
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    answers: list[Any] = []
+
+    def answer(call: Any, **request: Any) -> Any:
+        try:
+            result = call(**request)
+        except ClientError as error:
+            answers.append({"error": error.response["Error"]})
+            return {}
+        result.pop("ResponseMetadata", None)
+        answers.append(_masked(result))
+        return result
+
+    with mock_aws():
+        sqs, sns = boto3.client("sqs"), boto3.client("sns")
+        events, ssm = boto3.client("events"), boto3.client("ssm")
+        secrets = boto3.client("secretsmanager")
+        url = answer(sqs.create_queue, QueueName="orders", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+        fifo = answer(sqs.create_queue, QueueName="o.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        attributes = {"kind": {"DataType": "String", "StringValue": "scan"}}
+        answer(sqs.send_message, QueueUrl=url, MessageBody="one", MessageAttributes=attributes)
+        answer(
+            sqs.send_message_batch,
+            QueueUrl=url,
+            Entries=[{"Id": str(n), "MessageBody": f"m{n}"} for n in range(4)],
+        )
+        answer(
+            sqs.send_message, QueueUrl=fifo, MessageBody="f", MessageGroupId="g", MessageDeduplicationId="d"
+        )
+        answer(sqs.send_message, QueueUrl=url, MessageBody="")  # refused
+        received = answer(
+            sqs.receive_message,
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            AttributeNames=["ApproximateReceiveCount"],
+        )
+        handles = [m["ReceiptHandle"] for m in received.get("Messages", [])]
+        answer(sqs.get_queue_attributes, QueueUrl=url, AttributeNames=["All"])
+        answer(sqs.get_queue_attributes, QueueUrl=fifo, AttributeNames=["ApproximateNumberOfMessages"])
+        answer(sqs.change_message_visibility, QueueUrl=url, ReceiptHandle=handles[0], VisibilityTimeout=0)
+        answer(
+            sqs.delete_message_batch,
+            QueueUrl=url,
+            Entries=[{"Id": str(n), "ReceiptHandle": h} for n, h in enumerate(handles)]
+            + [{"Id": "x", "ReceiptHandle": "no"}],
+        )
+        answer(sqs.get_queue_url, QueueName="missing")
+        topic = answer(sns.create_topic, Name="alerts")["TopicArn"]
+        answer(sns.subscribe, TopicArn=topic, Protocol="sqs", Endpoint=url.replace("http", "arn"))
+        answer(
+            sns.publish,
+            TopicArn=topic,
+            Message="lost",
+            MessageAttributes={"t": {"DataType": "String", "StringValue": "v"}},
+        )
+        answer(sns.list_topics)
+        answer(events.create_event_bus, Name="dozor")
+        answer(
+            events.put_events,
+            Entries=[{"Source": "dozor", "DetailType": "d", "Detail": "{}", "EventBusName": "dozor"}],
+        )
+        answer(ssm.put_parameter, Name="/dozor/model", Value="v1", Type="String")
+        answer(ssm.get_parameter, Name="/dozor/model")
+        answer(ssm.get_parameter, Name="/dozor/missing")
+        answer(secrets.create_secret, Name="hash-key", SecretString="k")
+        answer(secrets.get_secret_value, SecretId="hash-key")
+    return answers
+
+
+@pytest.mark.parametrize("name", ["serializer_dict_values", "attribute_names", "random_strings"])
+def test_a_rendering_patch_answers_as_moto_does(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with moto_quirks.only():
+        expected = _service_answers(monkeypatch)
+    with moto_quirks.only(name):
+        got = _service_answers(monkeypatch)
+    assert got == expected
+    assert sum(1 for a in expected if "error" in a) >= 3  # the refusals ran too
+    assert any(a.get("Messages") for a in expected)
+
+
+def test_drawn_strings_keep_their_alphabet_and_length() -> None:
+    from moto.moto_api._internal import mock_random  # noqa: PLC0415
+    from moto.sqs import models  # noqa: PLC0415
+
+    with moto_quirks.only("random_strings"):
+        handles = {models.generate_receipt_handle() for _ in range(50)}
+        ids = {mock_random.get_random_string(length=52) for _ in range(50)}
+        lower = mock_random.get_random_string(length=12, include_digits=False, lower_case=True)
+    assert len(handles) == 50 and all(len(h) == 185 and h.isalpha() and h.islower() for h in handles)
+    assert len(ids) == 50 and all(len(i) == 52 and i.isalnum() for i in ids)
+    assert len(lower) == 12 and lower.isalpha() and lower.islower()
