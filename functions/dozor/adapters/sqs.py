@@ -101,6 +101,7 @@ def encode_pending(pending: PendingCommit) -> str:
             "order": pending.order.model_dump(mode="json", exclude_none=True) if pending.order else None,
             "fingerprint": pending.fingerprint,
             "outbox": sorted(pending.outbox),
+            "retired_writer": pending.retired_writer,
         }
     )
 
@@ -125,6 +126,7 @@ def decode_pending(body: str) -> PendingCommit:
             Order.model_validate(raw["order"]) if raw.get("order") else None,
             str(raw.get("fingerprint", "")),
             frozenset(raw.get("outbox", [])),
+            str(raw.get("retired_writer", "")),  # absent from commits queued before it was kept
         )
     except Exception as error:  # any shape error: this message can never be applied
         raise InvalidRecordError(f"not a pending commit: {type(error).__name__}: {error}") from error

@@ -22,7 +22,15 @@ class DozorError(Exception):
 
 
 class StoreUnavailableError(DozorError):
-    """A store, queue, topic or parameter could not be read or written in time (retry later)."""
+    """A store, queue, topic or parameter could not be read or written in time (retry later).
+
+    ``retired_writer``: set by a decision store whose counting of an order stopped halfway, the
+    name it counted under and will never count under again (`PendingCommit.retired_writer`).
+    """
+
+    def __init__(self, message: str, retired_writer: str = "") -> None:
+        super().__init__(message)
+        self.retired_writer = retired_writer
 
 
 class ConflictError(DozorError):

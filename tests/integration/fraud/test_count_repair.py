@@ -9,6 +9,7 @@ finds nothing left to do. Every entity counts the order once.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -164,3 +165,53 @@ def test_checkout_meeting_a_count_owed_answers_the_stored_decision_and_leaves_th
     assert scoring.prepare([order])[0].replay
     for pk in {u.key[0] for u in pending.updates}:
         assert stack.feature_item(pk, "P")["orders"] == 1.0, pk
+
+
+def _out_of_budget_after(updates: int) -> Any:
+    """A checkout budget that fits the decision's put and `updates` counter updates, no more."""
+    asked = {"n": 0}
+
+    def fits() -> bool:
+        asked["n"] += 1
+        return asked["n"] <= updates
+
+    return fits
+
+
+def test_a_writer_that_hands_an_order_on_names_itself_retired_and_another_container_finishes_at_once(
+    stack: Stack,
+) -> None:
+    # Given checkout's writer, out of budget after three of the order's counter updates
+    pending = _pending("o-repair-5")
+    checkout, drain = _store(stack), _store(stack)
+    named = checkout.writer
+    with pytest.raises(StoreUnavailableError) as stopped:
+        checkout.commit(pending, fits=_out_of_budget_after(3))
+    # Then the error names the writer it counted under, which it will not count under again
+    assert stopped.value.retired_writer == named != checkout.writer
+    stored = boto3.client("dynamodb").get_item(
+        TableName=stack.table("DecisionsTable"), Key={"order_id": {"S": "o-repair-5"}}, ConsistentRead=True
+    )["Item"]
+    assert stored["writer"]["S"] == named and COUNT in stored["outbox"]["SS"]
+    # When another container applies the pending commit that names it, well within REPAIR_GRACE
+    with pytest.raises(AlreadyDecidedError):
+        drain.commit(replace(pending, retired_writer=named))
+    # Then the counting is finished at once, and exactly once
+    for pk in {u.key[0] for u in pending.updates}:
+        assert stack.feature_item(pk, "P")["orders"] == 1.0, pk
+    with pytest.raises(AlreadyDecidedError):
+        _store(stack).commit(pending)  # nothing left for a third, nothing counted twice
+    for pk in {u.key[0] for u in pending.updates}:
+        assert stack.feature_item(pk, "P")["orders"] == 1.0, pk
+
+
+def test_a_pending_commit_naming_another_writer_still_waits_for_the_live_one(stack: Stack) -> None:
+    # Given a writer killed halfway (it never named itself retired: it may still be running)
+    pending = _pending("o-repair-6")
+    _killed_at_the_fourth_update(_store(stack), pending)
+    # When a pending commit arrives that names some other writer as retired
+    with pytest.raises(StoreUnavailableError):
+        _store(stack).commit(replace(pending, retired_writer="other"))
+    # Then the count is left to the live writer: the fifth entity onwards is still uncounted
+    counted = [stack.feature_item(u.key[0], "P").get("orders", 0.0) for u in pending.updates]
+    assert counted.count(1.0) == 3

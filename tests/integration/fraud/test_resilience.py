@@ -167,6 +167,13 @@ def _entity_pks(stack: Stack, order_id: str) -> list[str]:
     return sorted({e["S"].split("~")[0] for e in stored["entity_keys"]["L"]})
 
 
+def _stored_writer(stack: Stack, order_id: str) -> str:
+    item = boto3.client("dynamodb").get_item(
+        TableName=stack.table("DecisionsTable"), Key={"order_id": {"S": order_id}}, ConsistentRead=True
+    )["Item"]
+    return str(item["writer"]["S"])
+
+
 @pytest.mark.parametrize("fault", ["slow", "hang"])
 def test_counter_updates_that_outlast_the_budget_are_handed_on_and_counted_once(
     stack: Stack, faults: Faults, events: Callable[[], list[dict[str, Any]]], fault: str
@@ -198,8 +205,14 @@ def test_counter_updates_that_outlast_the_budget_are_handed_on_and_counted_once(
     assert applied["n"] < len(entities)
     counted = [stack.feature_item(pk, "P")["orders"] for pk in entities]
     assert min(counted) == 1 and set(counted) <= {1, 2}
+    # And the hand-off names the writer that stopped (retired: another container may finish at once)
+    handed = stack.drain("PendingCommitsQueue")
+    assert [b["decision"]["order_id"] for b in handed] == ["o-r7"]
+    assert handed[0]["retired_writer"] == _stored_writer(stack, "o-r7")
+    assert handed[0]["retired_writer"] != dependencies().scoring._store.writer  # type: ignore[attr-defined]
     # And once the pending-commits function has run, every entity counts the order exactly once
-    assert drain_pending(stack) == 1
+    result = pending_commits.lambda_handler(sqs_event([json.dumps(b) for b in handed]), stack.context)
+    assert result["batchItemFailures"] == []
     assert [stack.feature_item(pk, "P")["orders"] for pk in entities] == [2] * len(entities)
     assert drain_pending(stack) == 0  # nothing left owed
     status, replay, _ = score(stack, make_order("o-r7", minutes_later=1))

@@ -29,7 +29,9 @@ not applied yet. That is safe once the recorded writer can no longer write under
 it failed and took a new name (a writer that fails halfway does, so its old slots keep saying
 what it had applied), or it is done or dead, which every function's timeout guarantees after
 `REPAIR_GRACE`; a younger decision of another writer is left to it (the pending-commits record
-is refused as unavailable, and its queue brings it back after the grace). Slots older than
+is refused as unavailable, and its queue brings it back after the grace). A writer that hands an
+order on names itself in the pending commit as retired (`PendingCommit.retired_writer`), so the
+pending-commits function finishes that count at once rather than after the grace. Slots older than
 `SLOT_HOURS` are removed by the next write that reads them; a repair later than
 `REPAIR_HORIZON` (past every SQS redelivery of the order) leaves the counters as they are. What
 is not repaired: a checkout invocation killed between the decision and its last update whose
@@ -135,7 +137,7 @@ class DynamoDecisionStore:
         stored = self._decision_item(pending, updates)
         self._strike_owed()
         try:
-            self._put_decision(stored, fits)
+            self._put_decision(stored, fits, pending.retired_writer)
             at = pending.order.created_at if pending.order is not None else decision.decided_at
             marker = _marker(decision.order_id, decision.decided_at.timestamp())
             self._count(self.writer, marker, updates, int(at.timestamp()), fits)
@@ -182,7 +184,9 @@ class DynamoDecisionStore:
             stored["outbox"] = {"SS": sorted(outbox)}
         return stored
 
-    def _put_decision(self, stored: dict[str, Any], fits: Callable[[], bool] | None = None) -> None:
+    def _put_decision(
+        self, stored: dict[str, Any], fits: Callable[[], bool] | None = None, retired: str = ""
+    ) -> None:
         order_id = stored["order_id"]["S"]
         try:
             with translated(DYNAMODB, f"decision for {order_id} not stored"):
@@ -195,7 +199,7 @@ class DynamoDecisionStore:
         except ConflictError as error:
             old = _old_item(error) or self._read_decision(order_id)
             if old is not None and COUNT in old.get("outbox", {}).get("SS", ()):
-                self._finish_counting(old, waiting=True, fits=fits)
+                self._finish_counting(old, waiting=True, fits=fits, retired=retired)
             raise AlreadyDecidedError(order_id) from error
 
     def _count(
@@ -207,14 +211,20 @@ class DynamoDecisionStore:
         fits: Callable[[], bool] | None = None,
     ) -> None:
         """Apply each update once under the writer's slot (a refused condition: counted before),
-        each only while ``fits`` says one more call fits checkout's budget."""
+        each only while ``fits`` says one more call fits checkout's budget. Stopped halfway, it
+        names the writer as retired: its own writer takes a new name as the error leaves `commit`,
+        and any other it counts for is a former name or past `REPAIR_GRACE`."""
         slot = SLOT + writer
-        for done, update in enumerate(updates):
-            if fits is not None and not fits():
-                raise StoreUnavailableError(
-                    f"latency budget spent after {done} of {len(updates)} counter updates: the rest handed on"
-                )
-            self._count_once(update, (slot, marker), self._stale(update, slot, order_epoch), fits)
+        try:
+            for done, update in enumerate(updates):
+                if fits is not None and not fits():
+                    spent = f"latency budget spent after {done} of {len(updates)} counter updates"
+                    raise StoreUnavailableError(f"{spent}: the rest handed on")
+                self._count_once(update, (slot, marker), self._stale(update, slot, order_epoch), fits)
+        except StoreUnavailableError as error:
+            if error.retired_writer:
+                raise
+            raise StoreUnavailableError(str(error), retired_writer=writer) from error
 
     def _stale(self, update: ContainerUpdate, slot: str, order_epoch: int) -> list[str]:
         """What the write of ``update`` may remove: the buckets no order within the late-arrival
@@ -269,13 +279,19 @@ class DynamoDecisionStore:
             self._finish_counting(raw, fits=fits)
 
     def _finish_counting(
-        self, raw: dict[str, Any], *, waiting: bool = False, fits: Callable[[], bool] | None = None
+        self,
+        raw: dict[str, Any],
+        *,
+        waiting: bool = False,
+        fits: Callable[[], bool] | None = None,
+        retired: str = "",
     ) -> None:
         """Apply what a stored decision's counting left undone (see the module docstring).
 
-        Only where no live writer can still be at it: this store's own former names, or a
-        decision older than `REPAIR_GRACE`. A younger one of another writer is left to it (or,
-        when ``waiting``, refused as unavailable so that its queue brings it back later).
+        Only where no live writer can still be at it: this store's own former names, the name a
+        pending commit says its writer ``retired`` when it handed the order on, or a decision
+        older than `REPAIR_GRACE`. A younger one of another writer is left to it (or, when
+        ``waiting``, refused as unavailable so that its queue brings it back later).
         """
         order_id, writer = raw["order_id"]["S"], raw.get("writer", {}).get("S", "")
         if order_id in self._counted:  # counted here; only the strike is owed
@@ -284,7 +300,8 @@ class DynamoDecisionStore:
             return
         decided = Decision.model_validate_json(raw["decision"]["S"]).decided_at
         age = time.time() - decided.timestamp()
-        if writer not in self._former and age < REPAIR_GRACE.total_seconds():
+        own = writer in self._former or (bool(retired) and writer == retired)
+        if not own and age < REPAIR_GRACE.total_seconds():
             if waiting:
                 raise StoreUnavailableError(f"order {order_id} is still being counted by writer {writer}")
             return

@@ -86,6 +86,10 @@ class PendingCommit:
     order: Order | None = None  # pseudonymised
     fingerprint: str = ""
     outbox: frozenset[str] = frozenset()
+    # The store's name for a counting of this order that stopped halfway and that nobody will
+    # continue under that name (`StoreUnavailableError.retired_writer`): whoever applies the
+    # commit may finish it at once instead of waiting until that writer must be done or dead.
+    retired_writer: str = ""
 
 
 class DecisionStore(Protocol):
@@ -478,6 +482,8 @@ class OrderScoring:
                 )
             return prior.decision
         except DozorError as error:  # unavailable, throttled, conflicting: the durable path takes it
+            if isinstance(error, StoreUnavailableError) and error.retired_writer:
+                pending = replace(pending, retired_writer=error.retired_writer)
             self._hand_off(pending, str(error))
             return decision
         self._remember(decision.order_id, PriorDecision(decision, pending.fingerprint))
