@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -39,3 +40,16 @@ def whole_api(scoring: APIGatewayHttpResolver) -> str:
     from dozor.handlers.parcels.lane_report import app as lanes  # noqa: PLC0415
 
     return merged(scoring, openapi_app(), lanes)
+
+
+@cache
+def swagger_page(document: str) -> str:
+    """powertools' Swagger UI page for a document, with the UI's script and styles inlined from
+    the files powertools ships (as its enable_swagger does: the page needs no CDN)."""
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui  # noqa: PLC0415
+
+    shipped = Path(swagger_ui.__file__).parent
+    script = (shipped / "swagger-ui-bundle.min.js").read_text(encoding="utf-8")
+    styles = (shipped / "swagger-ui.min.css").read_text(encoding="utf-8")
+    # "</" escaped: the document sits inside a <script> element, which a "</script>" would close.
+    return swagger_ui.generate_swagger_html(document.replace("</", "<\\/"), script, styles, "", None)

@@ -199,4 +199,8 @@ def test_swagger_ui_is_served_though_its_models_load_only_for_the_documentation(
     spec = score_order.lambda_handler(
         {**api_event("GET", "/v1/docs"), "queryStringParameters": {"format": "json"}}, stack.context
     )
-    assert json.loads(spec["body"])["components"]["securitySchemes"]["sigv4"]["in"] == "header"
+    document = json.loads(spec["body"])
+    assert document["components"]["securitySchemes"]["sigv4"]["in"] == "header"
+    # the whole API, as GET /v1/openapi.json has it: the console's and the lane report's routes too
+    assert {"/v1/orders/score", "/v1/lanes", "/v1/console/reviews"} <= set(document["paths"])
+    assert '"/v1/lanes"' in response["body"]

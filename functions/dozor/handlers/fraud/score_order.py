@@ -42,9 +42,9 @@ _documented: list[bool] = []  # whether the documentation routes are set up in t
 
 
 def document_api() -> None:
-    """The API's OpenAPI configuration and its Swagger UI route, set up on the first request for
-    either: powertools' OpenAPI models cost a fifth of `import boto3` on every cold start, and
-    only the documentation routes read them (checkout's requests never do)."""
+    """The API's OpenAPI configuration, set up on the first request for the documentation:
+    powertools' OpenAPI models cost a fifth of `import boto3` on every cold start, and only the
+    documentation routes read them (checkout's requests never do)."""
     if _documented:
         return
     from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn  # noqa: PLC0415
@@ -60,7 +60,6 @@ def document_api() -> None:
     app.configure_openapi(
         title=TITLE, version="1.0.0", security_schemes={"sigv4": sigv4}, security=[{"sigv4": []}]
     )
-    app.enable_swagger(path=DOCS_PATH, title=TITLE, version="1.0.0")
     _documented.append(True)
 
 
@@ -104,6 +103,18 @@ def openapi_document() -> Response[str]:
     return Response(200, content_types.APPLICATION_JSON, whole_api(app))
 
 
+@app.get(DOCS_PATH, include_in_schema=False)
+def swagger_ui() -> Response[str]:
+    # powertools' Swagger UI page, over the whole API's document: its enable_swagger would show
+    # this resolver's routes only. `?format=json` answers the document, as enable_swagger's does.
+    from dozor.handlers.api_document import swagger_page, whole_api  # noqa: PLC0415
+
+    document_api()
+    if (app.current_event.query_string_parameters or {}).get("format") == "json":
+        return Response(200, content_types.APPLICATION_JSON, whole_api(app))
+    return Response(200, "text/html", swagger_page(whole_api(app)))
+
+
 install_error_handlers(app, "decision store")
 
 
@@ -123,6 +134,4 @@ def reject_unreadable(handler: Any, event: dict[str, Any], context: LambdaContex
 @metrics.log_metrics(capture_cold_start_metric=True)
 @reject_unreadable
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if str(event.get("rawPath", "")).endswith(DOCS_PATH):  # a stage may prefix the path
-        document_api()
     return app.resolve(event, context)
