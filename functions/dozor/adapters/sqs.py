@@ -102,6 +102,7 @@ def encode_pending(pending: PendingCommit) -> str:
             "fingerprint": pending.fingerprint,
             "outbox": sorted(pending.outbox),
             "retired_writer": pending.retired_writer,
+            "counted": pending.counted,
         }
     )
 
@@ -127,6 +128,7 @@ def decode_pending(body: str) -> PendingCommit:
             str(raw.get("fingerprint", "")),
             frozenset(raw.get("outbox", [])),
             str(raw.get("retired_writer", "")),  # absent from commits queued before it was kept
+            raw.get("counted") is True,
         )
     except Exception as error:  # any shape error: this message can never be applied
         raise InvalidRecordError(f"not a pending commit: {type(error).__name__}: {error}") from error

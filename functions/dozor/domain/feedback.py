@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Self
+from typing import Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -86,3 +86,10 @@ def verdict_of(kind: FeedbackKind) -> str | None:
     if kind in LOSS_KINDS:
         return LOSS
     return None
+
+
+class FeedbackQueue(Protocol):
+    """Where Feedback goes to become labels (the feedback queue): from carriers, payment
+    providers, the parcel tracking and the console's reviewers alike."""
+
+    def report(self, feedback: Feedback) -> None: ...

@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from dozor.adapters.dynamodb import decisions as store_module
 from dozor.adapters.dynamodb.decisions import COUNT, DynamoDecisionStore
@@ -215,3 +215,54 @@ def test_a_pending_commit_naming_another_writer_still_waits_for_the_live_one(sta
     # Then the count is left to the live writer: the fifth entity onwards is still uncounted
     counted = [stack.feature_item(u.key[0], "P").get("orders", 0.0) for u in pending.updates]
     assert counted.count(1.0) == 3
+
+
+def test_a_put_that_timed_out_after_landing_is_handed_on_with_its_writer_retired(stack: Stack) -> None:
+    # Given checkout's put of the decision taken by DynamoDB, its answer lost (a read timeout)
+    pending = _pending("o-repair-7")
+    checkout = _store(stack)
+    named = checkout.writer
+
+    def lost_answer(**_: Any) -> None:
+        raise ReadTimeoutError(endpoint_url="http://127.0.0.1:1")
+
+    checkout._client.meta.events.register("after-call.dynamodb.PutItem", lost_answer)
+    with pytest.raises(StoreUnavailableError) as stopped:
+        checkout.commit(pending)
+    # Then the hand-off names the writer the decision was stored under, now retired
+    assert stopped.value.retired_writer == named != checkout.writer
+    # And another container applying the pending commit counts the order at once, once
+    with pytest.raises(AlreadyDecidedError):
+        _store(stack).commit(replace(pending, retired_writer=named))
+    for pk in {u.key[0] for u in pending.updates}:
+        assert stack.feature_item(pk, "P")["orders"] == 1.0, pk
+
+
+def test_duties_handed_on_after_a_complete_count_are_done_without_waiting_for_the_live_writer(
+    stack: Stack,
+) -> None:
+    # Given checkout's writer, which counted every update but had no time left to strike `count`
+    # (it would, before its next write) and handed the order's duties on
+    pending = _pending("o-repair-8")
+    checkout = _store(stack)
+    checkout.commit(pending, fits=_out_of_budget_after(len(pending.updates)))
+    assert COUNT in _stored_outbox(stack, "o-repair-8")
+    # When another container applies the duties' pending commit, the writer still live
+    with pytest.raises(AlreadyDecidedError):
+        _store(stack).commit(replace(pending, counted=True))
+    # Then it strikes `count` at once (no refusal), and nothing was counted twice
+    assert COUNT not in _stored_outbox(stack, "o-repair-8")
+    for pk in {u.key[0] for u in pending.updates}:
+        assert stack.feature_item(pk, "P")["orders"] == 1.0, pk
+    # And without that word, the same record is left to the live writer (refused for now)
+    other = _pending("o-repair-9")
+    _store(stack).commit(other, fits=_out_of_budget_after(len(other.updates)))
+    with pytest.raises(StoreUnavailableError):
+        _store(stack).commit(other)
+
+
+def _stored_outbox(stack: Stack, order_id: str) -> list[str]:
+    item = boto3.client("dynamodb").get_item(
+        TableName=stack.table("DecisionsTable"), Key={"order_id": {"S": order_id}}, ConsistentRead=True
+    )["Item"]
+    return list(item.get("outbox", {}).get("SS", []))

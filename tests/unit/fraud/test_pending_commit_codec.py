@@ -38,20 +38,21 @@ def pending() -> PendingCommit:
 
 
 @given(
-    writer=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", max_size=8)
+    writer=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", max_size=8),
+    counted=st.booleans(),
 )
-def test_a_pending_commit_comes_back_whole_with_its_retired_writer(
-    pending: PendingCommit, writer: str
+def test_a_pending_commit_comes_back_whole_with_its_writer_and_count(
+    pending: PendingCommit, writer: str, counted: bool
 ) -> None:
-    sent = replace(pending, retired_writer=writer)
+    sent = replace(pending, retired_writer=writer, counted=counted)
     assert decode_pending(encode_pending(sent)) == sent
 
 
-def test_a_message_from_before_the_retired_writer_decodes_with_none(pending: PendingCommit) -> None:
-    body = json.loads(encode_pending(replace(pending, retired_writer="w1")))
-    del body["retired_writer"]
+def test_a_message_from_before_these_fields_decodes_as_not_known(pending: PendingCommit) -> None:
+    body = json.loads(encode_pending(replace(pending, retired_writer="w1", counted=True)))
+    del body["retired_writer"], body["counted"]
     decoded = decode_pending(json.dumps(body))
-    assert decoded.retired_writer == ""
+    assert decoded.retired_writer == "" and decoded.counted is False
     assert decoded == pending
 
 

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dozor.adapters.memory import CollectingReviewQueue, InMemoryDecisionStore
-from dozor.domain.contracts import DecisionKind
+from dozor.domain.budget import Deadline
+from dozor.domain.contracts import Decision, DecisionKind
+from dozor.domain.errors import StoreUnavailableError
 from dozor.domain.fraud.features import FEATURE_INDEX
 from dozor.domain.fraud.model import FraudModel
-from dozor.domain.fraud.scoring import OrderScoring
+from dozor.domain.fraud.scoring import OrderScoring, PendingCommit
 from dozor.domain.privacy import PiiHasher
 from tests.helpers.orders import build_order
 
@@ -56,3 +58,60 @@ def test_given_a_stored_decision_then_a_replay_returns_it_and_writes_nothing(mod
     again = scoring.score(build_order("o-1", T0))
     assert again == first
     assert store.aggregates.items == before
+
+
+class _Handed:
+    """The pending-commits queue, keeping what was handed to it."""
+
+    def __init__(self) -> None:
+        self.commits: list[PendingCommit] = []
+
+    def submit(self, pending: PendingCommit, reason: str) -> None:
+        self.commits.append(pending)
+
+
+class _Events:
+    def publish(self, decision: Decision) -> None:  # pragma: no cover - the budget runs out first
+        raise AssertionError("no time was left for the event")
+
+
+def test_duties_handed_on_after_the_commit_say_the_order_is_counted(model) -> None:
+    # Given a checkout whose budget is spent by the time the decision is stored and counted
+    now = [0.0]
+    store, handed = InMemoryDecisionStore(), _Handed()
+    original = store.commit
+
+    def slow_commit(pending: PendingCommit, fits=None) -> None:  # type: ignore[no-untyped-def]
+        original(pending, fits)
+        now[0] += 10.0  # the store took all of it
+
+    store.commit = slow_commit  # type: ignore[method-assign]
+    scoring = OrderScoring(
+        store, CollectingReviewQueue(), model, PiiHasher(b"k"), pending=handed, events=_Events()
+    )
+    deadline = Deadline(0.8, clock=lambda: now[0])
+    scored = scoring.prepare([build_order("o-1", T0)], deadline=deadline)[0]
+    # When it commits, with the decision event still to publish
+    scoring.commit(scored)
+    # Then the event is handed on, saying every counter update is applied
+    assert [(p.decision.order_id, p.outbox, p.counted) for p in handed.commits] == [
+        ("o-1", frozenset({"event"}), True)
+    ]
+
+
+def test_a_commit_that_stopped_halfway_is_handed_on_naming_its_retired_writer(model) -> None:
+    # Given a store whose counting stops halfway and retires its writer
+    store, handed = InMemoryDecisionStore(), _Handed()
+
+    def stopped(pending: PendingCommit, fits=None) -> None:  # type: ignore[no-untyped-def]
+        raise StoreUnavailableError("budget spent after 3 of 7 counter updates", retired_writer="w-old")
+
+    store.commit = stopped  # type: ignore[method-assign]
+    scoring = OrderScoring(store, CollectingReviewQueue(), model, PiiHasher(b"k"), pending=handed)
+    scored = scoring.prepare([build_order("o-2", T0)], deadline=Deadline(0.8))[0]
+    # When checkout commits the order, it still gets its decision
+    assert scoring.commit(scored) == scored.decision
+    # And the hand-off names the writer, with the counting not known to be done
+    assert [(p.retired_writer, p.counted, len(p.updates) > 0) for p in handed.commits] == [
+        ("w-old", False, True)
+    ]

@@ -31,7 +31,9 @@ what it had applied), or it is done or dead, which every function's timeout guar
 `REPAIR_GRACE`; a younger decision of another writer is left to it (the pending-commits record
 is refused as unavailable, and its queue brings it back after the grace). A writer that hands an
 order on names itself in the pending commit as retired (`PendingCommit.retired_writer`), so the
-pending-commits function finishes that count at once rather than after the grace. Slots older than
+pending-commits function finishes that count at once rather than after the grace; one that
+counted everything and hands on only the duties says so (`PendingCommit.counted`), and the
+function strikes ``count`` itself. Slots older than
 `SLOT_HOURS` are removed by the next write that reads them; a repair later than
 `REPAIR_HORIZON` (past every SQS redelivery of the order) leaves the counters as they are. What
 is not repaired: a checkout invocation killed between the decision and its last update whose
@@ -137,12 +139,21 @@ class DynamoDecisionStore:
         stored = self._decision_item(pending, updates)
         self._strike_owed()
         try:
-            self._put_decision(stored, fits, pending.retired_writer)
+            self._put_decision(stored, fits, pending.retired_writer, pending.counted)
             at = pending.order.created_at if pending.order is not None else decision.decided_at
             marker = _marker(decision.order_id, decision.decided_at.timestamp())
             self._count(self.writer, marker, updates, int(at.timestamp()), fits)
         except AlreadyDecidedError:
             raise
+        except StoreUnavailableError as error:
+            # As below; and the error names the retired writer, so that whoever applies the
+            # hand-off finishes at once. Also when the put itself failed: it may have landed
+            # (a timeout after DynamoDB took it), under this name.
+            retired = self.writer
+            self._rename()
+            if error.retired_writer:
+                raise
+            raise StoreUnavailableError(str(error), retired_writer=retired) from error
         except BaseException:
             # Anything that stops the count halfway and leaves the process alive (a store error,
             # or an interruption: a cancelled task, a test's simulated timeout) must retire this
@@ -185,7 +196,11 @@ class DynamoDecisionStore:
         return stored
 
     def _put_decision(
-        self, stored: dict[str, Any], fits: Callable[[], bool] | None = None, retired: str = ""
+        self,
+        stored: dict[str, Any],
+        fits: Callable[[], bool] | None = None,
+        retired: str = "",
+        counted: bool = False,
     ) -> None:
         order_id = stored["order_id"]["S"]
         try:
@@ -199,7 +214,10 @@ class DynamoDecisionStore:
         except ConflictError as error:
             old = _old_item(error) or self._read_decision(order_id)
             if old is not None and COUNT in old.get("outbox", {}).get("SS", ()):
-                self._finish_counting(old, waiting=True, fits=fits, retired=retired)
+                if counted:  # its writer applied every update; only the strike is owed
+                    self._strike(order_id, {COUNT})
+                else:
+                    self._finish_counting(old, waiting=True, fits=fits, retired=retired)
             raise AlreadyDecidedError(order_id) from error
 
     def _count(

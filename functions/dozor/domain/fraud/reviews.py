@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dozor.domain import aggregates as agg
 from dozor.domain.contracts import Decision, Id, Instant
-from dozor.domain.feedback import Feedback, FeedbackKind
+from dozor.domain.feedback import Feedback, FeedbackKind, FeedbackQueue
 
 
 class Verdict(StrEnum):
@@ -89,6 +90,38 @@ class ReviewMessage(BaseModel):
 def feedback_for(order_id: str, verdict: Verdict, at: datetime) -> Feedback:
     """The Feedback a verdict sends: the same message a payment provider's confirmation would be."""
     return Feedback(order_id=order_id, kind=_FEEDBACK[verdict], reported_at=at)
+
+
+class ReviewCases(Protocol):
+    def settle(self, order_id: str, verdict: Verdict, by: str, note: str | None, at: datetime) -> ReviewCase:
+        """Record the verdict with its Feedback pending; the case as first settled (a retry of
+        the same verdict keeps the first reviewer, time and note); ConflictError for the other
+        verdict, or for this one once its Feedback was sent; NotFoundError for no case."""
+        ...
+
+    def feedback_sent(self, order_id: str) -> None: ...
+
+
+def record_verdict(
+    cases: ReviewCases,
+    feedback: FeedbackQueue,
+    order_id: str,
+    verdict: Verdict,
+    by: str,
+    note: str | None,
+    at: datetime,
+) -> ReviewCase:
+    """Settle a case and send its verdict to the labels as Feedback, once.
+
+    In that order, each step safe to repeat: the case is settled first (Feedback pending), so
+    a failed send leaves it pending and the reviewer's retry sends it again; the Feedback is
+    built from the case as first stored, so a retry (anyone's) sends the same Feedback with the
+    first reviewer's time and the labels get no second, later one.
+    """
+    case = cases.settle(order_id, verdict, by, note, at)
+    feedback.report(feedback_for(order_id, verdict, case.verdict_at or at))
+    cases.feedback_sent(order_id)
+    return case
 
 
 class EntityHistory(BaseModel):

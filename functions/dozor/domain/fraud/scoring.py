@@ -90,6 +90,9 @@ class PendingCommit:
     # continue under that name (`StoreUnavailableError.retired_writer`): whoever applies the
     # commit may finish it at once instead of waiting until that writer must be done or dead.
     retired_writer: str = ""
+    # Every counter update was applied before the hand-off (only the duties were left): whoever
+    # applies the commit has no counting to finish, and need not wait for the writer to strike it.
+    counted: bool = False
 
 
 class DecisionStore(Protocol):
@@ -487,7 +490,7 @@ class OrderScoring:
             self._hand_off(pending, str(error))
             return decision
         self._remember(decision.order_id, PriorDecision(decision, pending.fingerprint))
-        self._finish(pending, deadline)
+        self._finish(replace(pending, counted=True), deadline)  # stored and counted: duties left
         return decision
 
     def apply(self, pending: PendingCommit) -> Decision:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from dozor.domain.parcels.alerts import Alert
+from dozor.domain.errors import NotFoundError
+from dozor.domain.parcels.alerts import Alert, AlertType
+from dozor.domain.parcels.tracking import AlertEvent, AlertTopic, outbox_entry
 
 
 class AlertState(StrEnum):
@@ -36,3 +39,42 @@ class HandledAlert(BaseModel):
 
     alert: Alert
     handling: AlertHandling
+
+
+class HandledAlerts(Protocol):
+    """The alert store as ops uses it."""
+
+    def close(self, parcel_id: str, alert_type: AlertType, by: str, note: str | None, at: datetime) -> None:
+        """Resolve an open alert by hand, its RESOLVED entry put in the parcel's outbox in the
+        same write; ConflictError when it is resolved already, NotFoundError when there is none."""
+        ...
+
+    def handled(self, parcel_id: str, alert_type: AlertType) -> HandledAlert | None: ...
+
+
+class ParcelOutboxes(Protocol):
+    def clear_outbox(self, parcel_id: str, entries: frozenset[str]) -> None: ...
+
+
+def resolve_by_hand(
+    alerts: HandledAlerts,
+    topic: AlertTopic,
+    parcels: ParcelOutboxes,
+    parcel_id: str,
+    alert_type: AlertType,
+    by: str,
+    note: str | None,
+    at: datetime,
+) -> HandledAlert:
+    """Close an open alert for ops and tell the alerts topic's subscribers.
+
+    As the tracking service flushes a parcel's outbox: publish, then strike the entry off. If the
+    publish fails the entry stays, and the parcel's next scan or sweep publishes it.
+    """
+    alerts.close(parcel_id, alert_type, by, note, at)
+    handled = alerts.handled(parcel_id, alert_type)
+    if handled is None:  # expired between the two calls: nothing left to tell
+        raise NotFoundError(f"no {alert_type.value} alert for parcel {parcel_id}")
+    topic.publish(handled.alert, AlertEvent.RESOLVED)
+    parcels.clear_outbox(parcel_id, frozenset({outbox_entry(AlertEvent.RESOLVED, alert_type.value)}))
+    return handled

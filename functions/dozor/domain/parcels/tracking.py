@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from dozor.domain.errors import DozorError, ParcelConflictError, StoreUnavailableError
-from dozor.domain.feedback import Feedback, FeedbackKind
+from dozor.domain.feedback import Feedback, FeedbackKind, FeedbackQueue
 from dozor.domain.parcels.alerts import Alert, AlertType, FeedGap, assess, effective_silence, resolutions
 from dozor.domain.parcels.lanes import LaneDeadlines
 from dozor.domain.parcels.model import ParcelLossModel, parcel_features
@@ -102,10 +102,6 @@ class AlertStore(Protocol):
 
 class AlertTopic(Protocol):
     def publish(self, alert: Alert, event: AlertEvent) -> None: ...
-
-
-class FeedbackQueue(Protocol):
-    def report(self, feedback: Feedback) -> None: ...
 
 
 class CarrierFeeds(Protocol):

@@ -17,9 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dozor.domain.errors import NotFoundError
 from dozor.domain.parcels.alerts import AlertType, Severity
-from dozor.domain.parcels.handling import HandledAlert
+from dozor.domain.parcels.handling import HandledAlert, resolve_by_hand
 from dozor.domain.parcels.timeline import Timeline, timeline
-from dozor.domain.parcels.tracking import AlertEvent, outbox_entry
 from dozor.handlers.console.identity import CONSOLE_RESPONSES, actor
 from dozor.handlers.console.wiring import console_dependencies
 from dozor.handlers.http_errors import documented
@@ -130,12 +129,5 @@ def acknowledge(parcel_id: ParcelId, alert_type: AlertType, request: OpsNote) ->
 def resolve(parcel_id: ParcelId, alert_type: AlertType, request: OpsNote) -> HandledAlert:
     deps = console_dependencies()
     by = actor(router.current_event.raw_event)
-    deps.alerts.close(parcel_id, alert_type, by, request.note, datetime.now(UTC))
-    handled = deps.alerts.handled(parcel_id, alert_type)
-    if handled is None:  # expired between the two calls: nothing left to tell
-        raise NotFoundError(f"no {alert_type.value} alert for parcel {parcel_id}")
-    # As the tracking service flushes a parcel's outbox: publish, then strike the entry off. If
-    # the publish fails the entry stays, and the parcel's next scan or sweep publishes it.
-    deps.topic.publish(handled.alert, AlertEvent.RESOLVED)
-    deps.parcels.clear_outbox(parcel_id, frozenset({outbox_entry(AlertEvent.RESOLVED, alert_type.value)}))
-    return handled
+    at = datetime.now(UTC)
+    return resolve_by_hand(deps.alerts, deps.topic, deps.parcels, parcel_id, alert_type, by, request.note, at)

@@ -23,8 +23,8 @@ from dozor.domain.fraud.reviews import (
     EntityHistory,
     ReviewCase,
     Verdict,
-    feedback_for,
     history_of,
+    record_verdict,
 )
 from dozor.handlers.console.identity import CONSOLE_RESPONSES, actor
 from dozor.handlers.console.wiring import ConsoleDependencies, console_dependencies
@@ -144,12 +144,7 @@ def order_detail(order_id: OrderId) -> OrderDetail:
 )
 def give_verdict(order_id: OrderId, request: VerdictRequest) -> ReviewCase:
     deps = console_dependencies()
-    at = datetime.now(UTC)
-    case = deps.reviews.settle(
-        order_id, request.verdict, actor(router.current_event.raw_event), request.note, at
+    by = actor(router.current_event.raw_event)
+    return record_verdict(
+        deps.reviews, deps.feedback, order_id, request.verdict, by, request.note, datetime.now(UTC)
     )
-    # `case` is as first stored: a retry (anyone's) while the Feedback is pending re-sends the same
-    # Feedback, first reviewer's time as its reported_at, so the labels get no second, later one.
-    deps.feedback.report(feedback_for(order_id, request.verdict, case.verdict_at or at))
-    deps.reviews.feedback_sent(order_id)
-    return case
