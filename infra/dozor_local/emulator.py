@@ -243,7 +243,8 @@ def make_emulator(host: str, port: int, *, profile: bool = False, keep_alive: bo
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per request
     chosen = os.environ.get(QUIRKS_ENV)
-    moto_quirks.install(None if chosen is None else tuple(n for n in chosen.split(",") if n not in ("", "none")))
+    names = None if chosen is None else tuple(n for n in chosen.split(",") if n not in ("", "none"))
+    moto_quirks.install(names)
     meter = Meter(DomainDispatcherApplication(create_backend_app), profile=profile)
     handler = keep_alive_handler() if keep_alive else MotoRequestHandler
     return make_server(host, port, meter, threaded=True, request_handler=handler)

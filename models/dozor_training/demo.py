@@ -213,7 +213,9 @@ def parcels_end(parcels: list[SimulatedParcel], end: datetime) -> datetime:
 # --- the run -------------------------------------------------------------------------------------
 
 
-def run(days: int, seed: int, out: Path, orders_per_day: int = ORDERS_PER_DAY) -> dict[str, Any]:
+def run(
+    days: int, seed: int, out: Path, orders_per_day: int = ORDERS_PER_DAY, log_dir: Path | None = None
+) -> dict[str, Any]:
     history = simulate(SimulationConfig(days=days, seed=seed, orders_per_day=orders_per_day, start=START))
     end = START + timedelta(days=days)
     parcels = simulate_shipments(history, seed)
@@ -232,6 +234,7 @@ def run(days: int, seed: int, out: Path, orders_per_day: int = ORDERS_PER_DAY) -
         # An idle poller asks again when its long poll ends: each ask is a request the emulator
         # serves between the functions' own (Lambda's pollers wait 20 s; stopping waits one out).
         poll_wait_seconds=5,
+        log_dir=log_dir,
     )
     with local:
         ready = time.perf_counter() - started
@@ -550,6 +553,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="where the report goes")
     parser.add_argument("--orders-per-day", type=int, default=ORDERS_PER_DAY, help="an ordinary day's orders")
+    parser.add_argument(
+        "--log-dir", type=Path, default=None, help="keep each function's log (warnings and errors) here"
+    )
     parser.set_defaults(run=main)
 
 
@@ -558,7 +564,9 @@ def main(args: argparse.Namespace | None = None) -> int:
         parser = argparse.ArgumentParser(description=__doc__)
         configure(parser)
         args = parser.parse_args()
-    run(args.days, args.seed, Path(args.out), orders_per_day=args.orders_per_day)
+    if args.log_dir is not None:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
+    run(args.days, args.seed, Path(args.out), orders_per_day=args.orders_per_day, log_dir=args.log_dir)
     return 0
 
 

@@ -101,7 +101,7 @@ def encode_pending(pending: PendingCommit) -> str:
             "order": pending.order.model_dump(mode="json", exclude_none=True) if pending.order else None,
             "fingerprint": pending.fingerprint,
             "outbox": sorted(pending.outbox),
-            "retired_writer": pending.retired_writer,
+            "retired_writers": sorted(pending.retired_writers),
             "counted": pending.counted,
         }
     )
@@ -127,7 +127,7 @@ def decode_pending(body: str) -> PendingCommit:
             Order.model_validate(raw["order"]) if raw.get("order") else None,
             str(raw.get("fingerprint", "")),
             frozenset(raw.get("outbox", [])),
-            str(raw.get("retired_writer", "")),  # absent from commits queued before it was kept
+            frozenset(str(w) for w in raw.get("retired_writers", [])),  # absent from older commits
             raw.get("counted") is True,
         )
     except Exception as error:  # any shape error: this message can never be applied

@@ -24,13 +24,14 @@ class DozorError(Exception):
 class StoreUnavailableError(DozorError):
     """A store, queue, topic or parameter could not be read or written in time (retry later).
 
-    ``retired_writer``: set by a decision store whose counting of an order stopped halfway, the
-    name it counted under and will never count under again (`PendingCommit.retired_writer`).
+    ``retired_writers``: set by a decision store that stopped halfway through an order: the
+    names the order may be stored or counted under, none of which anybody will count under
+    again (`PendingCommit.retired_writers`).
     """
 
-    def __init__(self, message: str, retired_writer: str = "") -> None:
+    def __init__(self, message: str, retired_writers: tuple[str, ...] = ()) -> None:
         super().__init__(message)
-        self.retired_writer = retired_writer
+        self.retired_writers = retired_writers
 
 
 class ConflictError(DozorError):

@@ -188,14 +188,14 @@ def test_a_writer_that_hands_an_order_on_names_itself_retired_and_another_contai
     with pytest.raises(StoreUnavailableError) as stopped:
         checkout.commit(pending, fits=_out_of_budget_after(3))
     # Then the error names the writer it counted under, which it will not count under again
-    assert stopped.value.retired_writer == named != checkout.writer
+    assert named in stopped.value.retired_writers and checkout.writer not in stopped.value.retired_writers
     stored = boto3.client("dynamodb").get_item(
         TableName=stack.table("DecisionsTable"), Key={"order_id": {"S": "o-repair-5"}}, ConsistentRead=True
     )["Item"]
     assert stored["writer"]["S"] == named and COUNT in stored["outbox"]["SS"]
     # When another container applies the pending commit that names it, well within REPAIR_GRACE
     with pytest.raises(AlreadyDecidedError):
-        drain.commit(replace(pending, retired_writer=named))
+        drain.commit(replace(pending, retired_writers=frozenset({named})))
     # Then the counting is finished at once, and exactly once
     for pk in {u.key[0] for u in pending.updates}:
         assert stack.feature_item(pk, "P")["orders"] == 1.0, pk
@@ -211,7 +211,7 @@ def test_a_pending_commit_naming_another_writer_still_waits_for_the_live_one(sta
     _killed_at_the_fourth_update(_store(stack), pending)
     # When a pending commit arrives that names some other writer as retired
     with pytest.raises(StoreUnavailableError):
-        _store(stack).commit(replace(pending, retired_writer="other"))
+        _store(stack).commit(replace(pending, retired_writers=frozenset({"other"})))
     # Then the count is left to the live writer: the fifth entity onwards is still uncounted
     counted = [stack.feature_item(u.key[0], "P").get("orders", 0.0) for u in pending.updates]
     assert counted.count(1.0) == 3
@@ -230,10 +230,10 @@ def test_a_put_that_timed_out_after_landing_is_handed_on_with_its_writer_retired
     with pytest.raises(StoreUnavailableError) as stopped:
         checkout.commit(pending)
     # Then the hand-off names the writer the decision was stored under, now retired
-    assert stopped.value.retired_writer == named != checkout.writer
+    assert named in stopped.value.retired_writers and checkout.writer not in stopped.value.retired_writers
     # And another container applying the pending commit counts the order at once, once
     with pytest.raises(AlreadyDecidedError):
-        _store(stack).commit(replace(pending, retired_writer=named))
+        _store(stack).commit(replace(pending, retired_writers=frozenset({named})))
     for pk in {u.key[0] for u in pending.updates}:
         assert stack.feature_item(pk, "P")["orders"] == 1.0, pk
 
@@ -266,3 +266,58 @@ def _stored_outbox(stack: Stack, order_id: str) -> list[str]:
         TableName=stack.table("DecisionsTable"), Key={"order_id": {"S": order_id}}, ConsistentRead=True
     )["Item"]
     return list(item.get("outbox", {}).get("SS", []))
+
+
+def test_a_retry_that_repairs_its_own_count_but_runs_out_before_the_strike_names_the_stored_writer(
+    stack: Stack,
+) -> None:
+    # Given checkout's first attempt, failed at the fourth counter update (its writer renamed)
+    pending = _pending("o-repair-10")
+    checkout = _store(stack)
+    first_name = checkout.writer
+    _failing_update(checkout, 4, EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    with pytest.raises(StoreUnavailableError):
+        checkout.commit(pending)
+    # When the retry in the budget repairs the count under that former name, then runs out of time
+    with pytest.raises(StoreUnavailableError) as stopped:
+        checkout.commit(pending, fits=_out_of_budget_after(len(pending.updates)))
+    # Then the hand-off names the writer the decision is stored under, not the retry's own
+    assert first_name in stopped.value.retired_writers
+    assert COUNT in _stored_outbox(stack, "o-repair-10")
+    # And another container's drain strikes it at once: nothing counted twice
+    with pytest.raises(AlreadyDecidedError):
+        _store(stack).commit(replace(pending, retired_writers=frozenset({first_name})))
+    assert COUNT not in _stored_outbox(stack, "o-repair-10")
+    for pk in {u.key[0] for u in pending.updates}:
+        assert stack.feature_item(pk, "P")["orders"] == 1.0, pk
+
+
+def test_a_retry_whose_put_also_timed_out_hands_on_every_name_the_order_may_be_stored_under(
+    stack: Stack,
+) -> None:
+    # Given checkout's put, taken by DynamoDB with its answer lost, and the retry's conditional
+    # put (refused: the first one landed) with its answer lost as well
+    pending = _pending("o-repair-11")
+    checkout = _store(stack)
+    first_name = checkout.writer
+    lost = {"n": 0}
+
+    def lost_answer(**_: Any) -> None:
+        lost["n"] += 1
+        if lost["n"] <= 2:
+            raise ReadTimeoutError(endpoint_url="http://127.0.0.1:1")
+
+    checkout._client.meta.events.register("after-call.dynamodb.PutItem", lost_answer)
+    with pytest.raises(StoreUnavailableError):
+        checkout.commit(pending)
+    second_name = checkout.writer
+    with pytest.raises(StoreUnavailableError) as stopped:
+        checkout.commit(pending)
+    # Then the hand-off names both attempts' writers: the decision is stored under the first
+    assert {first_name, second_name} <= set(stopped.value.retired_writers)
+    assert checkout.writer not in stopped.value.retired_writers
+    # And another container applying it counts the order at once, once
+    with pytest.raises(AlreadyDecidedError):
+        _store(stack).commit(replace(pending, retired_writers=frozenset(stopped.value.retired_writers)))
+    for pk in {u.key[0] for u in pending.updates}:
+        assert stack.feature_item(pk, "P")["orders"] == 1.0, pk

@@ -37,22 +37,22 @@ def pending() -> PendingCommit:
     )
 
 
-@given(
-    writer=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", max_size=8),
-    counted=st.booleans(),
-)
-def test_a_pending_commit_comes_back_whole_with_its_writer_and_count(
-    pending: PendingCommit, writer: str, counted: bool
+_NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", max_size=8)
+
+
+@given(writers=st.frozensets(_NAMES, max_size=8), counted=st.booleans())
+def test_a_pending_commit_comes_back_whole_with_its_writers_and_count(
+    pending: PendingCommit, writers: frozenset[str], counted: bool
 ) -> None:
-    sent = replace(pending, retired_writer=writer, counted=counted)
+    sent = replace(pending, retired_writers=writers, counted=counted)
     assert decode_pending(encode_pending(sent)) == sent
 
 
 def test_a_message_from_before_these_fields_decodes_as_not_known(pending: PendingCommit) -> None:
-    body = json.loads(encode_pending(replace(pending, retired_writer="w1", counted=True)))
-    del body["retired_writer"], body["counted"]
+    body = json.loads(encode_pending(replace(pending, retired_writers=frozenset({"w1"}), counted=True)))
+    del body["retired_writers"], body["counted"]
     decoded = decode_pending(json.dumps(body))
-    assert decoded.retired_writer == "" and decoded.counted is False
+    assert decoded.retired_writers == frozenset() and decoded.counted is False
     assert decoded == pending
 
 

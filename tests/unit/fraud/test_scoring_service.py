@@ -99,12 +99,13 @@ def test_duties_handed_on_after_the_commit_say_the_order_is_counted(model) -> No
     ]
 
 
-def test_a_commit_that_stopped_halfway_is_handed_on_naming_its_retired_writer(model) -> None:
+def test_a_commit_that_stopped_halfway_is_handed_on_naming_its_retired_writers(model) -> None:
     # Given a store whose counting stops halfway and retires its writer
     store, handed = InMemoryDecisionStore(), _Handed()
 
     def stopped(pending: PendingCommit, fits=None) -> None:  # type: ignore[no-untyped-def]
-        raise StoreUnavailableError("budget spent after 3 of 7 counter updates", retired_writer="w-old")
+        names = ("w-old", "w-older")
+        raise StoreUnavailableError("budget spent after 3 of 7 counter updates", retired_writers=names)
 
     store.commit = stopped  # type: ignore[method-assign]
     scoring = OrderScoring(store, CollectingReviewQueue(), model, PiiHasher(b"k"), pending=handed)
@@ -112,6 +113,6 @@ def test_a_commit_that_stopped_halfway_is_handed_on_naming_its_retired_writer(mo
     # When checkout commits the order, it still gets its decision
     assert scoring.commit(scored) == scored.decision
     # And the hand-off names the writer, with the counting not known to be done
-    assert [(p.retired_writer, p.counted, len(p.updates) > 0) for p in handed.commits] == [
-        ("w-old", False, True)
+    assert [(p.retired_writers, p.counted, len(p.updates) > 0) for p in handed.commits] == [
+        (frozenset({"w-old", "w-older"}), False, True)
     ]

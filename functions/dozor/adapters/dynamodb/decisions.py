@@ -30,8 +30,9 @@ it failed and took a new name (a writer that fails halfway does, so its old slot
 what it had applied), or it is done or dead, which every function's timeout guarantees after
 `REPAIR_GRACE`; a younger decision of another writer is left to it (the pending-commits record
 is refused as unavailable, and its queue brings it back after the grace). A writer that hands an
-order on names itself in the pending commit as retired (`PendingCommit.retired_writer`), so the
-pending-commits function finishes that count at once rather than after the grace; one that
+order on names in the pending commit every name it retired lately (`PendingCommit.retired_writers`:
+the order may be stored under any attempt's), so the pending-commits function finishes that
+count at once rather than after the grace; one that
 counted everything and hands on only the duties says so (`PendingCommit.counted`), and the
 function strikes ``count`` itself. Slots older than
 `SLOT_HOURS` are removed by the next write that reads them; a repair later than
@@ -55,7 +56,7 @@ import random
 import secrets
 import time
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -98,6 +99,10 @@ class DynamoDecisionStore:
         self._features = features_table
         self._decisions = decisions_table
         self._former: set[str] = set()  # this store's names before a failure: its own to repair
+        # The last few of them: a hand-off names these, as the order may be stored under any of
+        # its attempts' names (a container serves one invocation at a time; a budget allows a
+        # handful of attempts)
+        self._recently_retired: deque[str] = deque(maxlen=8)
         self.writer = ""
         self._rename()
         self._loaded: dict[Key, dict[str, object]] = {}  # the last read's items, to prune on write
@@ -107,6 +112,7 @@ class DynamoDecisionStore:
         """A new writer name, and the shard of the hot entities it writes to."""
         if self.writer:
             self._former.add(self.writer)
+            self._recently_retired.append(self.writer)
         self.writer = secrets.token_urlsafe(4)[:5]  # 30 bits: unique among an item's writers
         self.shard = zlib.crc32(self.writer.encode())
 
@@ -139,21 +145,19 @@ class DynamoDecisionStore:
         stored = self._decision_item(pending, updates)
         self._strike_owed()
         try:
-            self._put_decision(stored, fits, pending.retired_writer, pending.counted)
+            self._put_decision(stored, fits, pending.retired_writers, pending.counted)
             at = pending.order.created_at if pending.order is not None else decision.decided_at
             marker = _marker(decision.order_id, decision.decided_at.timestamp())
             self._count(self.writer, marker, updates, int(at.timestamp()), fits)
         except AlreadyDecidedError:
             raise
         except StoreUnavailableError as error:
-            # As below; and the error names the retired writer, so that whoever applies the
-            # hand-off finishes at once. Also when the put itself failed: it may have landed
-            # (a timeout after DynamoDB took it), under this name.
-            retired = self.writer
+            # As below; and the error names the writers retired lately, so that whoever applies
+            # the hand-off finishes at once. Also when the put itself failed: it may have landed
+            # (a timeout after DynamoDB took it) under this name or an earlier attempt's.
             self._rename()
-            if error.retired_writer:
-                raise
-            raise StoreUnavailableError(str(error), retired_writer=retired) from error
+            names = tuple(dict.fromkeys((*error.retired_writers, *self._recently_retired)))
+            raise StoreUnavailableError(str(error), retired_writers=names) from error
         except BaseException:
             # Anything that stops the count halfway and leaves the process alive (a store error,
             # or an interruption: a cancelled task, a test's simulated timeout) must retire this
@@ -199,7 +203,7 @@ class DynamoDecisionStore:
         self,
         stored: dict[str, Any],
         fits: Callable[[], bool] | None = None,
-        retired: str = "",
+        retired: frozenset[str] = frozenset(),
         counted: bool = False,
     ) -> None:
         order_id = stored["order_id"]["S"]
@@ -240,9 +244,10 @@ class DynamoDecisionStore:
                     raise StoreUnavailableError(f"{spent}: the rest handed on")
                 self._count_once(update, (slot, marker), self._stale(update, slot, order_epoch), fits)
         except StoreUnavailableError as error:
-            if error.retired_writer:
+            if writer in error.retired_writers:
                 raise
-            raise StoreUnavailableError(str(error), retired_writer=writer) from error
+            names = (*error.retired_writers, writer)
+            raise StoreUnavailableError(str(error), retired_writers=names) from error
 
     def _stale(self, update: ContainerUpdate, slot: str, order_epoch: int) -> list[str]:
         """What the write of ``update`` may remove: the buckets no order within the late-arrival
@@ -302,12 +307,12 @@ class DynamoDecisionStore:
         *,
         waiting: bool = False,
         fits: Callable[[], bool] | None = None,
-        retired: str = "",
+        retired: frozenset[str] = frozenset(),
     ) -> None:
         """Apply what a stored decision's counting left undone (see the module docstring).
 
         Only where no live writer can still be at it: this store's own former names, the name a
-        pending commit says its writer ``retired`` when it handed the order on, or a decision
+        pending commit says were ``retired`` when the order was handed on, or a decision
         older than `REPAIR_GRACE`. A younger one of another writer is left to it (or, when
         ``waiting``, refused as unavailable so that its queue brings it back later).
         """
@@ -318,7 +323,7 @@ class DynamoDecisionStore:
             return
         decided = Decision.model_validate_json(raw["decision"]["S"]).decided_at
         age = time.time() - decided.timestamp()
-        own = writer in self._former or (bool(retired) and writer == retired)
+        own = writer in self._former or writer in retired
         if not own and age < REPAIR_GRACE.total_seconds():
             if waiting:
                 raise StoreUnavailableError(f"order {order_id} is still being counted by writer {writer}")
@@ -332,8 +337,11 @@ class DynamoDecisionStore:
             marker = _marker(order_id, decided.timestamp())
             updates = features.updates(order, entities)
             self._count(writer, marker, updates, int(order.created_at.timestamp()), fits)
-        if fits is not None and not fits():  # the drain of the hand-off strikes it
-            raise StoreUnavailableError(f"latency budget spent before the count of {order_id} was struck off")
+        if fits is not None and not fits():  # the drain of the hand-off strikes it, at once:
+            # the count is done under a name nobody counts under any more (a former one of this
+            # store's, or one past the grace)
+            spent = f"latency budget spent before the count of {order_id} was struck off"
+            raise StoreUnavailableError(spent, retired_writers=(writer,))
         self._strike(order_id, {COUNT})
 
     def _strike_owed(self) -> None:

@@ -86,10 +86,10 @@ class PendingCommit:
     order: Order | None = None  # pseudonymised
     fingerprint: str = ""
     outbox: frozenset[str] = frozenset()
-    # The store's name for a counting of this order that stopped halfway and that nobody will
-    # continue under that name (`StoreUnavailableError.retired_writer`): whoever applies the
-    # commit may finish it at once instead of waiting until that writer must be done or dead.
-    retired_writer: str = ""
+    # The store's names for a storing or counting of this order that stopped halfway, none of
+    # which anybody will count under again (`StoreUnavailableError.retired_writers`): whoever
+    # applies the commit may finish it at once instead of waiting until the writer must be gone.
+    retired_writers: frozenset[str] = frozenset()
     # Every counter update was applied before the hand-off (only the duties were left): whoever
     # applies the commit has no counting to finish, and need not wait for the writer to strike it.
     counted: bool = False
@@ -485,8 +485,8 @@ class OrderScoring:
                 )
             return prior.decision
         except DozorError as error:  # unavailable, throttled, conflicting: the durable path takes it
-            if isinstance(error, StoreUnavailableError) and error.retired_writer:
-                pending = replace(pending, retired_writer=error.retired_writer)
+            if isinstance(error, StoreUnavailableError) and error.retired_writers:
+                pending = replace(pending, retired_writers=frozenset(error.retired_writers))
             self._hand_off(pending, str(error))
             return decision
         self._remember(decision.order_id, PriorDecision(decision, pending.fingerprint))

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dozor.adapters.sqs import decode_pending
+from dozor.domain.errors import StoreUnavailableError
 from dozor.handlers.fraud.wiring import dependencies
 from dozor.handlers.quarantine import quarantine_for, quarantining
 from dozor.handlers.wiring import logger, metrics, tracer
@@ -26,7 +27,18 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def apply_pending(record: SQSRecord) -> None:
     pending = decode_pending(record.body)
-    decision = dependencies().scoring.apply(pending)
+    try:
+        decision = dependencies().scoring.apply(pending)
+    except StoreUnavailableError as error:  # the record fails alone; its queue brings it back
+        logger.warning(
+            "pending decision not applied yet",
+            extra={
+                "order_id": pending.decision.order_id,
+                "reason": str(error),
+                "receive_count": record.attributes.approximate_receive_count,
+            },
+        )
+        raise
     logger.info(
         "pending decision applied",
         extra={"order_id": decision.order_id, "won": decision.decided_at == pending.decision.decided_at},
