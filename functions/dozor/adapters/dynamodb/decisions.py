@@ -30,12 +30,11 @@ it failed and took a new name (a writer that fails halfway does, so its old slot
 what it had applied), or it is done or dead, which every function's timeout guarantees after
 `REPAIR_GRACE`; a younger decision of another writer is left to it (the pending-commits record
 is refused as unavailable, and its queue brings it back after the grace). A writer that hands an
-order on names in the pending commit every name it retired lately (`PendingCommit.retired_writers`:
+order on lists in the pending commit the names it retired lately (`PendingCommit.retired_writers`:
 the order may be stored under any attempt's), so the pending-commits function finishes that
-count at once rather than after the grace; one that
-counted everything and hands on only the duties says so (`PendingCommit.counted`), and the
-function strikes ``count`` itself. Slots older than
-`SLOT_HOURS` are removed by the next write that reads them; a repair later than
+count at once rather than after the grace; one that counted everything and hands on only the
+duties says so (`PendingCommit.counted`), and the function strikes ``count`` itself. Slots
+older than `SLOT_HOURS` are removed by the next write that reads them; a repair later than
 `REPAIR_HORIZON` (past every SQS redelivery of the order) leaves the counters as they are. What
 is not repaired: a checkout invocation killed between the decision and its last update whose
 client never retries the order leaves its counters partly applied (logged by the platform as a
@@ -311,9 +310,9 @@ class DynamoDecisionStore:
     ) -> None:
         """Apply what a stored decision's counting left undone (see the module docstring).
 
-        Only where no live writer can still be at it: this store's own former names, the name a
-        pending commit says were ``retired`` when the order was handed on, or a decision
-        older than `REPAIR_GRACE`. A younger one of another writer is left to it (or, when
+        Only where no live writer can still be at it: this store's own former names, the names a
+        pending commit says were ``retired`` when the order was handed on, or a decision older
+        than `REPAIR_GRACE`. A younger one of another writer is left to it (or, when
         ``waiting``, refused as unavailable so that its queue brings it back later).
         """
         order_id, writer = raw["order_id"]["S"], raw.get("writer", {}).get("S", "")
