@@ -185,9 +185,11 @@ def test_counter_updates_that_outlast_the_budget_are_handed_on_and_counted_once(
     budget = dependencies().scoring.budget
     applied = {"n": 0}
 
+    features = stack.table("FeaturesTable").encode()
+
     def counter_update(params: dict[str, Any], **kwargs: object) -> None:
-        if b'"pk"' not in params["body"]:
-            return  # the decision's outbox, not an entity's counters
+        if features not in params["body"]:
+            return  # the decision's outbox or the caller's throttle count, not an entity's counters
         if fault == "hang":
             hang(budget.read_timeout)(**kwargs)
         time.sleep(budget.read_timeout * 0.75)
