@@ -117,6 +117,8 @@ class LocalServer:
         stack = LocalStack.deploy(self.template, parameters=self.parameters, endpoint_url=self.endpoint_url)
         self._stack = stack
         self._sqs = stack.client("sqs")
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
         for logical_id, spec in stack.functions.items():
             env = {**stack.env_for(logical_id), **self.env_overrides}
             if isinstance(self.clock, SimClock):  # the functions' "now" is the event's simulated time
@@ -474,7 +476,6 @@ def run_up(args: Any) -> int:
     def on_signal(number: int, frame: Any) -> None:
         stopping.set()
 
-    args.log_dir.mkdir(parents=True, exist_ok=True)
     parameters = dict(item.split("=", 1) for item in args.parameter_overrides)
     local = LocalServer(
         args.template,

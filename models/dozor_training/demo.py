@@ -564,8 +564,6 @@ def main(args: argparse.Namespace | None = None) -> int:
         parser = argparse.ArgumentParser(description=__doc__)
         configure(parser)
         args = parser.parse_args()
-    if args.log_dir is not None:
-        args.log_dir.mkdir(parents=True, exist_ok=True)
     run(args.days, args.seed, Path(args.out), orders_per_day=args.orders_per_day, log_dir=args.log_dir)
     return 0
 

@@ -150,20 +150,19 @@ class DynamoDecisionStore:
             self._count(self.writer, marker, updates, int(at.timestamp()), fits)
         except AlreadyDecidedError:
             raise
-        except StoreUnavailableError as error:
-            # As below; and the error names the writers retired lately, so that whoever applies
-            # the hand-off finishes at once. Also when the put itself failed: it may have landed
-            # (a timeout after DynamoDB took it) under this name or an earlier attempt's.
-            self._rename()
-            names = tuple(dict.fromkeys((*error.retired_writers, *self._recently_retired)))
-            raise StoreUnavailableError(str(error), retired_writers=names) from error
-        except BaseException:
+        except BaseException as error:
             # Anything that stops the count halfway and leaves the process alive (a store error,
             # or an interruption: a cancelled task, a test's simulated timeout) must retire this
             # name: its slots must keep saying what it had counted, or a later count under the same
             # name would hide this one's gaps from the repair. Re-raised, so nothing is swallowed.
             self._rename()
-            raise
+            if not isinstance(error, StoreUnavailableError):
+                raise
+            # A hand-off: it names the writers retired lately, so that whoever applies it finishes
+            # at once. Also when the put itself failed: it may have landed (a timeout after
+            # DynamoDB took it) under this name or an earlier attempt's.
+            names = tuple(dict.fromkeys((*error.retired_writers, *self._recently_retired)))
+            raise StoreUnavailableError(str(error), retired_writers=names) from error
         if updates:
             # Struck off with the first duty done, or (no time left) before this writer's next write
             if pending.outbox or (fits is not None and not fits()):

@@ -490,7 +490,7 @@ class OrderScoring:
             self._hand_off(pending, str(error))
             return decision
         self._remember(decision.order_id, PriorDecision(decision, pending.fingerprint))
-        self._finish(replace(pending, counted=True), deadline)  # stored and counted: duties left
+        self._finish(pending, deadline, counted=True)  # stored and counted: only duties are left
         return decision
 
     def apply(self, pending: PendingCommit) -> Decision:
@@ -517,8 +517,9 @@ class OrderScoring:
             duties.add(REVIEW)
         return frozenset(duties)
 
-    def _finish(self, pending: PendingCommit, deadline: Deadline | None) -> None:
-        """Do a stored decision's duties now while they fit the budget, else leave them to the queue."""
+    def _finish(self, pending: PendingCommit, deadline: Deadline | None, counted: bool = False) -> None:
+        """Do a stored decision's duties now while they fit the budget, else leave them to the
+        queue (saying whether its counting is known to be done: ``counted``)."""
         cost = self._budget.attempt_cost
         # Each call is started only while it and a hand-off after it still fit.
         fits = (lambda: True) if deadline is None else (lambda: deadline.allows(2 * cost))
@@ -527,10 +528,11 @@ class OrderScoring:
         except DozorError as error:
             if deadline is None:
                 raise
-            self._hand_off(pending, str(error))
+            self._hand_off(replace(pending, counted=counted), str(error))
             return
         if left:
-            self._hand_off(replace(pending, outbox=left), "no time left for the decision's review / event")
+            reason = "no time left for the decision's review / event"
+            self._hand_off(replace(pending, outbox=left, counted=counted), reason)
 
     def _do(
         self,
