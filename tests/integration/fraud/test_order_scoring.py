@@ -134,6 +134,9 @@ def test_review_decision_is_published_once(stack: Stack) -> None:
 
 
 def test_block_list_declines(stack: Stack) -> None:
+    # A warm container first: a cold one reads the model and the hash key inside the first order's
+    # budget, and on a loaded machine that order is answered degraded (the list not read at all)
+    score(stack, make_order("o-5000", card="card-warm-up", buyer_id="b-warm-up"))
     order = make_order("o-5001", card="card-on-block-list")
     deps = dependencies()
     entity = deps.scoring._hasher("card", "card-on-block-list")  # the hasher ops tooling uses
