@@ -13,6 +13,12 @@ plain moto. What the emulator's profile under `make bench-gateway` showed, per r
   its messages, visible, in flight and delayed, by walking them all) three times over to read
   one number: a receive cost grew with the queue (~10 ms each in the demo, a fifth of the
   emulator's CPU). The period is read from the queue itself, the value those attributes hold.
+- ``sqs_queue_counts``: every sent message makes moto build all of its queue's attributes (to
+  read ``ContentBasedDeduplication``), and three of them count the queue's messages, visible, in
+  flight and delayed, each asking the clock (through two datetimes) twice per message: a
+  SendMessageBatch of ten into a queue of a few hundred cost ~6 ms, the demo's driver spent a
+  tenth of the emulator's CPU on it. The clock is read once per count and each message's stamps
+  compared with it, the comparisons moto's ``Message.visible`` and ``delayed`` make.
 - ``serializer_dict_values``: moto renders every answer by walking the operation's output shape
   and asking, for each member, an attribute picker to find the value: it builds a context, joins
   the shape path, and tries up to a dozen spellings of the name (aliases, each also in
@@ -79,6 +85,32 @@ def sqs_retention(swaps: Swaps) -> None:
 
     check = is_message_valid_based_on_retention_period
     swaps.set(models.SQSBackend, "is_message_valid_based_on_retention_period", check)
+
+
+# --- sqs_queue_counts ------------------------------------------------------------------------------
+
+
+def sqs_queue_counts(swaps: Swaps) -> None:
+    from moto.sqs import models  # noqa: PLC0415
+
+    def now_millis() -> float:
+        return float(models.__dict__["unix_time_millis"]())  # moto's clock, as Message reads it
+
+    def messages(self: Any) -> list[Any]:  # visible and not delayed: Message.visible, .delayed
+        now = now_millis()
+        return [m for m in self._messages if now > m.visible_at and now >= m.delayed_until]
+
+    def delayed(self: Any) -> int:
+        now = now_millis()
+        return sum(1 for m in self._messages if now < m.delayed_until)
+
+    def not_visible(self: Any) -> int:
+        now = now_millis()
+        return sum(1 for m in self._messages if now <= m.visible_at)
+
+    swaps.set(models.Queue, "messages", property(messages))
+    swaps.set(models.Queue, "approximate_number_of_messages_delayed", property(delayed))
+    swaps.set(models.Queue, "approximate_number_of_messages_not_visible", property(not_visible))
 
 
 # --- serializer_dict_values -------------------------------------------------------------------------
@@ -163,6 +195,7 @@ def random_strings(swaps: Swaps) -> None:
 PATCHES: dict[str, Callable[[Swaps], None]] = {
     "dispatch_hosts": dispatch_hosts,
     "sqs_retention": sqs_retention,
+    "sqs_queue_counts": sqs_queue_counts,
     "serializer_dict_values": serializer_dict_values,
     "attribute_names": attribute_names,
     "random_strings": random_strings,

@@ -94,6 +94,52 @@ def test_receiving_judges_retention_as_moto_does(monkeypatch: pytest.MonkeyPatch
     assert got == expected == [["m-0", "m-1", "m-2"], []]
 
 
+_COUNTS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+_COUNTS += ["ApproximateNumberOfMessagesDelayed"]
+
+
+def _counts_as_the_clock_moves(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """A queue's three counts and what a receive gets, as received and delayed messages come due."""
+    import boto3  # noqa: PLC0415
+    from moto import mock_aws  # noqa: PLC0415
+    from moto.sqs import models  # noqa: PLC0415
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    seen: list[Any] = []
+    with mock_aws(), monkeypatch.context() as clock:
+        start = models.unix_time_millis()
+        clock.setattr(models, "unix_time_millis", lambda: start)
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="scans")["QueueUrl"]
+        for n in range(5):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m-{n}")
+        sqs.send_message(QueueUrl=url, MessageBody="late", DelaySeconds=30)
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=20)
+        for after_ms in (0, 20_000, 20_001, 29_999, 30_000):
+            clock.setattr(models, "unix_time_millis", lambda after_ms=after_ms: start + after_ms)
+            counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=_COUNTS)["Attributes"]
+            seen.append({name: int(counts[name]) for name in _COUNTS})
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=5)
+        seen.append(sorted(m["Body"] for m in got["Messages"]))
+        seen.append(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=_COUNTS)["Attributes"])
+    return seen
+
+
+def test_queue_counts_follow_the_clock_as_moto_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    with moto_quirks.only():
+        expected = _counts_as_the_clock_moves(monkeypatch)
+    with moto_quirks.only("sqs_queue_counts"):
+        got = _counts_as_the_clock_moves(monkeypatch)
+    assert got == expected
+    # (visible, in flight, delayed): the received two come back after 20 s, the late one at 30 s
+    timeline = [(3, 2, 1), (3, 2, 1), (5, 0, 1), (5, 0, 1), (6, 0, 0)]
+    assert [tuple(counts.values()) for counts in expected[:5]] == timeline
+    assert len(expected[5]) == 6
+
+
 # What moto draws at random in an answer, and its timestamps: the rest must match byte for byte.
 _DRAWN = {"MessageId", "ReceiptHandle", "SenderId", "EventId", "Version", "LastModifiedDate"}
 _DRAWN |= {"SentTimestamp", "ApproximateFirstReceiveTimestamp", "CreatedTimestamp", "ARN", "Id"}
@@ -147,6 +193,7 @@ def _service_answers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         answer(
             sqs.send_message, QueueUrl=fifo, MessageBody="f", MessageGroupId="g", MessageDeduplicationId="d"
         )
+        answer(sqs.send_message, QueueUrl=url, MessageBody="later", DelaySeconds=60)
         answer(sqs.send_message, QueueUrl=url, MessageBody="")  # refused
         received = answer(
             sqs.receive_message,
@@ -188,7 +235,9 @@ def _service_answers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return answers
 
 
-@pytest.mark.parametrize("name", ["serializer_dict_values", "attribute_names", "random_strings"])
+@pytest.mark.parametrize(
+    "name", ["sqs_queue_counts", "serializer_dict_values", "attribute_names", "random_strings"]
+)
 def test_a_rendering_patch_answers_as_moto_does(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with moto_quirks.only():
         expected = _service_answers(monkeypatch)
