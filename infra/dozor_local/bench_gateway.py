@@ -100,15 +100,16 @@ def _costs(
         name: {"requests": round(n / calls, 2), "cpu_ms": round(ms / max(n, 1), 2)}
         for name, (n, ms) in sorted(delta.items(), key=lambda kv: -kv[1][1])
     }
+    spent = {owner: seconds - was_cpu.get(owner, 0.0) for owner, seconds in cpu.items()}
     functions = {
-        owner: round((seconds - was_cpu.get(owner, 0.0)) * 1000 / calls, 1)
-        for owner, seconds in cpu.items()
-        if owner != "emulator" and seconds - was_cpu.get(owner, 0.0) > 0
+        owner: round(seconds * 1000 / calls, 1)
+        for owner, seconds in spent.items()
+        if not owner.startswith("emulator") and seconds > 0
     }
     return {
         "aws_requests_per_call": round(sum(n for n, _ in delta.values()) / calls, 2),
         "emulator_cpu_ms_per_call": round(
-            (cpu.get("emulator", 0.0) - was_cpu.get("emulator", 0.0)) * 1000 / calls, 1
+            sum(s for owner, s in spent.items() if owner.startswith("emulator")) * 1000 / calls, 1
         ),
         "emulator_request_cpu_ms_per_call": round(sum(ms for _, ms in delta.values()) / calls, 1),
         "function_cpu_ms_per_call": functions,

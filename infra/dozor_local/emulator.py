@@ -1,22 +1,30 @@
-"""The AWS emulator in its own process: moto's threaded server with Dozor's moto quirks installed.
+"""The AWS emulator in its own processes: moto's threaded server with Dozor's moto quirks installed.
 
     python -m dozor_local.emulator 127.0.0.1 0     # prints "ready http://127.0.0.1:<port>"
+    python -m dozor_local.emulator 127.0.0.1 0 http://127.0.0.1:<dynamodb port>
 
-Why a process of its own: moto does all of its work in Python under one GIL. Sharing that GIL
+Why processes of their own: moto does all of its work in Python under one GIL. Sharing that GIL
 with the API gateway, the pollers and the demo's clients made every request wait for the
-others; in its own process the emulator gets a core to itself. It exits when its stdin closes,
-so it never outlives the stack that started it.
+others; in its own process the emulator gets a core to itself. DynamoDB, most of the emulator's
+work (and serialised within it, see `moto_quirks`), gets a second process (`LocalServer` starts
+both): the functions reach it directly (`AWS_ENDPOINT_URL_DYNAMODB`), so SQS, SNS and the rest
+answer on the other core meanwhile; in the demo that took a third off its wall time. Given the
+DynamoDB process's URL, the main one forwards DynamoDB's requests to it (`DynamoDBPeer`), so one
+endpoint still serves every service to whoever knows only AWS_ENDPOINT_URL (the AWS CLI, the
+tests). Each exits when its stdin closes, so it never outlives the stack that started it.
 
 Connections stay open between requests (`keep_alive_handler`): Werkzeug's development server
 closes each one after its response, which cost every botocore call a TCP connect.
 
 It counts what it serves: `GET /_dozor/requests` answers {operation: [requests, CPU ms]} (the
 CPU of the thread that served each request; `DELETE` starts the count afresh), which is how
-`make bench-gateway` reports AWS requests and emulator CPU per order. `?by=caller` answers
+`make bench-gateway` reports AWS requests and emulator CPU per order (the main process adds the
+DynamoDB process's count to its own). `?by=caller` answers
 {caller: {operation: [requests, CPU ms]}}: a function's workers name themselves in the SDK's
 user agent (`AWS_SDK_UA_APP_ID`), and every other client is "client". With
 DOZOR_EMULATOR_PROFILE=<file> every request also runs under cProfile, and the merged profile is
-written to that file (pstats) at exit or on `POST /_dozor/requests`:
+written to that file (pstats) at exit or on `POST /_dozor/requests` (the DynamoDB process's to
+`<file>.dynamodb`):
 
     DOZOR_EMULATOR_PROFILE=/tmp/emulator.prof make bench-gateway
     python -c "import pstats; pstats.Stats('/tmp/emulator.prof').sort_stats('tottime').print_stats(30)"
@@ -28,6 +36,7 @@ measure what a quirk saves, or to tell whether a quirk is behind an answer that 
 from __future__ import annotations
 
 import cProfile
+import http.client
 import io
 import json
 import logging
@@ -40,7 +49,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from dozor_local import moto_quirks
 
@@ -77,11 +86,74 @@ def operation(environ: dict[str, Any]) -> str:
     return f"{service[0] if service else 'unsigned'}.{environ.get('REQUEST_METHOD', '?')}"
 
 
+# What the DynamoDB process serves: DynamoDB's tables and their streams (one backend).
+_DYNAMODB_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+class DynamoDBPeer:
+    """The emulator process that serves DynamoDB: its requests are forwarded there as they came
+    (headers, signature and body), and its answers returned as they come back."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._local = threading.local()  # one kept-alive connection per request thread
+
+    @staticmethod
+    def serves(environ: dict[str, Any]) -> bool:
+        return str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith(_DYNAMODB_TARGETS)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        headers["Content-Type"] = environ.get("CONTENT_TYPE", "")
+        headers.pop("Connection", None)
+        status, answer_headers, payload = self._send(environ.get("REQUEST_METHOD", "POST"), headers, body)
+        start_response(status, answer_headers)
+        return [payload]
+
+    def report(self, method: str, query: str) -> Any:
+        """The DynamoDB process's own count (`GET /_dozor/requests`), or its reset and dump."""
+        status, _, payload = self._send(method, {}, b"", REQUESTS_PATH + (f"?{query}" if query else ""))
+        return json.loads(payload) if status.startswith("200") else {}
+
+    def _send(
+        self, method: str, headers: dict[str, str], body: bytes, path: str = "/"
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        try:
+            answer = self._exchange(self._connection(), method, path, headers, body)
+        except (ConnectionError, http.client.HTTPException):
+            # The kept-alive connection was closed under us (the peer closes none itself, so the
+            # request was not served): botocore would retry it too; on a new connection.
+            answer = self._exchange(self._connection(fresh=True), method, path, headers, body)
+        kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP]
+        return f"{answer.status} {answer.reason}", kept, answer.read()
+
+    @staticmethod
+    def _exchange(
+        connection: http.client.HTTPConnection, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> http.client.HTTPResponse:
+        connection.request(method, path, body=body, headers=headers)
+        return connection.getresponse()
+
+    def _connection(self, *, fresh: bool = False) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None or fresh:
+            if connection is not None:
+                connection.close()
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=600)
+            self._local.connection = connection
+        return connection
+
+
 class Meter:
     """A WSGI middleware counting requests and their thread CPU per operation (and profiling them)."""
 
-    def __init__(self, app: WsgiApp, profile: bool = False) -> None:
+    def __init__(self, app: WsgiApp, profile: bool = False, peer: DynamoDBPeer | None = None) -> None:
         self.app = app
+        self.peer = peer
         self.lock = threading.Lock()
         self.served: dict[str, dict[str, list[float]]] = {}  # caller -> operation -> [n, ms]
         self.profile = profile
@@ -91,6 +163,8 @@ class Meter:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == REQUESTS_PATH:
             return self._report(environ, start_response)
+        if self.peer is not None and self.peer.serves(environ):
+            return self.peer(environ, start_response)  # counted (and profiled) where it is served
         name = operation(environ)
         profiler = self._profiler() if self.profile else None
         began = time.thread_time()
@@ -116,8 +190,16 @@ class Meter:
                 self.served = {}
                 self._profilers = []
                 self._local = threading.local()
-            by_caller = "by=caller" in str(environ.get("QUERY_STRING", ""))
-            body = json.dumps(_by_caller(self.served) if by_caller else _by_operation(self.served))
+            served = {who: {op: list(entry) for op, entry in ops.items()} for who, ops in self.served.items()}
+        query = str(environ.get("QUERY_STRING", ""))
+        if self.peer is not None:
+            theirs = self.peer.report(str(environ.get("REQUEST_METHOD", "GET")), "by=caller")
+            for who, ops in theirs.items():
+                for op, (n, ms) in ops.items():
+                    entry = served.setdefault(who, {}).setdefault(op, [0, 0.0])
+                    entry[0] += n
+                    entry[1] += ms
+        body = json.dumps(_by_caller(served) if "by=caller" in query else _by_operation(served))
         start_response("200 OK", [("content-type", "application/json")])
         return [body.encode()]
 
@@ -231,9 +313,12 @@ def keep_alive_handler() -> type[Any]:
     return KeepAliveHandler
 
 
-def make_emulator(host: str, port: int, *, profile: bool = False, keep_alive: bool = True) -> Any:
+def make_emulator(
+    host: str, port: int, *, profile: bool = False, keep_alive: bool = True, dynamodb_url: str | None = None
+) -> Any:
     """moto's server app (every service) behind the meter, on a threaded Werkzeug server (not
-    started: `serve_forever`). `keep_alive=False`: Werkzeug's own handler, as moto ships it."""
+    started: `serve_forever`). `keep_alive=False`: Werkzeug's own handler, as moto ships it.
+    `dynamodb_url`: the emulator process that serves DynamoDB, where its requests are forwarded."""
     from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - heavy; only in the emulator process
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -245,15 +330,16 @@ def make_emulator(host: str, port: int, *, profile: bool = False, keep_alive: bo
     chosen = os.environ.get(QUIRKS_ENV)
     names = None if chosen is None else tuple(n for n in chosen.split(",") if n not in ("", "none"))
     moto_quirks.install(names)
-    meter = Meter(DomainDispatcherApplication(create_backend_app), profile=profile)
+    peer = DynamoDBPeer(dynamodb_url) if dynamodb_url else None
+    meter = Meter(DomainDispatcherApplication(create_backend_app), profile=profile, peer=peer)
     handler = keep_alive_handler() if keep_alive else MotoRequestHandler
     return make_server(host, port, meter, threaded=True, request_handler=handler)
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, dynamodb_url: str | None = None) -> None:
     """Run the emulator until stdin closes (the parent stopped or died)."""
     profile_path = os.environ.get(PROFILE_ENV)
-    server = make_emulator(host, port, profile=bool(profile_path))
+    server = make_emulator(host, port, profile=bool(profile_path), dynamodb_url=dynamodb_url)
     threading.Thread(target=server.serve_forever, name="emulator", daemon=True).start()
     bound_host, bound_port = server.server_address[:2]
     print(f"ready http://{bound_host}:{bound_port}", flush=True)
@@ -264,4 +350,4 @@ def serve(host: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4])

@@ -19,6 +19,7 @@ import json
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -283,6 +284,12 @@ class _Server(ThreadingHTTPServer):
     reset clients when 20 connected at once)."""
 
     request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (a browser closing its kept-alive connection) is no error of
+        # ours; anything else is printed with its traceback, as socketserver does.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class ApiGateway:

@@ -33,7 +33,7 @@ from typing import Any
 
 from dozor_local import simtime
 from dozor_local.auth import LOCAL_CREDENTIALS, Authorization
-from dozor_local.emulator import REQUESTS_PATH
+from dozor_local.emulator import PROFILE_ENV, REQUESTS_PATH
 from dozor_local.gateway import ApiContext, ApiGateway, routes_from
 from dozor_local.intrinsics import Resolver, UnresolvableError
 from dozor_local.invoke import Invocation, isolate_from_real_aws
@@ -83,8 +83,9 @@ class LocalServer:
         self.pollers: list[SqsPoller] = []
         self.schedulers: list[Scheduler] = []
         self.ops_queue_url = ""
-        self._moto: subprocess.Popen[str] | None = None
+        self._emulators: dict[str, subprocess.Popen[str]] = {}  # "dynamodb", then "main"
         self._endpoint_url = ""
+        self._dynamodb_url = ""
         self._gateway: ApiGateway | None = None
         self._ticker: WallTicker | None = None
         self._stack: LocalStack | None = None
@@ -103,24 +104,17 @@ class LocalServer:
 
     def _start(self) -> None:
         isolate_from_real_aws()
-        self._moto = subprocess.Popen(
-            [sys.executable, "-m", "dozor_local.emulator", self.host, str(self.emulator_port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._moto.stdout is not None
-        ready = self._moto.stdout.readline().strip()
-        if not ready.startswith("ready "):
-            raise OSError(f"the emulator did not start on {self.host}:{self.emulator_port}")
-        self._endpoint_url = ready.removeprefix("ready ")
+        # DynamoDB in a process of its own (see `dozor_local.emulator`); the main one forwards to it.
+        self._dynamodb_url = self._emulator("dynamodb", 0)
+        self._endpoint_url = self._emulator("main", self.emulator_port, self._dynamodb_url)
         stack = LocalStack.deploy(self.template, parameters=self.parameters, endpoint_url=self.endpoint_url)
         self._stack = stack
         self._sqs = stack.client("sqs")
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         for logical_id, spec in stack.functions.items():
-            env = {**stack.env_for(logical_id), **self.env_overrides}
+            env = {**stack.env_for(logical_id), "AWS_ENDPOINT_URL_DYNAMODB": self._dynamodb_url}
+            env.update(self.env_overrides)
             if isinstance(self.clock, SimClock):  # the functions' "now" is the event's simulated time
                 env[simtime.HANDLER_ENV] = spec.handler
             runs = dataclasses.replace(spec, handler=simtime.WRAPPER) if simtime.HANDLER_ENV in env else spec
@@ -183,18 +177,37 @@ class LocalServer:
             self._gateway = None
         for pool in self.pools.values():
             pool.stop()
-        if self._moto is not None:
+        for emulator in reversed(list(self._emulators.values())):  # the main one first
             with contextlib.suppress(OSError):
-                assert self._moto.stdin is not None
-                self._moto.stdin.close()  # the emulator exits when its stdin closes
+                assert emulator.stdin is not None
+                emulator.stdin.close()  # the emulator exits when its stdin closes
             try:
-                self._moto.wait(10)
+                emulator.wait(10)
             except subprocess.TimeoutExpired:
-                self._moto.kill()
-                self._moto.wait(10)
-            if self._moto.stdout is not None:
-                self._moto.stdout.close()
-            self._moto = None
+                emulator.kill()
+                emulator.wait(10)
+            if emulator.stdout is not None:
+                emulator.stdout.close()
+        self._emulators.clear()
+
+    def _emulator(self, role: str, port: int, *args: str) -> str:
+        """Start an emulator process; its URL once it is ready."""
+        env = dict(os.environ)
+        if role != "main" and PROFILE_ENV in env:
+            env[PROFILE_ENV] += f".{role}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dozor_local.emulator", self.host, str(port), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self._emulators[role] = process
+        assert process.stdout is not None
+        ready = process.stdout.readline().strip()
+        if not ready.startswith("ready "):
+            raise OSError(f"the {role} emulator did not start on {self.host}:{port}")
+        return ready.removeprefix("ready ")
 
     def __enter__(self) -> LocalServer:
         return self.start()
@@ -213,8 +226,13 @@ class LocalServer:
 
     @property
     def endpoint_url(self) -> str:
-        """Where boto3 / the AWS CLI reach the emulator."""
+        """Where boto3 / the AWS CLI reach the emulator (every service, DynamoDB forwarded)."""
         return self._endpoint_url
+
+    @property
+    def dynamodb_endpoint_url(self) -> str:
+        """The emulator process that serves DynamoDB, as the functions reach it."""
+        return self._dynamodb_url
 
     @property
     def api_url(self) -> str:
@@ -325,9 +343,9 @@ class LocalServer:
         }
 
     def worker_pids(self) -> list[int]:
-        """Every process the stack started: the emulator and the function workers."""
-        emulator = [self._moto.pid] if self._moto is not None else []
-        return emulator + [pid for pool in self.pools.values() for pid in pool.pids()]
+        """Every process the stack started: the emulators and the function workers."""
+        emulators = [process.pid for process in self._emulators.values()]
+        return emulators + [pid for pool in self.pools.values() for pid in pool.pids()]
 
     def aws_requests(self, by_caller: bool = False) -> Any:
         """What the emulator has served so far: {operation: [requests, CPU ms]}, or with
@@ -337,11 +355,15 @@ class LocalServer:
             return json.load(answer)
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU time used so far by the emulator and each function's workers (Linux; {} elsewhere).
+        """CPU time used so far by the emulators ("emulator": the main one, "emulator_dynamodb")
+        and each function's workers (Linux; {} elsewhere).
 
-        The emulator works serially, so its CPU time is a floor under any run's wall time.
+        The DynamoDB emulator works serially, so its CPU time is a floor under any run's wall time.
         """
-        owners = {"emulator": [self._moto.pid] if self._moto is not None else []}
+        owners = {
+            "emulator" if role == "main" else f"emulator_{role}": [process.pid]
+            for role, process in self._emulators.items()
+        }
         owners.update({logical_id: pool.pids() for logical_id, pool in self.pools.items()})
         used: dict[str, float] = {}
         for owner, pids in owners.items():

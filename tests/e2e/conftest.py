@@ -39,7 +39,7 @@ def local() -> Iterator[LocalServer]:
     server = LocalServer(api_port=0, clock=SimClock(SIM_START), retry_after=0, env_overrides=_QUIET)
     with server:
         pids = server.worker_pids()
-        assert len(pids) == len(server.stack.functions) + 1  # and the emulator
+        assert len(pids) == len(server.stack.functions) + 2  # and the two emulators
         yield server
     # Everything the stack started is gone: worker processes and our threads.
     assert not [pid for pid in pids if _alive(pid)]

@@ -63,6 +63,25 @@ def test_checkout_gets_a_decision_over_http_and_can_read_it_back(local: LocalSer
     assert request(local, "GET", "/v1/orders/e2e-never-seen/decision")[0] == 404
 
 
+def test_functions_write_to_the_dynamodb_emulator_that_the_main_endpoint_forwards_to(
+    local: LocalServer,
+) -> None:
+    status, decision = post(local, "/v1/orders/score", make_order("e2e-split-1", buyer_id="b-e2e-split"))
+    assert status == 200
+    table = local.stack.resources["DecisionsTable"].ref
+    key = {"order_id": {"S": "e2e-split-1"}}
+    region = local.stack.region
+    direct = boto3.client("dynamodb", endpoint_url=local.dynamodb_endpoint_url, region_name=region)
+    forwarded = local.client("dynamodb")
+    stored = direct.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    assert forwarded.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"] == stored
+    assert json.loads(stored["decision"]["S"])["decision"] == decision["decision"]
+    # The DynamoDB process holds the tables alone; the queues are the main one's.
+    sqs = boto3.client("sqs", endpoint_url=local.dynamodb_endpoint_url, region_name=region)
+    assert not sqs.list_queues().get("QueueUrls")
+    assert local.client("sqs").list_queues()["QueueUrls"]
+
+
 def test_every_route_but_the_docs_needs_a_signature_as_deployed(local: LocalServer) -> None:
     body = json.dumps(make_order("e2e-unsigned-1"))
     for method, path, payload in [

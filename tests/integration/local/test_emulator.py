@@ -22,9 +22,9 @@ _REGION = "eu-central-1"
 
 
 @contextmanager
-def _emulator(*, keep_alive: bool) -> Iterator[tuple[str, list[int]]]:
+def _emulator(*, keep_alive: bool, dynamodb_url: str | None = None) -> Iterator[tuple[str, list[int]]]:
     """A running emulator's URL, and the client ports of the connections it accepted."""
-    server = emulator.make_emulator("127.0.0.1", 0, keep_alive=keep_alive)
+    server = emulator.make_emulator("127.0.0.1", 0, keep_alive=keep_alive, dynamodb_url=dynamodb_url)
     accepted: list[int] = []
     handler = server.RequestHandlerClass
 
@@ -143,6 +143,40 @@ def test_connections_kept_open_answer_as_werkzeugs_server() -> None:
     assert expected[-1]["KeyCount"] == 2
     # Four clients, each on one connection for all its calls (Werkzeug's server: one per call).
     assert connections <= 4 < len(expected)
+
+
+def test_dynamodb_forwarded_to_its_own_emulator_answers_the_same() -> None:
+    with _emulator(keep_alive=True) as (url, _):
+        expected = _answers(url)
+    with (
+        _emulator(keep_alive=True) as (dynamodb_url, dynamodb_accepted),
+        _emulator(keep_alive=True, dynamodb_url=dynamodb_url) as (url, _),
+    ):
+        got = _answers(url)
+        _served(url, "DELETE")  # both count afresh
+        table = _client("dynamodb", url, app_id="ShipmentEventsFunction")
+        table.put_item(TableName="t", Item={"pk": {"S": "k9"}})
+        _client("sqs", url).list_queues()
+        merged, theirs = _served(url, query="?by=caller"), _served(dynamodb_url, query="?by=caller")
+    assert got == expected
+    assert dynamodb_accepted  # the main emulator forwarded to the DynamoDB one over its own connection
+    # Counted once, where it was served, with its caller: the main one adds that count to its own.
+    assert {who: {op: n for op, (n, _) in ops.items()} for who, ops in theirs.items()} == {
+        "ShipmentEventsFunction": {"DynamoDB.PutItem": 1}
+    }
+    assert {who: {op: n for op, (n, _) in ops.items()} for who, ops in merged.items()} == {
+        "ShipmentEventsFunction": {"DynamoDB.PutItem": 1},
+        "client": {"AmazonSQS.ListQueues": 1},
+    }
+
+
+def test_only_dynamodb_is_forwarded() -> None:
+    dynamodb = {"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.TransactWriteItems"}
+    streams = {"HTTP_X_AMZ_TARGET": "DynamoDBStreams_20120810.GetRecords"}
+    others = [{"HTTP_X_AMZ_TARGET": "AmazonSQS.SendMessage"}, {"HTTP_X_AMZ_TARGET": "AWSEvents.PutEvents"}]
+    others += [{"CONTENT_TYPE": "application/x-www-form-urlencoded"}, {}]
+    assert emulator.DynamoDBPeer.serves(dynamodb) and emulator.DynamoDBPeer.serves(streams)
+    assert not any(emulator.DynamoDBPeer.serves(environ) for environ in others)
 
 
 def _served(url: str, method: str = "GET", query: str = "") -> Any:
