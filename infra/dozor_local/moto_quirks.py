@@ -178,15 +178,89 @@ def _light_errors(swaps: _Swaps) -> None:
 # --- partition_queries -----------------------------------------------------------------------------
 
 
-# Requests that never change an item; any other DynamoDB request starts a new generation, and the
-# index partitions grouped under the old one are not used again.
+# Requests that never change an item. A write that names its items (`_written`) marks them for
+# regrouping; any other request starts a new generation, and every index is grouped afresh.
 _READS = frozenset(
     {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable", "ListTables"}
     | {"DescribeTimeToLive", "DescribeContinuousBackups", "ListTagsOfResource", "DescribeEndpoints"}
 )
 _generation = [0]
-# (id(table), index key attributes) -> (generation, table, {key values: items in table order})
-_grouped: dict[tuple[int, tuple[str, ...]], tuple[int, Any, dict[tuple[Any, ...], list[Any]]]] = {}
+
+
+_MOST_WRITTEN = 10_000  # writes kept for a grouping not queried since; past that it is made afresh
+
+
+class _Grouping:
+    """A table's items grouped by an index's partition key values, kept in step with the writes
+    (Table.query skips whatever is not an Item, so these are Items only)."""
+
+    def __init__(self, table: Any, names: tuple[str, ...]) -> None:
+        from moto.dynamodb.models.dynamo_type import Item  # noqa: PLC0415
+
+        self.table, self.names, self.generation = table, names, _generation[0]
+        self.groups: dict[tuple[Any, ...], dict[Any, Any]] = defaultdict(dict)  # key values -> items
+        self.where: dict[Any, tuple[Any, ...]] = {}  # item key -> its key values
+        self.written: list[dict[str, Any]] = []  # items (or keys) written since, as requests named them
+        for item in _items(table):
+            if isinstance(item, Item):
+                self._place(item, (item.hash_key, item.range_key))
+
+    def _place(self, item: Any, key: Any) -> None:
+        values = tuple(_key_value(item.attrs.get(name)) for name in self.names)
+        self.groups[values][key] = item
+        self.where[key] = values
+
+    def note(self, named: list[dict[str, Any]]) -> None:
+        if self.generation == _generation[0]:  # (an outdated grouping is made afresh anyway)
+            self.written += named
+            if len(self.written) > _MOST_WRITTEN:
+                self.generation, self.written = -1, []
+
+    def catch_up(self) -> None:
+        """Regroup each item written since: where it is now, or nowhere if it is gone."""
+        from moto.dynamodb.models.dynamo_type import DynamoType, Item  # noqa: PLC0415
+
+        table, written, self.written = self.table, self.written, []
+        for named in written:
+            hash_key = DynamoType(named[table.hash_key_attr])
+            range_key = DynamoType(named[table.range_key_attr]) if table.range_key_attr else None
+            key = (hash_key, range_key)
+            was = self.where.pop(key, None)
+            if was is not None:
+                self.groups[was].pop(key, None)
+            partition = table.items.get(hash_key)
+            item = partition.get(range_key) if table.range_key_attr and partition is not None else partition
+            if isinstance(item, Item):
+                self._place(item, key)
+
+
+# (id(table), index key attributes) -> the table's items grouped by those attributes' values
+_grouped: dict[tuple[int, tuple[str, ...]], _Grouping] = {}
+
+
+def _written(action: str | None, body: Any) -> dict[str, list[dict[str, Any]]] | None:
+    """The items a write request names (its items, or their keys) per table; None when it may
+    change items it does not name (or names them in a way not read here)."""
+    try:
+        if action == "PutItem":
+            return {body["TableName"]: [body["Item"]]}
+        if action in ("UpdateItem", "DeleteItem"):
+            return {body["TableName"]: [body["Key"]]}
+        named: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        if action == "BatchWriteItem":
+            for table, requests in body["RequestItems"].items():
+                for request in requests:
+                    put = request.get("PutRequest")
+                    named[table].append(put["Item"] if put else request["DeleteRequest"]["Key"])
+            return named
+        if action == "TransactWriteItems":
+            for entry in body["TransactItems"]:
+                ((kind, operation),) = entry.items()
+                named[operation["TableName"]].append(operation["Item" if kind == "Put" else "Key"])
+            return named
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass
+    return None
 
 
 def _partition_queries(swaps: _Swaps) -> None:
@@ -199,11 +273,20 @@ def _partition_queries(swaps: _Swaps) -> None:
     original_call_action = DynamoHandler.call_action
 
     def call_action(self: Any) -> Any:
-        try:
-            return original_call_action(self)
-        finally:
-            if self._get_action() not in _READS:
-                _generation[0] += 1
+        # Under the DynamoDB lock (see serialised_requests) until the writes are noted: a query
+        # must not see a write's items before its grouping knows they moved.
+        with _dynamodb_lock:
+            try:
+                return original_call_action(self)
+            finally:
+                action = self._get_action()
+                if action not in _READS:
+                    named = _written(action, self.body)
+                    if named is None or any(":" in table for table in named):  # (a table's ARN: unread)
+                        _generation[0] += 1
+                    else:
+                        for grouping in _grouped.values():
+                            grouping.note(named.get(grouping.table.name, []))
 
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         arguments = signature.bind(self, hash_key, *args, **kwargs).arguments
@@ -212,19 +295,22 @@ def _partition_queries(swaps: _Swaps) -> None:
             if not conditions:
                 return original_query(self, hash_key, *args, **kwargs)
             names = tuple(conditions)
-            entry = _grouped.get((id(self), names))
-            if entry is None or entry[0] != _generation[0] or entry[1] is not self:
-                groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
-                for item in _items(self):
-                    attrs = getattr(item, "attrs", None) or {}
-                    groups[tuple(_key_value(attrs.get(name)) for name in names)].append(item)
-                entry = _grouped[id(self), names] = (_generation[0], self, groups)
+            grouping = _grouped.get((id(self), names))
+            fresh = grouping is None or grouping.generation != _generation[0] or grouping.table is not self
+            if not fresh:
+                try:
+                    grouping.catch_up()  # type: ignore[union-attr]
+                except (KeyError, TypeError, ValueError, AttributeError):  # a key not read here
+                    fresh = True
+            if fresh:
+                grouping = _grouped[id(self), names] = _Grouping(self, names)
+            assert grouping is not None
             wanted = tuple(_key_value(conditions[name]) for name in names)
             if _ODD in wanted:
                 pool = list(_items(self))
             else:
-                odd = [i for key, items in entry[2].items() if _ODD in key for i in items]
-                pool = entry[2].get(wanted, []) + odd
+                odd = [i for key, items in grouping.groups.items() if _ODD in key for i in items.values()]
+                pool = list(grouping.groups.get(wanted, {}).values()) + odd
             candidates = [item for item in pool if _matches(item, conditions)]
         else:
             partition = self.items.get(hash_key) if hash_key is not None else None

@@ -9,7 +9,8 @@ local API gateway, SQS pollers and schedules. No Docker, no AWS account.
 
 Each function runs in its own worker process with the environment SAM would give it (the
 template's variables resolved against the local resources, AWS_ENDPOINT_URL pointing at the
-emulator): see `workers`. The functions cannot tell they are local except through those settings.
+emulator and AWS_ENDPOINT_URL_DYNAMODB at its DynamoDB process): see `workers`. The functions
+cannot tell they are local except through those settings.
 `dozor local up` (`make serve`) is the long-running form.
 """
 
@@ -131,7 +132,10 @@ class LocalServer:
         for logical_id, spec in stack.functions.items():
             for event in spec.events:
                 if event.type == "SQS" and event.queue:
-                    self.pollers.append(self._poller(logical_id, event))
+                    # As Lambda's event source mapping scales out: a poller per container, so
+                    # that a function with two containers takes two batches at once.
+                    for _ in self.pools[logical_id].workers:
+                        self.pollers.append(self._poller(logical_id, event))
                 elif event.type in _SCHEDULE_TYPES:
                     try:
                         scheduler = Scheduler(
@@ -306,7 +310,7 @@ class LocalServer:
             # Ask the emulator only when no poller is mid-batch: every question costs it CPU
             # that the functions' own requests are waiting for.
             if not any(p.busy for p in self.pollers) and all(
-                self._depth(p.queue_url) == 0 for p in self.pollers
+                self._depth(url) == 0 for url in {p.queue_url: None for p in self.pollers}
             ):
                 return True
             time.sleep(0.02)

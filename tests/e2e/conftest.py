@@ -36,10 +36,16 @@ def local() -> Iterator[LocalServer]:
     # Another session's stack may be up in this process (the browser tests' `local`, when a worker
     # runs both): its threads are its own, stopped at its own teardown.
     others = {t for t in threading.enumerate() if t.name.startswith(_OUR_THREADS)}
-    server = LocalServer(api_port=0, clock=SimClock(SIM_START), retry_after=0, env_overrides=_QUIET)
+    # Two shipment containers, as Lambda scales a busy queue's function out: a poller each.
+    shipments = {"ShipmentEventsFunction": 2}
+    server = LocalServer(
+        api_port=0, clock=SimClock(SIM_START), retry_after=0, env_overrides=_QUIET, concurrency=shipments
+    )
     with server:
         pids = server.worker_pids()
-        assert len(pids) == len(server.stack.functions) + 2  # and the two emulators
+        assert len(pids) == len(server.stack.functions) + 1 + 2  # one more container, two emulators
+        polling = [p.function for p in server.pollers]
+        assert polling.count("ShipmentEventsFunction") == 2 and polling.count("OrderEventsFunction") == 1
         yield server
     # Everything the stack started is gone: worker processes and our threads.
     assert not [pid for pid in pids if _alive(pid)]

@@ -235,7 +235,28 @@ def _operations(ddb: Any) -> Iterator[Any]:
                 if "LastEvaluatedKey" not in page:
                     break
                 query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        # a parcel moves to the next shard between queries: the next query must see it there
+        # parcels come, go and move to the next shard between queries: the next query must see
+        # each where it is now (moto's answers hold the index to that)
+        n = int(shard[-1])
+        yield answer(ddb.delete_item, TableName="parcels", Key={"pk": {"S": f"p0{n}1"}})
+        yield answer(
+            ddb.batch_write_item,
+            RequestItems={
+                "parcels": [
+                    {"DeleteRequest": {"Key": {"pk": {"S": f"p0{n}2"}}}},
+                    {
+                        "PutRequest": {
+                            "Item": {"pk": {"S": f"new{n}"}, "due_at": _n(5), "due_shard": {"S": shard}}
+                        }
+                    },
+                    {
+                        "PutRequest": {
+                            "Item": {"pk": {"S": f"p0{n}3"}, "due_at": _n(6), "due_shard": {"S": "due#2"}}
+                        }
+                    },
+                ]
+            },
+        )
         yield answer(
             ddb.update_item,
             TableName="parcels",
@@ -320,3 +341,37 @@ def test_patches_come_off_and_go_back_on() -> None:
     with moto_quirks.only("partition_queries"):
         assert Table.query is not plain
     assert Table.query is not plain  # what was installed before is back on
+
+
+def test_an_index_is_regrouped_by_the_items_written_and_afresh_after_any_other_write() -> None:
+    def due(ddb: Any, shard: str) -> list[str]:
+        page = ddb.query(
+            TableName="parcels",
+            IndexName="due",
+            KeyConditionExpression="due_shard = :s",
+            ExpressionAttributeValues={":s": {"S": shard}},
+        )
+        return [item["pk"]["S"] for item in page["Items"]]
+
+    with moto_quirks.only("partition_queries"), mock_aws():
+        ddb = boto3.client("dynamodb", region_name="eu-central-1")
+        _create_tables(ddb)
+        for n in range(4):
+            item = {"pk": {"S": f"p{n}"}, "due_at": _n(n), "due_shard": {"S": f"due#{n % 2}"}}
+            ddb.put_item(TableName="parcels", Item=item)
+        assert due(ddb, "due#0") == ["p0", "p2"]
+        (grouping,) = moto_quirks._grouped.values()
+        ddb.update_item(
+            TableName="parcels",
+            Key={"pk": {"S": "p1"}},
+            UpdateExpression="SET due_shard = :s",
+            ExpressionAttributeValues={":s": {"S": "due#0"}},
+        )
+        ddb.delete_item(TableName="parcels", Key={"pk": {"S": "p2"}})
+        assert due(ddb, "due#0") == ["p0", "p1"]
+        assert list(moto_quirks._grouped.values()) == [grouping]  # regrouped by the two items alone
+        ddb.update_time_to_live(
+            TableName="parcels", TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+        )
+        assert due(ddb, "due#1") == ["p3"]
+        assert list(moto_quirks._grouped.values()) != [grouping]  # a write naming no item: afresh
