@@ -8,6 +8,12 @@ plain moto. What the emulator's profile under `make bench-gateway` showed, per r
   moto module by listing moto's package directory (a ``listdir`` and a ``stat`` of each of its
   ~150 entries) twice per request, then tries up to ~180 URL patterns. The module list does not
   change while a server runs, and a host's backend is kept once found.
+- ``direct_dynamodb``: a DynamoDB request went through moto's Flask app (a request context, URL
+  routing, the CORS extension's after-request hook, a response object converted twice) to reach
+  the one handler every DynamoDB request goes to; a third of a small UpdateItem's cost (0.7 ms
+  against 0.5). A POST to "/" with DynamoDB's target goes to that handler directly, with the
+  CORS header the extension adds to every answer; anything else (a browser's Origin, another
+  path or method) goes through Flask as before.
 - ``sqs_retention``: for every message a ReceiveMessage returns, moto checks its retention
   period through ``get_queue_attributes``, which builds every attribute of the queue (counting
   its messages, visible, in flight and delayed, by walking them all) three times over to read
@@ -70,6 +76,46 @@ def dispatch_hosts(swaps: Swaps) -> None:
 
     swaps.set(backends, "list_of_moto_modules", list_of_moto_modules)
     swaps.set(DomainDispatcherApplication, "get_backend_for_host", get_backend_for_host)
+
+
+# --- direct_dynamodb -------------------------------------------------------------------------------
+
+
+def direct_dynamodb(swaps: Swaps) -> None:
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+    from flask import Response  # noqa: PLC0415
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
+    from moto.moto_api import recorder  # noqa: PLC0415
+    from moto.moto_server import werkzeug_app  # noqa: PLC0415
+
+    original = werkzeug_app.DomainDispatcherApplication.__call__
+
+    def dispatch(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        direct = (
+            str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_20120810.")
+            and environ.get("REQUEST_METHOD") == "POST"
+            and environ.get("PATH_INFO") == "/"
+            and "HTTP_ORIGIN" not in environ  # CORS answers a browser differently: Flask's way
+        )
+        if not direct:
+            return original(self, environ, start_response)
+        app = self.get_application(environ)
+        if getattr(app, "service", None) != "dynamodb":
+            return app(environ, start_response)
+        # What moto's Flask view (core.utils.convert_to_flask_response) does with the request.
+        request = werkzeug_app.BackendRequest(environ)
+        recorder._record_request(request)
+        try:
+            result = DynamoHandler.dispatch(request, request.raw_url, dict(request.headers))
+        except ClientError as error:
+            result = 400, {}, error.response["Error"]["Message"]
+        status, headers, content = result if len(result) == 3 else (200, {}, result)
+        response = Response(response=content, status=status, headers=headers)
+        if not werkzeug_app.DISABLE_GLOBAL_CORS:  # type: ignore[attr-defined]
+            response.headers["Access-Control-Allow-Origin"] = "*"  # flask-cors, as moto sets it up
+        return response(environ, start_response)
+
+    swaps.set(werkzeug_app.DomainDispatcherApplication, "__call__", dispatch)
 
 
 # --- sqs_retention ----------------------------------------------------------------------------------
@@ -194,6 +240,7 @@ def random_strings(swaps: Swaps) -> None:
 
 PATCHES: dict[str, Callable[[Swaps], None]] = {
     "dispatch_hosts": dispatch_hosts,
+    "direct_dynamodb": direct_dynamodb,
     "sqs_retention": sqs_retention,
     "sqs_queue_counts": sqs_queue_counts,
     "serializer_dict_values": serializer_dict_values,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -60,6 +61,93 @@ def test_a_request_patch_dispatches_as_moto_does(name: str) -> None:
         got = _backends()
     assert got == expected
     assert len(set(expected)) >= 8
+
+
+_DYNAMODB_CALLS: list[tuple[str, dict[str, Any], dict[str, str]]] = [
+    (
+        "CreateTable",
+        {
+            "TableName": "t",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+        {},
+    ),
+    ("PutItem", {"TableName": "t", "Item": {"pk": {"S": "a"}, "n": {"N": "1"}}}, {}),
+    (
+        "UpdateItem",
+        {
+            "TableName": "t",
+            "Key": {"pk": {"S": "a"}},
+            "UpdateExpression": "ADD n :one",
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+            "ReturnValues": "ALL_NEW",
+        },
+        {},
+    ),
+    (
+        "UpdateItem",
+        {
+            "TableName": "t",
+            "Key": {"pk": {"S": "a"}},
+            "UpdateExpression": "ADD n :one",
+            "ConditionExpression": "attribute_not_exists(pk)",
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        },
+        {},
+    ),
+    ("GetItem", {"TableName": "missing", "Key": {"pk": {"S": "a"}}}, {}),
+    ("GetItem", {"TableName": "t", "Key": {"pk": {"S": "a"}}}, {"HTTP_ORIGIN": "http://127.0.0.1:3000"}),
+    ("Scan", {"TableName": "t"}, {"REQUEST_METHOD": "GET"}),
+    ("NoSuchAction", {}, {}),
+]
+_VOLATILE_HEADERS = {"date", "x-amzn-requestid", "x-amz-crc32"}
+
+
+def _dynamodb_over_wsgi() -> list[Any]:
+    """Status, headers (but the request id, date and checksum) and body of each raw request, as
+    moto's server app answers them."""
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+    answers = []
+    for target, body, extra in _DYNAMODB_CALLS:
+        raw = json.dumps(body).encode()
+        environ = _signed("dynamodb", HTTP_X_AMZ_TARGET=f"DynamoDB_20120810.{target}")
+        environ |= {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "HTTP_HOST": "127.0.0.1:5000"}
+        environ |= {"CONTENT_TYPE": "application/x-amz-json-1.0", "CONTENT_LENGTH": str(len(raw))}
+        environ |= {"wsgi.input": io.BytesIO(raw), "wsgi.url_scheme": "http", "SERVER_NAME": "127.0.0.1"}
+        environ |= {"SERVER_PORT": "5000", **extra}
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
+            started[:] = [status, headers]  # noqa: B023 - called before the loop moves on
+
+        try:
+            payload = b"".join(dispatcher(environ, start_response))
+        except Exception as error:  # the server answers 500 for it
+            answers.append(("raised", type(error).__name__))
+            continue
+        kept = sorted((k, v) for k, v in started[1] if k.lower() not in _VOLATILE_HEADERS)
+        if target == "CreateTable":  # its answer holds the table's creation time
+            kept, payload = [(k, v) for k, v in kept if k != "Content-Length"], b""
+        answers.append((started[0], kept, payload))
+    return answers
+
+
+def test_dynamodb_answers_directly_as_through_flask(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto import mock_aws  # noqa: PLC0415
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with moto_quirks.only(), mock_aws():
+        expected = _dynamodb_over_wsgi()
+    with moto_quirks.only("direct_dynamodb"), mock_aws():
+        got = _dynamodb_over_wsgi()
+    assert got == expected
+    statuses = [answer[0].split()[0] for answer in expected]
+    assert statuses.count("200") >= 4 and statuses.count("400") >= 2  # the refusals ran too
+    assert expected[-1] == ("raised", "OperationNotFoundError")
+    assert all(("Access-Control-Allow-Origin", "*") in headers for _, headers, _ in expected[:5])
 
 
 def _receive_within_and_past_retention(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
