@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
     env = {**_QUIET, "AWS_ENDPOINT_URL_DYNAMODB": proxy.url}
     with LocalServer(api_port=0, env_overrides=env) as local:
-        proxy.target = local.endpoint_url
+        proxy.target = local.dynamodb_endpoint_url  # (the main endpoint would forward it there)
         client = ApiClient(local.api_url, region=local.stack.region)
         times = FunctionTimes(local)
         measure(client, [order(n, "warm") for n in range(20)], times)

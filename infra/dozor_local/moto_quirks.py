@@ -30,8 +30,9 @@ order and of the parcel sweeper showed, and what each patch does about it:
   item against the key condition; on a GSI too. The sweeper's 16 due-index queries an hour made
   that the cost of a demo's parcels. The items whose partition key matches are now found first
   (the base table's partition directly; for an index, the items grouped by its partition key in
-  one pass, kept until the next request that may write) and sorted the same way, so moto
-  filters, pages and projects the same list in the same order.
+  one pass, then regrouped by the items each write names, and grouped afresh after any other
+  write) and sorted the same way, so moto filters, pages and projects the same list in the same
+  order.
 """
 
 from __future__ import annotations

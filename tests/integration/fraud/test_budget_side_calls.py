@@ -18,10 +18,10 @@ from typing import Any
 import boto3
 import pytest
 
-from dozor.handlers.fraud import score_order
+from dozor.handlers.fraud import pending_commits, score_order
 from dozor.handlers.fraud.wiring import dependencies
 from dozor.handlers.wiring import side_call_config
-from tests.helpers.aws_stack import Stack, api_event, make_order
+from tests.helpers.aws_stack import Stack, api_event, make_order, sqs_event
 from tests.helpers.faults import Faults, code, hang, refused
 
 
@@ -80,9 +80,15 @@ def test_a_cold_container_without_its_hash_key_answers_503_in_budget_then_recove
     assert status == 503 and body["error"]["code"] == "unavailable"
     assert took < dependencies().scoring.budget.seconds
     assert stack.decision_count() == 0
-    # Secrets Manager is back: the next request reads the key and is decided
+    # Secrets Manager is back: the next request reads the key and is decided, and its decision is
+    # stored: at once, or, when the cold reads left no time in the budget for the write (as on a
+    # loaded machine), by the pending-commits queue the budget hands it to
     status, decision, _ = score(stack, "o-k1")
     assert status == 200 and decision["order_id"] == "o-k1"
+    handed_off = stack.drain("PendingCommitsQueue")
+    if handed_off:
+        result = pending_commits.lambda_handler(sqs_event([json.dumps(b) for b in handed_off]), stack.context)
+        assert result["batchItemFailures"] == []
     assert stack.decision_count() == 1
 
 
