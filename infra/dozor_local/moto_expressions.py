@@ -24,6 +24,18 @@ scored order showed, and what each patch does about it:
   order; the one exception, a missing path that a later ``if_not_exists`` would have taken in, is
   refused at once by the missing-path check. Any error: moto's seven walks run again from a fresh
   copy, so an invalid update fails with moto's error, the one its order of walks finds first.
+- ``planned_updates``: even after the patches above, validating an update and executing it walk
+  its tree node by node, and every top-level SET re-measures the whole item against the 400 KB
+  limit (the sum of every attribute's size, again for each SET): half of an UpdateItem's cost in
+  the demo. Most updates a service sends only SET, ADD, DELETE and REMOVE top-level attributes,
+  from values or ``if_not_exists(attribute, value)``. For such a text the actions are read once
+  (a plan, kept per text); a request then checks what moto's walks would refuse (a repeated
+  clause, a name or value not given, an attribute named twice, a key or index attribute, a
+  reserved word, a value moto could not read, a type ADD or DELETE cannot take, an item that
+  might outgrow the limit) and, if any could, leaves the request to moto's walks. Otherwise the
+  actions are applied as moto's executors apply them (the same objects, ``if_not_exists`` taking
+  the item's own value, sets extended and shrunk in place), with the limit checked once against
+  the item's size plus every value written, a bound no order of the actions can exceed.
 - ``condition_expression_cache``: a ConditionExpression is lexed again (six regular expressions tried
   at every character run) for every conditional write, twice per update. The tokens depend only on
   the text and are kept per text; resolving names and values runs as before.
@@ -38,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import pickle
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -377,11 +390,258 @@ def _condition_parse_memo(swaps: Swaps) -> None:
     swaps.set(ConditionExpressionParser, "parse", remembered_parse)
 
 
+# --- planned_updates -------------------------------------------------------------------------------
+
+_PLAN_TOKEN = re.compile(r"\s*(?:(#?[A-Za-z_][A-Za-z0-9_]*)|(:[A-Za-z0-9_]+)|([=,()]))")
+_CLAUSES = ("SET", "ADD", "DELETE", "REMOVE")
+_TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "L", "M"})
+_SETS = frozenset({"SS", "NS", "BS"})
+_ITEM_LIMIT = 405_000  # moto's LimitedSizeDict
+# (kind, attribute token, value token, if_not_exists attribute token or None)
+Action = tuple[str, str, str | None, str | None]
+_plans: dict[str, tuple[Action, ...] | None] = {}
+_texts: dict[int, tuple[Any, str]] = {}  # id(parsed tree) -> (the tree, its text)
+
+
+def _tokens(text: str) -> list[str] | None:
+    found, at = [], 0
+    while at < len(text):
+        if text[at:].strip() == "":
+            break
+        match = _PLAN_TOKEN.match(text, at)
+        if match is None:
+            return None
+        found.append(match.group(match.lastindex or 0))
+        at = match.end()
+    return found
+
+
+def plan(text: str) -> tuple[Action, ...] | None:
+    """The actions of an update that only SETs (to a value, or to if_not_exists of an attribute
+    and a value), ADDs, DELETEs and REMOVEs top-level attributes; None for anything else."""
+    if text in _plans:
+        return _plans[text]
+    tokens, seen = _tokens(text), set()
+    actions: list[Action] = []
+    try:
+        at = 0
+        while tokens is not None and at < len(tokens):
+            clause = tokens[at].upper()
+            if clause not in _CLAUSES or clause in seen:
+                raise ValueError(clause)
+            seen.add(clause)
+            at += 1
+            while True:
+                target = _path(tokens[at])
+                if clause == "SET":
+                    if tokens[at + 1] != "=":
+                        raise ValueError(tokens[at + 1])
+                    if tokens[at + 2] == "if_not_exists":
+                        if tokens[at + 3] != "(" or tokens[at + 5] != "," or tokens[at + 7] != ")":
+                            raise ValueError(tokens[at + 3 : at + 8])
+                        actions.append((clause, target, _value(tokens[at + 6]), _path(tokens[at + 4])))
+                        at += 8
+                    else:
+                        actions.append((clause, target, _value(tokens[at + 2]), None))
+                        at += 3
+                elif clause == "REMOVE":
+                    actions.append((clause, target, None, None))
+                    at += 1
+                else:
+                    actions.append((clause, target, _value(tokens[at + 1]), None))
+                    at += 2
+                if at < len(tokens) and tokens[at] == ",":
+                    at += 1
+                    continue
+                break
+        result = tuple(actions) if tokens is not None and actions else None
+    except (ValueError, IndexError):
+        result = None
+    if len(_plans) >= _PARSED_LIMIT:
+        _plans.clear()
+    _plans[text] = result
+    return result
+
+
+def _path(token: str) -> str:
+    if token[0] == ":" or token in "=,()" or token.upper() in _CLAUSES or token == "if_not_exists":
+        raise ValueError(token)
+    return token
+
+
+def _value(token: str) -> str:
+    if token[0] != ":":
+        raise ValueError(token)
+    return token
+
+
+class _Planned:
+    """A validated plan: the actions with their names resolved and values made, ready to apply."""
+
+    def __init__(self, steps: list[tuple[str, str, Any, str | None]]) -> None:
+        self.steps = steps
+
+    def normalize(self) -> None:
+        pass  # moto flattens and orders a tree's actions; a plan's are flat, on distinct attributes
+
+    def apply(self, item: Any) -> None:
+        from moto.dynamodb.models.dynamo_type import DynamoType  # noqa: PLC0415
+
+        attrs = item.attrs
+        for kind, name, value, source in self.steps:
+            if kind == "SET":
+                taken = attrs.get(source) if source is not None else None
+                dict.__setitem__(attrs, name, taken if taken is not None else value)
+            elif kind == "REMOVE":
+                attrs.pop(name, None)
+            elif kind == "ADD" and value.type == "N":
+                dict.__setitem__(attrs, name, attrs.get(name, DynamoType({"N": "0"})) + value)
+            elif kind == "ADD":
+                members = attrs.get(name)
+                if members is None:
+                    members = DynamoType({value.type: []})
+                    dict.__setitem__(attrs, name, members)
+                for member in value.value:
+                    if member not in members.value:
+                        members.value.append(member)
+            else:  # DELETE
+                members = attrs.get(name)
+                if members is None:
+                    continue
+                for member in value.value:
+                    with contextlib.suppress(KeyError, ValueError):
+                        members.value.remove(member)
+                if not members.value:
+                    del attrs[name]
+
+
+def _planned(validator: Any, text: str) -> _Planned | None:
+    """The plan for this request, or None where moto's own walks must decide (they may refuse)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType  # noqa: PLC0415
+    from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords  # noqa: PLC0415
+
+    actions = plan(text)
+    if actions is None:
+        return None
+    names = validator.expression_attribute_names or {}
+    values = validator.expression_attribute_values or {}
+    table, attrs = validator.table, validator.item.attrs
+    keys = set(table.table_key_attrs)
+    # moto's key-type and empty-key checks compare a plain name (not a #placeholder's) with every
+    # attribute the table or an index is keyed on: such a name is left to them.
+    indexed = {d["AttributeName"] for d in table.attr} | set(table.attribute_keys)
+    reserved = ReservedKeywords.get_reserved_keywords()
+
+    def resolved(token: str) -> str | None:
+        if token[0] == "#":
+            return names.get(token)
+        return None if token.upper() in reserved or token in indexed else token
+
+    steps, targets = [], set()
+    written = 0  # what the actions may add to the item's size: every value and name, with room
+    # for a sum's extra digits
+    for kind, target_token, value_token, source_token in actions:
+        name = resolved(target_token)
+        if name is None or name in keys or name in targets:
+            return None
+        targets.add(name)
+        value = None
+        if value_token is not None:
+            raw = values.get(value_token)
+            if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in _TYPES:
+                return None
+            value = DynamoType(raw)
+            written += value.size() + 64
+        source = resolved(source_token) if source_token is not None else None
+        if source_token is not None and source is None:
+            return None
+        if source is not None and source in attrs:
+            written += attrs[source].size()
+        if kind in ("ADD", "DELETE"):
+            current = attrs.get(name)
+            if value.type not in _SETS | {"N"} or (kind == "DELETE" and value.type == "N"):  # type: ignore[union-attr]
+                return None
+            if value.type in _SETS and (not value.value or len(set(value.value)) != len(value.value)):  # type: ignore[union-attr]
+                return None
+            if current is not None and current.type != value.type:  # type: ignore[union-attr]
+                return None
+        steps.append((kind, name, value, source))
+    if any(source is not None and source in targets and source != name for _, name, _, source in steps):
+        return None  # an attribute both read and written by the same update: moto's order decides
+    size = sum(len(key.encode()) + (v.size() if isinstance(v, DynamoType) else 0) for key, v in attrs.items())
+    if size + written + sum(len(name.encode()) for name in targets) > _ITEM_LIMIT:
+        return None
+    return _Planned(steps)
+
+
+def _planned_updates(swaps: Swaps) -> None:
+    from moto.dynamodb.parsing.executors import UpdateExpressionExecutor  # noqa: PLC0415
+    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]  # noqa: PLC0415
+        UpdateExpressionParser,
+    )
+    from moto.dynamodb.parsing.validators import UpdateExpressionValidator  # noqa: PLC0415
+
+    make = UpdateExpressionParser.make
+    validator_init = UpdateExpressionValidator.__init__
+    validate = UpdateExpressionValidator.validate
+    execute = UpdateExpressionExecutor.execute
+
+    def remembering_make(expression_str: str) -> Any:
+        tree = make(expression_str)
+        if len(_texts) >= _PARSED_LIMIT:
+            _texts.clear()
+        _texts[id(tree)] = (tree, expression_str)  # the tree kept alive: its id is not reused
+        return tree
+
+    def planning_init(
+        self: Any,
+        expression: Any,
+        expression_attribute_names: Any,
+        expression_attribute_values: Any,
+        item: Any,
+        table: Any,
+    ) -> None:
+        names, values = expression_attribute_names, expression_attribute_values
+        arguments = (expression, names, values, item, table)
+        known = _texts.get(id(expression))
+        text = known[1] if known is not None and known[0] is expression else None
+        if text is None or plan(text) is None:
+            validator_init(self, *arguments)
+            return
+        # moto's __init__ would copy the tree for its walks: only if they are needed (`validate`)
+        self.expression_attribute_names, self.expression_attribute_values = names, values
+        self.item, self.table = item, table
+        self._dozor_plan = (text, arguments)
+
+    def planning_validate(self: Any) -> Any:
+        pending = self.__dict__.pop("_dozor_plan", None)
+        if pending is None:
+            return validate(self)
+        text, arguments = pending
+        planned = _planned(self, text)
+        if planned is not None:
+            return planned
+        validator_init(self, *arguments)
+        return validate(self)
+
+    def planning_execute(self: Any, node: Any = None) -> None:
+        if node is None and isinstance(self.update_ast, _Planned):
+            self.update_ast.apply(self.item)
+            return
+        execute(self, node)
+
+    swaps.set(UpdateExpressionParser, "make", staticmethod(remembering_make))
+    swaps.set(UpdateExpressionValidator, "__init__", planning_init)
+    swaps.set(UpdateExpressionValidator, "validate", planning_validate)
+    swaps.set(UpdateExpressionExecutor, "execute", planning_execute)
+
+
 PATCHES: dict[str, Callable[[Swaps], None]] = {
     "update_expression_cache": _update_expression_cache,
     "update_expression_validation": _update_expression_validation,
     "condition_expression_cache": _condition_expression_cache,
     "condition_parse_memo": _condition_parse_memo,
+    "planned_updates": _planned_updates,
 }
 
 
@@ -391,3 +651,5 @@ def clear_caches() -> None:
     _frozen.clear()
     _lexed.clear()
     _conditions.clear()
+    _plans.clear()
+    _texts.clear()

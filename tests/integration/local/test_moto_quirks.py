@@ -136,6 +136,10 @@ _UPDATES: list[tuple[str, dict[str, str] | None, dict[str, Any] | None]] = [
     ("SET m.inner.deep = :v REMOVE legacy, tags[0]", None, {":v": _n(3)}),
     ("ADD seen :ids DELETE gone :ids", None, {":ids": {"SS": ["a", "b"]}}),
     ("DELETE seen :ids", None, {":ids": {"SS": ["a"]}}),
+    ("SET #s = :v, plain = :v ADD orders :v", {"#s": "status"}, {":v": _n(2)}),
+    ("set lower = :v add orders :v", None, {":v": _n(3)}),
+    ("SET a = :v ADD a :v", None, {":v": _n(1)}),
+    ("ADD amount :empty", None, {":empty": {"SS": []}}),
     ("ADD orders :one ADD amount :one", None, {":one": _n(1)}),
     ("SET a = :v, a = :v", None, {":v": _n(1)}),
     ("SET m.inner = :v, m.inner.deep = :v", None, {":v": _n(1)}),
@@ -375,3 +379,70 @@ def test_an_index_is_regrouped_by_the_items_written_and_afresh_after_any_other_w
         )
         assert due(ddb, "due#1") == ["p3"]
         assert list(moto_quirks._grouped.values()) != [grouping]  # a write naming no item: afresh
+
+
+# Updates a service sends, one item after another: each is planned (moto's walks skipped) but the
+# last two, which moto must refuse or decide itself; the item's own set shared by a copy
+# (if_not_exists takes the item's value, as moto's evaluator does) and then changed in place.
+_SS = {"SS": ["a", "b"]}
+_PLANNED: list[tuple[str, dict[str, str] | None, dict[str, Any] | None]] = [
+    ("SET a = :one, s = :ab ADD n :one", None, {":one": _n(1), ":ab": _SS}),
+    ("SET #copy = if_not_exists(s, :none), #t = if_not_exists(#t, :one)", {"#copy": "c", "#t": "t"}, None),
+    ("ADD s :more", None, {":more": {"SS": ["b", "c"]}}),
+    ("DELETE s :abc, never_set :abc", None, {":abc": {"SS": ["a", "b", "c"]}}),
+    ("set n2 = if_not_exists(n, :zero) remove a, nothing", None, {":zero": _n(0)}),
+    ("ADD n :dec, #st :dec SET m = :map, l = :list", {"#st": "status"}, None),
+    ("SET big = :big", None, {":big": {"S": "x" * 300_000}}),
+    ("SET big2 = :big", None, {":big": {"S": "y" * 300_000}}),  # past the item limit: moto refuses
+    ("SET status = :one", None, {":one": _n(1)}),  # a reserved word: moto refuses
+]
+_PLANNED[1] = (_PLANNED[1][0], _PLANNED[1][1], {":none": {"SS": ["z"]}, ":one": _n(1)})
+_PLANNED[5] = (
+    _PLANNED[5][0],
+    _PLANNED[5][1],
+    {":dec": _n(4990.5), ":map": {"M": {"k": {"L": [_n(1)]}}}, ":list": {"L": [{"S": "q"}]}},
+)
+
+
+def _planned_answers() -> list[Any]:
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="eu-central-1")
+        _create_tables(ddb)
+        answers = []
+        for expression, names, values in _PLANNED:
+            request: dict[str, Any] = {
+                "TableName": "counters",
+                "Key": {"pk": {"S": "x"}, "sk": {"S": "P"}},
+                "UpdateExpression": expression,
+                "ReturnValues": "ALL_NEW",
+            }
+            request |= {"ExpressionAttributeNames": names} if names else {}
+            request |= {"ExpressionAttributeValues": values} if values else {}
+            try:
+                answers.append(ddb.update_item(**request)["Attributes"])
+            except ClientError as error:
+                answers.append(error.response["Error"])
+        item = ddb.get_item(TableName="counters", Key={"pk": {"S": "x"}, "sk": {"S": "P"}})["Item"]
+        return [*answers, item]
+
+
+def test_planned_updates_apply_as_moto_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dozor_local import moto_expressions  # noqa: PLC0415
+
+    with moto_quirks.only():
+        expected = _planned_answers()
+    planned: list[bool] = []
+    real = moto_expressions._planned
+
+    def counting(validator: Any, text: str) -> Any:
+        found = real(validator, text)
+        planned.append(found is not None)
+        return found
+
+    monkeypatch.setattr(moto_expressions, "_planned", counting)
+    with moto_quirks.only("planned_updates"):
+        got = _planned_answers()
+    assert got == expected
+    assert planned.count(True) >= 7 and planned.count(False) >= 2  # both ways were taken
+    assert "Code" in expected[7] and "Code" in expected[8]
+    assert expected[2]["c"] == {"SS": ["a", "b", "c"]}  # the copy shares the set it was taken from
