@@ -30,9 +30,10 @@ scored order showed, and what each patch does about it:
   the demo. Most updates a service sends only SET, ADD, DELETE and REMOVE top-level attributes,
   from values or ``if_not_exists(attribute, value)``. For such a text the actions are read once
   (a plan, kept per text); a request then checks what moto's walks would refuse (a repeated
-  clause, a name or value not given, an attribute named twice, a key or index attribute, a
-  reserved word, a value moto could not read, a type ADD or DELETE cannot take, an item that
-  might outgrow the limit) and, if any could, leaves the request to moto's walks. Otherwise the
+  clause, a name or value not given, an attribute named twice, a key attribute, a reserved
+  word, a value moto could not read, a type ADD or DELETE cannot take, an index key SET empty
+  or to another type, an item that might outgrow the limit) and, if any could, leaves the
+  request to moto's walks. Otherwise the
   actions are applied as moto's executors apply them (the same objects, ``if_not_exists`` taking
   the item's own value, sets extended and shrunk in place), with the limit checked once against
   the item's size plus every value written, a bound no order of the actions can exceed.
@@ -527,15 +528,19 @@ def _planned(validator: Any, text: str) -> _Planned | None:
     values = validator.expression_attribute_values or {}
     table, attrs = validator.table, validator.item.attrs
     keys = set(table.table_key_attrs)
-    # moto's key-type and empty-key checks compare a plain name (not a #placeholder's) with every
-    # attribute the table or an index is keyed on: such a name is left to them.
-    indexed = {d["AttributeName"] for d in table.attr} | set(table.attribute_keys)
     reserved = ReservedKeywords.get_reserved_keywords()
 
     def resolved(token: str) -> str | None:
         if token[0] == "#":
             return names.get(token)
-        return None if token.upper() in reserved or token in indexed else token
+        return None if token.upper() in reserved else token
+
+    def refused_for_a_key(token: str, value: Any) -> bool:
+        """moto's key-type and empty-key checks of a SET: they compare the written token (a plain
+        name; never a #placeholder) with the attributes the table and its indexes are keyed on."""
+        empty = not value.value and value.type in ("S", "B") and token in table.attribute_keys
+        typed = {d["AttributeName"]: d["AttributeType"] for d in table.attr}
+        return empty or typed.get(token, value.type) != value.type
 
     steps, targets = [], set()
     written = 0  # what the actions may add to the item's size: every value and name, with room
@@ -557,6 +562,10 @@ def _planned(validator: Any, text: str) -> _Planned | None:
             return None
         if source is not None and source in attrs:
             written += attrs[source].size()
+        if kind == "SET":
+            result = attrs.get(source, value) if source is not None else value
+            if refused_for_a_key(target_token, result):
+                return None
         if kind in ("ADD", "DELETE"):
             current = attrs.get(name)
             if value.type not in _SETS | {"N"} or (kind == "DELETE" and value.type == "N"):  # type: ignore[union-attr]
