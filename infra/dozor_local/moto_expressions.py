@@ -535,16 +535,16 @@ def _planned(validator: Any, text: str) -> _Planned | None:
             return names.get(token)
         return None if token.upper() in reserved else token
 
+    typed = {d["AttributeName"]: d["AttributeType"] for d in table.attr}  # the table's and indexes' keys
+
     def refused_for_a_key(token: str, value: Any) -> bool:
         """moto's key-type and empty-key checks of a SET: they compare the written token (a plain
         name; never a #placeholder) with the attributes the table and its indexes are keyed on."""
         empty = not value.value and value.type in ("S", "B") and token in table.attribute_keys
-        typed = {d["AttributeName"]: d["AttributeType"] for d in table.attr}
         return empty or typed.get(token, value.type) != value.type
 
     steps, targets = [], set()
-    written = 0  # what the actions may add to the item's size: every value and name, with room
-    # for a sum's extra digits
+    written = 0  # what the actions may add to the item's size: each value, with room for a sum's digits
     for kind, target_token, value_token, source_token in actions:
         name = resolved(target_token)
         if name is None or name in keys or name in targets:
