@@ -23,6 +23,7 @@ test: the numbers depend on the machine and its load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -61,6 +62,8 @@ class FaultProxy:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self._server: ThreadingHTTPServer | None = None
+        self._open: set[socket.socket] = set()  # the connections its handlers are serving
+        self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -73,6 +76,19 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # The headers and the body go out as two writes: without this, Nagle holds the
+                # body until the client's delayed ACK of the headers, 40 ms on every call.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with proxy._lock:
+                    proxy._open.add(self.connection)
+
+            def finish(self) -> None:
+                with proxy._lock:
+                    proxy._open.discard(self.connection)
+                super().finish()
 
             def log_message(self, *_: Any) -> None:
                 pass
@@ -112,12 +128,18 @@ class FaultProxy:
         self._server = server
 
     def close(self) -> None:
-        """Stop listening: connections to the port are refused."""
+        """Stop listening: connections to the port are refused, and those kept open are cut
+        (a client's pooled connection would otherwise go on being served, as if nothing failed)."""
         if self._server is not None:
             self._stop.set()
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+            with self._lock:
+                for connection in self._open:
+                    with contextlib.suppress(OSError):
+                        connection.shutdown(socket.SHUT_RDWR)
+                self._open.clear()
             self._stop.clear()
 
     def set(self, mode: str) -> None:
