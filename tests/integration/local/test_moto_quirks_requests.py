@@ -150,16 +150,21 @@ def test_dynamodb_answers_directly_as_through_flask(monkeypatch: pytest.MonkeyPa
     assert all(("Access-Control-Allow-Origin", "*") in headers for _, headers, _ in expected[:5])
 
 
+def _in_process_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 on moto's in-process mock: a region, dummy credentials, no endpoint of a server."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
 def _receive_within_and_past_retention(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Bodies received from a queue with a 60 s retention, 30 s and then 61 s after sending."""
     import boto3  # noqa: PLC0415
     from moto import mock_aws  # noqa: PLC0415
     from moto.sqs import models  # noqa: PLC0415
 
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    _in_process_aws(monkeypatch)
     rounds = []
     with mock_aws(), monkeypatch.context() as clock:
         sqs = boto3.client("sqs")
@@ -192,10 +197,7 @@ def _counts_as_the_clock_moves(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     from moto import mock_aws  # noqa: PLC0415
     from moto.sqs import models  # noqa: PLC0415
 
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    _in_process_aws(monkeypatch)
     seen: list[Any] = []
     with mock_aws(), monkeypatch.context() as clock:
         start = models.unix_time_millis()
@@ -249,10 +251,7 @@ def _service_answers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     from botocore.exceptions import ClientError  # noqa: PLC0415
     from moto import mock_aws  # noqa: PLC0415
 
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    _in_process_aws(monkeypatch)
     answers: list[Any] = []
 
     def answer(call: Any, **request: Any) -> Any:
